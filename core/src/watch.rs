@@ -1,0 +1,448 @@
+//! The watch table (`WatchManager`): one-shot data/exists and child watches, persistent
+//! and persistent-recursive watches, as two tables (data, child) keyed by path.
+//!
+//! Triggering costs in proportion to the watchers hit: a change looks up its own path,
+//! and walks up to the root only while some recursive watch exists anywhere. A watcher is
+//! a connection: its watches die with it, and a reconnecting client re-registers them with
+//! setWatches.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::tree::{split_path, Change};
+
+pub type WatcherId = u64;
+
+/// `Watcher.Event.EventType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(i32)]
+pub enum EventType {
+    None = -1,
+    NodeCreated = 1,
+    NodeDeleted = 2,
+    NodeDataChanged = 3,
+    NodeChildrenChanged = 4,
+    DataWatchRemoved = 5,
+    ChildWatchRemoved = 6,
+    PersistentWatchRemoved = 7,
+}
+
+/// `WatcherMode`. A (watcher, path) pair has one mode per table; registering a standard
+/// watch where a persistent one exists turns it back into a standard one, as in
+/// ZooKeeper's `WatcherModeManager`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    Standard,
+    Persistent,
+    PersistentRecursive,
+}
+
+impl Mode {
+    pub fn is_persistent(self) -> bool {
+        self != Mode::Standard
+    }
+    pub fn is_recursive(self) -> bool {
+        self == Mode::PersistentRecursive
+    }
+}
+
+/// `WatcherType` of checkWatches/removeWatches (3.8 knows these three).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatcherType {
+    Children = 1,
+    Data = 2,
+    Any = 3,
+}
+
+impl WatcherType {
+    pub fn from_i32(v: i32) -> Option<Self> {
+        match v {
+            1 => Some(WatcherType::Children),
+            2 => Some(WatcherType::Data),
+            3 => Some(WatcherType::Any),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    by_path: HashMap<Box<str>, HashMap<WatcherId, Mode>>,
+    by_watcher: HashMap<WatcherId, HashSet<Box<str>>>,
+    recursive: usize,
+}
+
+impl Table {
+    fn add(&mut self, path: &str, w: WatcherId, mode: Mode) -> bool {
+        let modes = self.by_path.entry(path.into()).or_default();
+        if let Some(old) = modes.insert(w, mode) {
+            if old.is_recursive() {
+                self.recursive -= 1;
+            }
+        }
+        if mode.is_recursive() {
+            self.recursive += 1;
+        }
+        self.by_watcher.entry(w).or_default().insert(path.into())
+    }
+
+    fn contains(&self, path: &str, w: WatcherId) -> bool {
+        self.by_path.get(path).is_some_and(|m| m.contains_key(&w))
+    }
+
+    fn remove(&mut self, path: &str, w: WatcherId) -> bool {
+        let Some(paths) = self.by_watcher.get_mut(&w) else {
+            return false;
+        };
+        if !paths.remove(path) {
+            return false;
+        }
+        if paths.is_empty() {
+            self.by_watcher.remove(&w);
+        }
+        let Some(modes) = self.by_path.get_mut(path) else {
+            return false;
+        };
+        let Some(mode) = modes.remove(&w) else {
+            return false;
+        };
+        if mode.is_recursive() {
+            self.recursive -= 1;
+        }
+        if modes.is_empty() {
+            self.by_path.remove(path);
+        }
+        true
+    }
+
+    fn remove_watcher(&mut self, w: WatcherId) {
+        let Some(paths) = self.by_watcher.remove(&w) else {
+            return;
+        };
+        for p in paths {
+            if let Some(modes) = self.by_path.get_mut(&p) {
+                if let Some(m) = modes.remove(&w) {
+                    if m.is_recursive() {
+                        self.recursive -= 1;
+                    }
+                }
+                if modes.is_empty() {
+                    self.by_path.remove(&p);
+                }
+            }
+        }
+    }
+
+    /// `triggerWatch`: the watchers `event` on `path` reaches, each once, skipping
+    /// `suppress`. One-shot watches on `path` itself are consumed; recursive watches on
+    /// `path` or any ancestor see every event but NodeChildrenChanged.
+    fn trigger(&mut self, path: &str, event: EventType, suppress: &[WatcherId], out: &mut Vec<WatcherId>) {
+        let start = out.len();
+        let mut at = path;
+        let mut at_parent = false;
+        loop {
+            if let Some(modes) = self.by_path.get_mut(at) {
+                let mut consumed = Vec::new();
+                for (&w, &mode) in modes.iter() {
+                    if mode.is_recursive() {
+                        if event != EventType::NodeChildrenChanged {
+                            out.push(w);
+                        }
+                    } else if !at_parent {
+                        out.push(w);
+                        if !mode.is_persistent() {
+                            consumed.push(w);
+                        }
+                    }
+                }
+                for w in consumed {
+                    modes.remove(&w);
+                    if let Some(ps) = self.by_watcher.get_mut(&w) {
+                        ps.remove(at);
+                        if ps.is_empty() {
+                            self.by_watcher.remove(&w);
+                        }
+                    }
+                }
+                if modes.is_empty() {
+                    self.by_path.remove(at);
+                }
+            }
+            if self.recursive == 0 || at == "/" {
+                break;
+            }
+            at = split_path(at).0;
+            if at.is_empty() {
+                break;
+            }
+            at_parent = true;
+        }
+        // One path's table holds each watcher once; only a walk over ancestors or a
+        // suppress list can bring duplicates or exclusions.
+        if at_parent || !suppress.is_empty() {
+            let mut seen = HashSet::new();
+            let suppress: HashSet<WatcherId> = suppress.iter().copied().collect();
+            let mut i = 0;
+            out.retain(|w| {
+                i += 1;
+                i <= start || (!suppress.contains(w) && seen.insert(*w))
+            });
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.by_path.values().map(|m| m.len()).sum()
+    }
+}
+
+/// One event for one watcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fired {
+    pub watcher: WatcherId,
+    pub event: EventType,
+    pub path: String,
+    /// Whose ACL decides whether the watcher may see it: the changed node's (or, for
+    /// NodeChildrenChanged, its parent's) path.
+    pub acl_path_is_parent: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct WatchManager {
+    data: Table,
+    child: Table,
+}
+
+impl WatchManager {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// getData, and exists (whether or not the node exists).
+    pub fn add_data_watch(&mut self, path: &str, w: WatcherId) {
+        self.data.add(path, w, Mode::Standard);
+    }
+
+    /// getChildren, getChildren2.
+    pub fn add_child_watch(&mut self, path: &str, w: WatcherId) {
+        self.child.add(path, w, Mode::Standard);
+    }
+
+    /// addWatch: persistent watches sit in both tables (`DataTree.addWatch`).
+    pub fn add_persistent(&mut self, path: &str, w: WatcherId, recursive: bool) {
+        let mode = if recursive {
+            Mode::PersistentRecursive
+        } else {
+            Mode::Persistent
+        };
+        self.data.add(path, w, mode);
+        self.child.add(path, w, mode);
+    }
+
+    pub fn contains(&self, path: &str, ty: WatcherType, w: WatcherId) -> bool {
+        match ty {
+            WatcherType::Children => self.child.contains(path, w),
+            WatcherType::Data => self.data.contains(path, w),
+            WatcherType::Any => self.child.contains(path, w) || self.data.contains(path, w),
+        }
+    }
+
+    pub fn remove(&mut self, path: &str, ty: WatcherType, w: WatcherId) -> bool {
+        match ty {
+            WatcherType::Children => self.child.remove(path, w),
+            WatcherType::Data => self.data.remove(path, w),
+            WatcherType::Any => {
+                let c = self.child.remove(path, w);
+                let d = self.data.remove(path, w);
+                c || d
+            }
+        }
+    }
+
+    /// A connection went away: all its watches go with it.
+    pub fn remove_watcher(&mut self, w: WatcherId) {
+        self.data.remove_watcher(w);
+        self.child.remove_watcher(w);
+    }
+
+    /// Turns tree changes into events, in ZooKeeper's order: per change, the data table
+    /// first, then the child table.
+    pub fn trigger(&mut self, changes: &[Change], out: &mut Vec<Fired>) {
+        let mut ws = Vec::new();
+        for c in changes {
+            match c {
+                Change::Created(p) => {
+                    self.fire(TableSel::Data, p, EventType::NodeCreated, &[], false, &mut ws, out);
+                    let parent = split_path(p).0;
+                    self.fire(TableSel::Child, parent, EventType::NodeChildrenChanged, &[], true, &mut ws, out);
+                }
+                Change::Deleted(p) => {
+                    let first = out.len();
+                    self.fire(TableSel::Data, p, EventType::NodeDeleted, &[], false, &mut ws, out);
+                    let hit: Vec<WatcherId> = out[first..].iter().map(|f| f.watcher).collect();
+                    self.fire(TableSel::Child, p, EventType::NodeDeleted, &hit, false, &mut ws, out);
+                    let parent = split_path(p).0;
+                    self.fire(TableSel::Child, parent, EventType::NodeChildrenChanged, &[], true, &mut ws, out);
+                }
+                Change::DataChanged(p) => {
+                    self.fire(TableSel::Data, p, EventType::NodeDataChanged, &[], false, &mut ws, out);
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fire(
+        &mut self,
+        which: TableSel,
+        path: &str,
+        event: EventType,
+        suppress: &[WatcherId],
+        parent: bool,
+        scratch: &mut Vec<WatcherId>,
+        out: &mut Vec<Fired>,
+    ) {
+        scratch.clear();
+        let t = match which {
+            TableSel::Data => &mut self.data,
+            TableSel::Child => &mut self.child,
+        };
+        t.trigger(path, event, suppress, scratch);
+        out.extend(scratch.iter().map(|&w| Fired {
+            watcher: w,
+            event,
+            path: path.to_owned(),
+            acl_path_is_parent: parent,
+        }));
+    }
+
+    /// Total watches (`watch_count` in mntr, `wchs`).
+    pub fn count(&self) -> usize {
+        self.data.count() + self.child.count()
+    }
+
+    pub fn path_count(&self) -> usize {
+        let mut paths: HashSet<&str> = self.data.by_path.keys().map(|k| &**k).collect();
+        paths.extend(self.child.by_path.keys().map(|k| &**k));
+        paths.len()
+    }
+
+    /// watcher → paths, for `wchc`.
+    pub fn by_watcher(&self) -> HashMap<WatcherId, Vec<String>> {
+        let mut m: HashMap<WatcherId, Vec<String>> = HashMap::new();
+        for t in [&self.data, &self.child] {
+            for (w, ps) in &t.by_watcher {
+                m.entry(*w).or_default().extend(ps.iter().map(|p| p.to_string()));
+            }
+        }
+        for v in m.values_mut() {
+            v.sort();
+            v.dedup();
+        }
+        m
+    }
+
+    /// path → watchers, for `wchp`.
+    pub fn by_path(&self) -> HashMap<String, Vec<WatcherId>> {
+        let mut m: HashMap<String, Vec<WatcherId>> = HashMap::new();
+        for t in [&self.data, &self.child] {
+            for (p, ws) in &t.by_path {
+                m.entry(p.to_string()).or_default().extend(ws.keys());
+            }
+        }
+        for v in m.values_mut() {
+            v.sort();
+            v.dedup();
+        }
+        m
+    }
+
+    pub fn watcher_count(&self) -> usize {
+        let mut ws: HashSet<WatcherId> = self.data.by_watcher.keys().copied().collect();
+        ws.extend(self.child.by_watcher.keys());
+        ws.len()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum TableSel {
+    Data,
+    Child,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fire(m: &mut WatchManager, c: Change) -> Vec<(WatcherId, EventType, String)> {
+        let mut out = Vec::new();
+        m.trigger(&[c], &mut out);
+        out.into_iter().map(|f| (f.watcher, f.event, f.path)).collect()
+    }
+
+    #[test]
+    fn one_shot_watches_fire_once() {
+        let mut m = WatchManager::new();
+        m.add_data_watch("/a", 1);
+        m.add_child_watch("/", 1);
+        let ev = fire(&mut m, Change::Created("/a".into()));
+        assert_eq!(
+            ev,
+            vec![(1, EventType::NodeCreated, "/a".into()), (1, EventType::NodeChildrenChanged, "/".into())]
+        );
+        assert!(fire(&mut m, Change::DataChanged("/a".into())).is_empty());
+        assert_eq!(m.count(), 0);
+    }
+
+    #[test]
+    fn delete_reaches_a_watcher_once_through_both_tables() {
+        let mut m = WatchManager::new();
+        m.add_data_watch("/a", 1);
+        m.add_child_watch("/a", 1);
+        m.add_child_watch("/a", 2);
+        let ev = fire(&mut m, Change::Deleted("/a".into()));
+        assert_eq!(
+            ev,
+            vec![(1, EventType::NodeDeleted, "/a".into()), (2, EventType::NodeDeleted, "/a".into())]
+        );
+    }
+
+    #[test]
+    fn recursive_watches_see_descendants_but_not_child_lists() {
+        let mut m = WatchManager::new();
+        m.add_persistent("/a", 7, true);
+        let ev = fire(&mut m, Change::Created("/a/b/c".into()));
+        assert_eq!(ev, vec![(7, EventType::NodeCreated, "/a/b/c".into())]);
+        let ev = fire(&mut m, Change::DataChanged("/a/b".into()));
+        assert_eq!(ev, vec![(7, EventType::NodeDataChanged, "/a/b".into())]);
+        assert!(fire(&mut m, Change::DataChanged("/ab".into())).is_empty());
+        assert_eq!(m.count(), 2, "persistent watches stay");
+    }
+
+    #[test]
+    fn persistent_watch_sees_its_children_change() {
+        let mut m = WatchManager::new();
+        m.add_persistent("/a", 3, false);
+        let ev = fire(&mut m, Change::Created("/a/x".into()));
+        assert_eq!(ev, vec![(3, EventType::NodeChildrenChanged, "/a".into())]);
+        let ev = fire(&mut m, Change::Created("/a/x/y".into()));
+        assert!(ev.is_empty());
+        // A standard watch registered over a persistent one turns it one-shot.
+        m.add_data_watch("/a", 3);
+        assert_eq!(fire(&mut m, Change::DataChanged("/a".into())).len(), 1);
+        assert!(fire(&mut m, Change::DataChanged("/a".into())).is_empty());
+    }
+
+    #[test]
+    fn remove_and_disconnect() {
+        let mut m = WatchManager::new();
+        m.add_data_watch("/a", 1);
+        m.add_child_watch("/a", 1);
+        assert!(m.contains("/a", WatcherType::Any, 1));
+        assert!(m.remove("/a", WatcherType::Data, 1));
+        assert!(!m.remove("/a", WatcherType::Data, 1));
+        assert!(m.contains("/a", WatcherType::Children, 1));
+        m.add_persistent("/", 1, true);
+        m.remove_watcher(1);
+        assert_eq!(m.count(), 0);
+        assert!(fire(&mut m, Change::Created("/z".into())).is_empty());
+    }
+}
