@@ -199,7 +199,11 @@ impl Provider {
                 let Some(addr) = v4(auth_id) else {
                     return false;
                 };
-                let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+                let mask = if bits == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - bits)
+                };
                 (addr & mask) == (net & mask)
             }
         }
@@ -325,13 +329,34 @@ mod tests {
     #[test]
     fn acl_checks_follow_zookeeper() {
         let acl = vec![
-            Acl { perms: perms::READ, id: id("ip", "10.0.0.0/8") },
-            Acl { perms: perms::ALL, id: id("digest", "u:hash") },
+            Acl {
+                perms: perms::READ,
+                id: id("ip", "10.0.0.0/8"),
+            },
+            Acl {
+                perms: perms::ALL,
+                id: id("digest", "u:hash"),
+            },
         ];
         assert!(check_acl(&acl, perms::READ, &[id("ip", "10.1.2.3")], false));
-        assert!(!check_acl(&acl, perms::WRITE, &[id("ip", "10.1.2.3")], false));
-        assert!(!check_acl(&acl, perms::READ, &[id("ip", "11.1.2.3")], false));
-        assert!(check_acl(&acl, perms::WRITE, &[id("digest", "u:hash")], false));
+        assert!(!check_acl(
+            &acl,
+            perms::WRITE,
+            &[id("ip", "10.1.2.3")],
+            false
+        ));
+        assert!(!check_acl(
+            &acl,
+            perms::READ,
+            &[id("ip", "11.1.2.3")],
+            false
+        ));
+        assert!(check_acl(
+            &acl,
+            perms::WRITE,
+            &[id("digest", "u:hash")],
+            false
+        ));
         assert!(check_acl(&acl, perms::WRITE, &[id("super", "")], false));
         assert!(check_acl(&acl, perms::WRITE, &[], true));
         assert!(check_acl(&[], perms::WRITE, &[], false));
@@ -340,15 +365,62 @@ mod tests {
     #[test]
     fn fixup_expands_auth_and_refuses_bad_ids() {
         let auth = vec![id("ip", "127.0.0.1"), id("digest", "u:h")];
-        let got = fixup_acl(&[Acl { perms: 31, id: id("auth", "") }], &auth).unwrap();
-        assert_eq!(got, vec![Acl { perms: 31, id: id("digest", "u:h") }]);
-        assert!(fixup_acl(&[Acl { perms: 31, id: id("auth", "") }], &auth[..1]).is_err());
+        let got = fixup_acl(
+            &[Acl {
+                perms: 31,
+                id: id("auth", ""),
+            }],
+            &auth,
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![Acl {
+                perms: 31,
+                id: id("digest", "u:h")
+            }]
+        );
+        assert!(fixup_acl(
+            &[Acl {
+                perms: 31,
+                id: id("auth", "")
+            }],
+            &auth[..1]
+        )
+        .is_err());
         assert!(fixup_acl(&[], &auth).is_err());
-        assert!(fixup_acl(&[Acl { perms: 31, id: id("world", "x") }], &auth).is_err());
-        assert!(fixup_acl(&[Acl { perms: 31, id: id("digest", "nocolon") }], &auth).is_err());
-        assert!(fixup_acl(&[Acl { perms: 31, id: id("ip", "1.2.3.4/33") }], &auth).is_err());
-        let dup = Acl { perms: 1, id: id("ip", "1.2.3.4") };
-        assert_eq!(fixup_acl(&[dup.clone(), dup.clone()], &auth).unwrap(), vec![dup]);
+        assert!(fixup_acl(
+            &[Acl {
+                perms: 31,
+                id: id("world", "x")
+            }],
+            &auth
+        )
+        .is_err());
+        assert!(fixup_acl(
+            &[Acl {
+                perms: 31,
+                id: id("digest", "nocolon")
+            }],
+            &auth
+        )
+        .is_err());
+        assert!(fixup_acl(
+            &[Acl {
+                perms: 31,
+                id: id("ip", "1.2.3.4/33")
+            }],
+            &auth
+        )
+        .is_err());
+        let dup = Acl {
+            perms: 1,
+            id: id("ip", "1.2.3.4"),
+        };
+        assert_eq!(
+            fixup_acl(&[dup.clone(), dup.clone()], &auth).unwrap(),
+            vec![dup]
+        );
     }
 
     #[test]

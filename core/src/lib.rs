@@ -3,10 +3,13 @@
 //! ACLs ([`acl`]), the request pipeline ([`server`]) and the TCP client port ([`net`]).
 
 pub mod acl;
+pub mod net;
 pub mod path;
 pub mod prep;
 pub mod proto;
 pub mod request;
+pub mod server;
 pub mod session;
+pub mod storage;
 pub mod tree;
 pub mod watch;

@@ -71,11 +71,29 @@ mod tests {
         assert_eq!(msg(""), "Path length must be > 0");
         assert_eq!(msg("a"), "Path must start with / character");
         assert_eq!(msg("/a/"), "Path must not end with / character");
-        assert_eq!(msg("/a//b"), "Invalid path string \"/a//b\" caused by empty node name specified @3");
-        assert_eq!(msg("/a/./b"), "Invalid path string \"/a/./b\" caused by relative paths not allowed @3");
-        assert_eq!(msg("/a/.."), "Invalid path string \"/a/..\" caused by relative paths not allowed @4");
-        assert_eq!(msg("/a\u{1}"), "Invalid path string \"/a\u{1}\" caused by invalid character @2");
-        assert_eq!(msg("/a\0b"), "Invalid path string \"/a\0b\" caused by null character not allowed @2");
-        assert!(validate_path("/\u{1F600}").is_err(), "surrogate pairs are refused");
+        assert_eq!(
+            msg("/a//b"),
+            "Invalid path string \"/a//b\" caused by empty node name specified @3"
+        );
+        assert_eq!(
+            msg("/a/./b"),
+            "Invalid path string \"/a/./b\" caused by relative paths not allowed @3"
+        );
+        assert_eq!(
+            msg("/a/.."),
+            "Invalid path string \"/a/..\" caused by relative paths not allowed @4"
+        );
+        assert_eq!(
+            msg("/a\u{1}"),
+            "Invalid path string \"/a\u{1}\" caused by invalid character @2"
+        );
+        assert_eq!(
+            msg("/a\0b"),
+            "Invalid path string \"/a\0b\" caused by null character not allowed @2"
+        );
+        assert!(
+            validate_path("/\u{1F600}").is_err(),
+            "surrogate pairs are refused"
+        );
     }
 }

@@ -20,7 +20,9 @@ use crate::proto::records::{Acl, Id};
 use crate::proto::txn::*;
 use crate::proto::{ErrorCode, OpCode};
 use crate::request::{MultiOp, Request};
-use crate::tree::{ephemeral, node_digest, DataTree, NodeStat, CONFIG, DIGEST_VERSION, QUOTA, ROOT, ZOOKEEPER};
+use crate::tree::{
+    ephemeral, node_digest, DataTree, NodeStat, CONFIG, DIGEST_VERSION, QUOTA, ROOT, ZOOKEEPER,
+};
 
 /// What Prep knows of a node: the tree's view plus pending changes (`ChangeRecord`).
 #[derive(Debug, Clone)]
@@ -225,6 +227,10 @@ impl Prep {
         hdr: &mut TxnHeader,
     ) -> (TxnBody, Option<TxnDigest>) {
         let result = match req {
+            // A read op in a multi fails the whole request (the op is not a transaction).
+            Request::Multi(ops) if ops.iter().any(|o| o.is_read()) => {
+                Err(ErrorCode::MarshallingError)
+            }
             Request::Multi(ops) => Ok(self.prepare_multi(tree, caller, ops, hdr)),
             Request::Malformed { .. } => Err(ErrorCode::MarshallingError),
             _ => self.prepare_one(tree, caller, req, hdr.zxid, hdr.time),
@@ -246,20 +252,34 @@ impl Prep {
     }
 
     /// A createSession transaction for a new connection.
-    pub fn prepare_create_session(&mut self, tree: &DataTree, timeout: i32, hdr: &mut TxnHeader) -> (TxnBody, Option<TxnDigest>) {
+    pub fn prepare_create_session(
+        &mut self,
+        tree: &DataTree,
+        timeout: i32,
+        hdr: &mut TxnHeader,
+    ) -> (TxnBody, Option<TxnDigest>) {
         hdr.r#type = OpCode::CreateSession as i32;
         let digest = self.settings.digest_enabled.then(|| TxnDigest {
             version: DIGEST_VERSION,
             tree_digest: self.current_digest(tree),
         });
-        (TxnBody::CreateSession(CreateSessionTxn { time_out: timeout }), digest)
+        (
+            TxnBody::CreateSession(CreateSessionTxn { time_out: timeout }),
+            digest,
+        )
     }
 
     /// A closeSession: lists the session's ephemerals, counting pending creates and
     /// deletes, and records their deletion.
-    pub fn prepare_close_session(&mut self, tree: &DataTree, session: i64, hdr: &mut TxnHeader) -> (TxnBody, Option<TxnDigest>) {
+    pub fn prepare_close_session(
+        &mut self,
+        tree: &DataTree,
+        session: i64,
+        hdr: &mut TxnHeader,
+    ) -> (TxnBody, Option<TxnDigest>) {
         hdr.r#type = OpCode::CloseSession as i32;
-        let mut es: std::collections::BTreeSet<String> = tree.ephemerals_of(session).cloned().collect();
+        let mut es: std::collections::BTreeSet<String> =
+            tree.ephemerals_of(session).cloned().collect();
         for (path, c) in &self.changes {
             match &c.stat {
                 None => {
@@ -313,17 +333,35 @@ impl Prep {
         }
     }
 
-    fn prepare_one(&mut self, tree: &DataTree, caller: &Caller<'_>, req: &Request, zxid: i64, time: i64) -> PResult<TxnBody> {
+    fn prepare_one(
+        &mut self,
+        tree: &DataTree,
+        caller: &Caller<'_>,
+        req: &Request,
+        zxid: i64,
+        time: i64,
+    ) -> PResult<TxnBody> {
         match req {
             Request::Create { op, req } => self.create(
                 tree, caller, *op, &req.path, &req.data, &req.acl, req.flags, -1, zxid, time,
             ),
             Request::CreateTtl(r) => self.create(
-                tree, caller, OpCode::CreateTtl, &r.path, &r.data, &r.acl, r.flags, r.ttl, zxid, time,
+                tree,
+                caller,
+                OpCode::CreateTtl,
+                &r.path,
+                &r.data,
+                &r.acl,
+                r.flags,
+                r.ttl,
+                zxid,
+                time,
             ),
             Request::Delete(r) => self.delete(tree, caller, &r.path, r.version, zxid),
             Request::DeleteContainer(path) => self.delete_container(tree, path, zxid),
-            Request::SetData(r) => self.set_data(tree, caller, &r.path, &r.data, r.version, zxid, time),
+            Request::SetData(r) => {
+                self.set_data(tree, caller, &r.path, &r.data, r.version, zxid, time)
+            }
             Request::SetAcl(r) => self.set_acl(tree, caller, &r.path, &r.acl, r.version, zxid),
             Request::Check(r) => self.check(tree, caller, &r.path, r.version),
             Request::Reconfig(_) => {
@@ -362,10 +400,20 @@ impl Prep {
             if ttl > ephemeral::MAX_TTL || ttl <= 0 {
                 return Err(ErrorCode::BadArguments);
             }
-        } else if ttl >= 0 {
+        } else if ttl >= 0 || op == OpCode::CreateTtl {
+            // createTTL with a non-TTL mode: ZooKeeper accepts it here and then fails while
+            // applying it (stopping the server); refusing it up front is the safe reading.
             return Err(ErrorCode::BadArguments);
         }
-        self.check_session(caller)?;
+        if mode.ephemeral {
+            // `checkGlobalSession`: an unknown session is reported as expired.
+            match caller.session_state {
+                SessionState::Live => {}
+                _ => return Err(ErrorCode::SessionExpired),
+            }
+        } else {
+            self.check_session(caller)?;
+        }
         let parent_path = parent_of(path)?;
         let list_acl = fixup_acl(acl, caller.auth)?;
         let parent = self.record(tree, parent_path)?;
@@ -379,7 +427,10 @@ impl Prep {
         if self.record(tree, &path).is_ok() {
             return Err(ErrorCode::NodeExists);
         }
-        if matches!(ephemeral::kind(parent_stat.ephemeral_owner), ephemeral::Kind::Normal(_)) {
+        if matches!(
+            ephemeral::kind(parent_stat.ephemeral_owner),
+            ephemeral::Kind::Normal(_)
+        ) {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
         let new_cversion = parent_stat.cversion.wrapping_add(1);
@@ -454,7 +505,14 @@ impl Prep {
         Ok(body)
     }
 
-    fn delete(&mut self, tree: &DataTree, caller: &Caller<'_>, path: &str, version: i32, zxid: i64) -> PResult<TxnBody> {
+    fn delete(
+        &mut self,
+        tree: &DataTree,
+        caller: &Caller<'_>,
+        path: &str,
+        version: i32,
+        zxid: i64,
+    ) -> PResult<TxnBody> {
         self.check_session(caller)?;
         let parent_path = parent_of(path)?;
         if is_special(path) {
@@ -468,10 +526,19 @@ impl Prep {
             return Err(ErrorCode::NotEmpty);
         }
         self.record_delete(tree, parent_path, parent, path, zxid);
-        Ok(TxnBody::Delete(DeleteTxn { path: path.to_owned() }))
+        Ok(TxnBody::Delete(DeleteTxn {
+            path: path.to_owned(),
+        }))
     }
 
-    fn record_delete(&mut self, tree: &DataTree, parent_path: &str, mut parent: ChangeRecord, path: &str, zxid: i64) {
+    fn record_delete(
+        &mut self,
+        tree: &DataTree,
+        parent_path: &str,
+        mut parent: ChangeRecord,
+        path: &str,
+        zxid: i64,
+    ) {
         parent.zxid = zxid;
         parent.child_count -= 1;
         if let Some(s) = parent.stat.as_mut() {
@@ -498,7 +565,9 @@ impl Prep {
         }
         let parent = self.record(tree, parent_path)?;
         self.record_delete(tree, parent_path, parent, path, zxid);
-        Ok(TxnBody::DeleteContainer(DeleteTxn { path: path.to_owned() }))
+        Ok(TxnBody::DeleteContainer(DeleteTxn {
+            path: path.to_owned(),
+        }))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -532,7 +601,15 @@ impl Prep {
         }))
     }
 
-    fn set_acl(&mut self, tree: &DataTree, caller: &Caller<'_>, path: &str, acl: &[Acl], version: i32, zxid: i64) -> PResult<TxnBody> {
+    fn set_acl(
+        &mut self,
+        tree: &DataTree,
+        caller: &Caller<'_>,
+        path: &str,
+        acl: &[Acl],
+        version: i32,
+        zxid: i64,
+    ) -> PResult<TxnBody> {
         self.check_session(caller)?;
         validate_path(path).map_err(|_| ErrorCode::BadArguments)?;
         let list_acl = fixup_acl(acl, caller.auth)?;
@@ -552,7 +629,13 @@ impl Prep {
         }))
     }
 
-    fn check(&mut self, tree: &DataTree, caller: &Caller<'_>, path: &str, version: i32) -> PResult<TxnBody> {
+    fn check(
+        &mut self,
+        tree: &DataTree,
+        caller: &Caller<'_>,
+        path: &str,
+        version: i32,
+    ) -> PResult<TxnBody> {
         self.check_session(caller)?;
         validate_path(path).map_err(|_| ErrorCode::BadArguments)?;
         let node = self.record(tree, path)?;
@@ -569,7 +652,13 @@ impl Prep {
     /// error record with its code and every later op an error record with
     /// RuntimeInconsistency, while earlier ops keep their records (the apply step turns
     /// them into OK results), as `PrepRequestProcessor` writes it.
-    fn prepare_multi(&mut self, tree: &DataTree, caller: &Caller<'_>, ops: &[MultiOp], hdr: &TxnHeader) -> TxnBody {
+    fn prepare_multi(
+        &mut self,
+        tree: &DataTree,
+        caller: &Caller<'_>,
+        ops: &[MultiOp],
+        hdr: &TxnHeader,
+    ) -> TxnBody {
         let saved_changes = self.changes.clone();
         let saved_len = self.order.len();
         let mut failed = false;
@@ -582,17 +671,18 @@ impl Prep {
                 continue;
             }
             let req = match op {
-                MultiOp::Create { op, req } => Request::Create { op: *op, req: req.clone() },
+                MultiOp::Create { op, req } => Request::Create {
+                    op: *op,
+                    req: req.clone(),
+                },
                 MultiOp::CreateTtl(r) => Request::CreateTtl(r.clone()),
                 MultiOp::Delete(r) => Request::Delete(r.clone()),
                 MultiOp::SetData(r) => Request::SetData(r.clone()),
                 MultiOp::Check(r) => Request::Check(r.clone()),
-                MultiOp::GetChildren(_) | MultiOp::GetData(_) => {
-                    Request::Malformed {
-                        op: OpCode::Multi,
-                        reason: "read op in multi".into(),
-                    }
-                }
+                MultiOp::GetChildren(_) | MultiOp::GetData(_) => Request::Malformed {
+                    op: OpCode::Multi,
+                    reason: "read op in multi".into(),
+                },
             };
             match self.prepare_one(tree, caller, &req, hdr.zxid, hdr.time) {
                 Ok(b) => out.push(b),
@@ -657,7 +747,12 @@ mod tests {
     }
 
     /// Prepares and applies in one step, returning the error code if any.
-    fn run(p: &mut Prep, t: &mut DataTree, req: &Request, zxid: i64) -> (TxnBody, Option<TxnDigest>) {
+    fn run(
+        p: &mut Prep,
+        t: &mut DataTree,
+        req: &Request,
+        zxid: i64,
+    ) -> (TxnBody, Option<TxnDigest>) {
         let mut h = hdr(zxid);
         let (body, digest) = p.prepare(t, &caller(), req, &mut h);
         t.apply(&h, &body, &mut vec![]);
@@ -668,7 +763,10 @@ mod tests {
     #[test]
     fn pending_changes_are_seen_before_apply() {
         let mut t = DataTree::new();
-        let mut p = Prep::new(PrepSettings { digest_enabled: true, ..Default::default() });
+        let mut p = Prep::new(PrepSettings {
+            digest_enabled: true,
+            ..Default::default()
+        });
         let mut h1 = hdr(1);
         let (b1, d1) = p.prepare(&t, &caller(), &create("/a", 0), &mut h1);
         assert!(matches!(b1, TxnBody::Create(_)));
@@ -680,10 +778,19 @@ mod tests {
         }
         let mut h3 = hdr(3);
         let (b3, d3) = p.prepare(&t, &caller(), &create("/a", 0), &mut h3);
-        assert_eq!(b3, TxnBody::Error(ErrorTxn { err: ErrorCode::NodeExists.code() }));
+        assert_eq!(
+            b3,
+            TxnBody::Error(ErrorTxn {
+                err: ErrorCode::NodeExists.code()
+            })
+        );
         assert!(d3.is_none(), "error txns carry no digest");
         t.apply(&h1, &b1, &mut vec![]);
-        assert_eq!(d1.unwrap().tree_digest, t.digest(), "predicted digest equals the applied one");
+        assert_eq!(
+            d1.unwrap().tree_digest,
+            t.digest(),
+            "predicted digest equals the applied one"
+        );
     }
 
     #[test]
@@ -692,15 +799,40 @@ mod tests {
         let mut p = Prep::new(PrepSettings::default());
         run(&mut p, &mut t, &create("/e", 1), 1);
         let (b, _) = run(&mut p, &mut t, &create("/e/x", 0), 2);
-        assert_eq!(b, TxnBody::Error(ErrorTxn { err: ErrorCode::NoChildrenForEphemerals.code() }));
+        assert_eq!(
+            b,
+            TxnBody::Error(ErrorTxn {
+                err: ErrorCode::NoChildrenForEphemerals.code()
+            })
+        );
         let (b, _) = run(&mut p, &mut t, &create("/missing/x", 0), 3);
-        assert_eq!(b, TxnBody::Error(ErrorTxn { err: ErrorCode::NoNode.code() }));
+        assert_eq!(
+            b,
+            TxnBody::Error(ErrorTxn {
+                err: ErrorCode::NoNode.code()
+            })
+        );
         let (b, _) = run(&mut p, &mut t, &create("/t", 5), 4);
-        assert_eq!(b, TxnBody::Error(ErrorTxn { err: ErrorCode::Unimplemented.code() }));
+        assert_eq!(
+            b,
+            TxnBody::Error(ErrorTxn {
+                err: ErrorCode::Unimplemented.code()
+            })
+        );
         let (b, _) = run(&mut p, &mut t, &create("/x", 9), 5);
-        assert_eq!(b, TxnBody::Error(ErrorTxn { err: ErrorCode::BadArguments.code() }));
+        assert_eq!(
+            b,
+            TxnBody::Error(ErrorTxn {
+                err: ErrorCode::BadArguments.code()
+            })
+        );
         let (b, _) = run(&mut p, &mut t, &create("bad", 0), 6);
-        assert_eq!(b, TxnBody::Error(ErrorTxn { err: ErrorCode::BadArguments.code() }));
+        assert_eq!(
+            b,
+            TxnBody::Error(ErrorTxn {
+                err: ErrorCode::BadArguments.code()
+            })
+        );
     }
 
     #[test]
@@ -710,17 +842,38 @@ mod tests {
         let ops = vec![
             MultiOp::Create {
                 op: OpCode::Create,
-                req: CreateRequest { path: "/m".into(), data: None, acl: open_acl_unsafe(), flags: 0 },
+                req: CreateRequest {
+                    path: "/m".into(),
+                    data: None,
+                    acl: open_acl_unsafe(),
+                    flags: 0,
+                },
             },
-            MultiOp::Delete(crate::proto::records::DeleteRequest { path: "/nope".into(), version: -1 }),
-            MultiOp::Delete(crate::proto::records::DeleteRequest { path: "/m".into(), version: -1 }),
+            MultiOp::Delete(crate::proto::records::DeleteRequest {
+                path: "/nope".into(),
+                version: -1,
+            }),
+            MultiOp::Delete(crate::proto::records::DeleteRequest {
+                path: "/m".into(),
+                version: -1,
+            }),
         ];
         let (b, _) = run(&mut p, &mut t, &Request::Multi(ops), 1);
         match b {
             TxnBody::Multi(v) => {
                 assert!(matches!(v[0], TxnBody::Create(_)));
-                assert_eq!(v[1], TxnBody::Error(ErrorTxn { err: ErrorCode::NoNode.code() }));
-                assert_eq!(v[2], TxnBody::Error(ErrorTxn { err: ErrorCode::RuntimeInconsistency.code() }));
+                assert_eq!(
+                    v[1],
+                    TxnBody::Error(ErrorTxn {
+                        err: ErrorCode::NoNode.code()
+                    })
+                );
+                assert_eq!(
+                    v[2],
+                    TxnBody::Error(ErrorTxn {
+                        err: ErrorCode::RuntimeInconsistency.code()
+                    })
+                );
             }
             other => panic!("{other:?}"),
         }

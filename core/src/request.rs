@@ -13,7 +13,10 @@ use crate::proto::{DecodeError, JuteWrite, OpCode, Reader, Record};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MultiOp {
     /// create, create2 and createContainer share the record; `op` says which.
-    Create { op: OpCode, req: CreateRequest },
+    Create {
+        op: OpCode,
+        req: CreateRequest,
+    },
     CreateTtl(CreateTtlRequest),
     Delete(DeleteRequest),
     SetData(SetDataRequest),
@@ -77,6 +80,8 @@ pub enum MultiDecodeError {
     Decode(#[from] DecodeError),
     #[error("Invalid type of op: {0}")]
     InvalidOp(i32),
+    #[error("Received an invalid flag value: {0} to convert to a CreateMode")]
+    BadFlags(i32),
     #[error("Mixing read and write operations (transaction and read ops) in a multi request is not allowed")]
     Mixed,
 }
@@ -92,11 +97,40 @@ pub fn decode_multi(body: &[u8]) -> Result<Vec<MultiOp>, MultiDecodeError> {
             break;
         }
         let op = match OpCode::from_i32(h.r#type) {
-            Some(op @ (OpCode::Create | OpCode::Create2 | OpCode::CreateContainer)) => MultiOp::Create {
-                op,
-                req: CreateRequest::decode(&mut r)?,
-            },
-            Some(OpCode::CreateTtl) => MultiOp::CreateTtl(CreateTtlRequest::decode(&mut r)?),
+            Some(op @ (OpCode::Create | OpCode::Create2 | OpCode::CreateContainer)) => {
+                let req = CreateRequest::decode(&mut r)?;
+                // `MultiOperationRecord` builds the op from its CreateMode: bad flags and
+                // TTL modes (which need createTTL's ttl) fail the whole multi; the
+                // container mode makes it a createContainer, whatever the header said.
+                match req.flags {
+                    0..=3 => MultiOp::Create { op, req },
+                    4 => MultiOp::Create {
+                        op: OpCode::CreateContainer,
+                        req,
+                    },
+                    f => return Err(MultiDecodeError::BadFlags(f)),
+                }
+            }
+            Some(OpCode::CreateTtl) => {
+                let t = CreateTtlRequest::decode(&mut r)?;
+                match t.flags {
+                    5 | 6 => MultiOp::CreateTtl(t),
+                    // A non-TTL mode makes a plain create and the ttl is dropped.
+                    f => MultiOp::Create {
+                        op: if f == 4 {
+                            OpCode::CreateContainer
+                        } else {
+                            OpCode::Create
+                        },
+                        req: CreateRequest {
+                            path: t.path,
+                            data: t.data,
+                            acl: t.acl,
+                            flags: f,
+                        },
+                    },
+                }
+            }
             Some(OpCode::Delete) => MultiOp::Delete(DeleteRequest::decode(&mut r)?),
             Some(OpCode::SetData) => MultiOp::SetData(SetDataRequest::decode(&mut r)?),
             Some(OpCode::Check) => MultiOp::Check(CheckVersionRequest::decode(&mut r)?),
@@ -130,7 +164,10 @@ pub fn encode_multi(ops: &[MultiOp], w: &mut BytesMut) {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// create (1), create2 (15), createContainer (19).
-    Create { op: OpCode, req: CreateRequest },
+    Create {
+        op: OpCode,
+        req: CreateRequest,
+    },
     CreateTtl(CreateTtlRequest),
     Delete(DeleteRequest),
     /// deleteContainer (20): ZooKeeper reads its body as the bare UTF-8 path.
@@ -162,7 +199,10 @@ pub enum Request {
     /// An opcode no 3.8 server knows (or createSession sent as a request).
     Unknown(i32),
     /// A known opcode whose body did not decode.
-    Malformed { op: OpCode, reason: String },
+    Malformed {
+        op: OpCode,
+        reason: String,
+    },
 }
 
 impl Request {
@@ -348,6 +388,12 @@ mod tests {
     #[test]
     fn unknown_and_malformed_are_kept_in_order() {
         assert_eq!(Request::decode(999, &[]), Request::Unknown(999));
-        assert!(matches!(Request::decode(1, &[0, 0]), Request::Malformed { op: OpCode::Create, .. }));
+        assert!(matches!(
+            Request::decode(1, &[0, 0]),
+            Request::Malformed {
+                op: OpCode::Create,
+                ..
+            }
+        ));
     }
 }

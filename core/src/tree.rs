@@ -8,6 +8,7 @@
 //! watch table turns into events.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -101,9 +102,18 @@ impl Node {
             ctime: s.ctime,
             mtime: s.mtime,
             version: s.version,
-            cversion: s.cversion,
+            // The stored cversion counts child creates; clients see creates plus deletes,
+            // which is twice the creates less the children still there (`DataNode.copyStat`).
+            cversion: s
+                .cversion
+                .wrapping_mul(2)
+                .wrapping_sub(self.children.len() as i32),
             aversion: s.aversion,
-            ephemeral_owner: s.ephemeral_owner,
+            // Containers and TTL nodes show no owner (`getClientEphemeralOwner`).
+            ephemeral_owner: match ephemeral::kind(s.ephemeral_owner) {
+                ephemeral::Kind::Normal(o) => o,
+                _ => 0,
+            },
             data_length: self.data_len() as i32,
             num_children: self.children.len() as i32,
             pzxid: s.pzxid,
@@ -114,9 +124,30 @@ impl Node {
 /// What a transaction did to the tree, in order; the watch table maps these to events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Created(String),
-    Deleted(String),
-    DataChanged(String),
+    Created {
+        path: String,
+        acl: Arc<[Acl]>,
+        parent_acl: Arc<[Acl]>,
+    },
+    Deleted {
+        path: String,
+        acl: Arc<[Acl]>,
+        parent_acl: Arc<[Acl]>,
+    },
+    DataChanged {
+        path: String,
+        acl: Arc<[Acl]>,
+    },
+}
+
+impl Change {
+    pub fn path(&self) -> &str {
+        match self {
+            Change::Created { path, .. }
+            | Change::Deleted { path, .. }
+            | Change::DataChanged { path, .. } => path,
+        }
+    }
 }
 
 /// The outcome of one (sub-)transaction.
@@ -124,7 +155,10 @@ pub enum Change {
 pub enum TxnResult {
     /// Nothing to return (createSession, check, delete, …).
     Done,
-    Created { path: String, stat: Stat },
+    Created {
+        path: String,
+        stat: Stat,
+    },
     Stat(Stat),
     Error(ErrorCode),
     Multi(Vec<TxnResult>),
@@ -285,7 +319,11 @@ impl DataTree {
         t.insert_node(ZOOKEEPER, zk);
         t.insert_node(QUOTA, quota);
         t.insert_node(CONFIG, config);
-        t.data_size = t.nodes.iter().map(|(p, n)| node_size(p, n.data_bytes())).sum();
+        t.data_size = t
+            .nodes
+            .iter()
+            .map(|(p, n)| node_size(p, n.data_bytes()))
+            .sum();
         t
     }
 
@@ -352,7 +390,7 @@ impl DataTree {
         self.data_size
     }
 
-    pub fn acl_of(&mut self, path: &str) -> Option<std::sync::Arc<[Acl]>> {
+    pub fn acl_of(&mut self, path: &str) -> Option<Arc<[Acl]>> {
         let id = self.nodes.get(path)?.acl;
         Some(self.acls.get(id))
     }
@@ -421,7 +459,12 @@ impl DataTree {
     /// Applies one committed transaction. Errors inside it (a create that finds its node
     /// already there while the log is replayed over a fuzzy snapshot, say) are reported in
     /// the result, exactly as `DataTree.processTxn` reports them, and never abort.
-    pub fn apply(&mut self, hdr: &TxnHeader, body: &TxnBody, changes: &mut Vec<Change>) -> TxnResult {
+    pub fn apply(
+        &mut self,
+        hdr: &TxnHeader,
+        body: &TxnBody,
+        changes: &mut Vec<Change>,
+    ) -> TxnResult {
         let r = self.apply_body(hdr, body, changes);
         // `processTxn`: lastProcessedZxid only ever moves forward.
         if hdr.zxid > self.last_zxid {
@@ -430,33 +473,79 @@ impl DataTree {
         r
     }
 
-    fn apply_body(&mut self, hdr: &TxnHeader, body: &TxnBody, changes: &mut Vec<Change>) -> TxnResult {
+    fn apply_body(
+        &mut self,
+        hdr: &TxnHeader,
+        body: &TxnBody,
+        changes: &mut Vec<Change>,
+    ) -> TxnResult {
         let zxid = hdr.zxid;
         let time = hdr.time;
         let res = match body {
             TxnBody::Create(t) | TxnBody::Create2(t) => {
                 let owner = if t.ephemeral { hdr.client_id } else { 0 };
-                self.create_node(&t.path, t.data.clone(), &t.acl, owner, t.parent_cversion, zxid, time, changes)
-                    .map(|stat| TxnResult::Created { path: t.path.clone(), stat })
+                self.create_node(
+                    &t.path,
+                    t.data.clone(),
+                    &t.acl,
+                    owner,
+                    t.parent_cversion,
+                    zxid,
+                    time,
+                    changes,
+                )
+                .map(|stat| TxnResult::Created {
+                    path: t.path.clone(),
+                    stat,
+                })
             }
             TxnBody::CreateContainer(t) => self
-                .create_node(&t.path, t.data.clone(), &t.acl, ephemeral::CONTAINER, t.parent_cversion, zxid, time, changes)
-                .map(|stat| TxnResult::Created { path: t.path.clone(), stat }),
+                .create_node(
+                    &t.path,
+                    t.data.clone(),
+                    &t.acl,
+                    ephemeral::CONTAINER,
+                    t.parent_cversion,
+                    zxid,
+                    time,
+                    changes,
+                )
+                .map(|stat| TxnResult::Created {
+                    path: t.path.clone(),
+                    stat,
+                }),
             TxnBody::CreateTtl(t) => self
-                .create_node(&t.path, t.data.clone(), &t.acl, ephemeral::ttl_owner(t.ttl), t.parent_cversion, zxid, time, changes)
-                .map(|stat| TxnResult::Created { path: t.path.clone(), stat }),
-            TxnBody::Delete(t) | TxnBody::DeleteContainer(t) => {
-                self.delete_node(&t.path, zxid, changes).map(|_| TxnResult::Done)
-            }
+                .create_node(
+                    &t.path,
+                    t.data.clone(),
+                    &t.acl,
+                    ephemeral::ttl_owner(t.ttl),
+                    t.parent_cversion,
+                    zxid,
+                    time,
+                    changes,
+                )
+                .map(|stat| TxnResult::Created {
+                    path: t.path.clone(),
+                    stat,
+                }),
+            TxnBody::Delete(t) | TxnBody::DeleteContainer(t) => self
+                .delete_node(&t.path, zxid, changes)
+                .map(|_| TxnResult::Done),
             TxnBody::SetData(t) => self
                 .set_data(&t.path, t.data.clone(), t.version, zxid, time, changes)
                 .map(TxnResult::Stat),
-            TxnBody::SetAcl(t) => self.set_acl(&t.path, &t.acl, t.version).map(TxnResult::Stat),
+            TxnBody::SetAcl(t) => self
+                .set_acl(&t.path, &t.acl, t.version)
+                .map(TxnResult::Stat),
             TxnBody::Check(_) => Ok(TxnResult::Done),
             TxnBody::CreateSession(_) => Ok(TxnResult::Done),
-            TxnBody::CloseSession(t) => {
-                Ok(TxnResult::SessionClosed(self.kill_session(hdr.client_id, &t.paths2_delete, zxid, changes)))
-            }
+            TxnBody::CloseSession(t) => Ok(TxnResult::SessionClosed(self.kill_session(
+                hdr.client_id,
+                &t.paths2_delete,
+                zxid,
+                changes,
+            ))),
             TxnBody::Error(t) => Ok(TxnResult::Error(
                 ErrorCode::from_i32(t.err).unwrap_or(ErrorCode::SystemError),
             )),
@@ -464,20 +553,29 @@ impl DataTree {
                 .set_data(&t.path, t.data.clone(), t.version, zxid, time, changes)
                 .map(TxnResult::Stat),
             TxnBody::Multi(ops) => {
-                // A multi's sub-transactions all commit under one zxid. If the leader
-                // turned it into error records, none of them changes anything.
-                let mut results = Vec::with_capacity(ops.len());
+                // All sub-transactions share the multi's zxid and time. If the leader
+                // recorded a failure, nothing applies: ops before the first error record
+                // report OK, error records their code, later ops RuntimeInconsistency
+                // (`DataTree.processTxn`, multi).
                 let failed = ops.iter().any(|o| matches!(o, TxnBody::Error(_)));
+                let mut post_failed = false;
+                let mut results = Vec::with_capacity(ops.len());
                 for op in ops {
-                    if failed {
-                        if let TxnBody::Error(e) = op {
-                            results.push(TxnResult::Error(
+                    let r = match op {
+                        TxnBody::Error(e) => {
+                            post_failed = true;
+                            TxnResult::Error(
                                 ErrorCode::from_i32(e.err).unwrap_or(ErrorCode::SystemError),
-                            ));
+                            )
                         }
-                        continue;
-                    }
-                    results.push(self.apply_body(hdr, op, changes));
+                        _ if failed => TxnResult::Error(if post_failed {
+                            ErrorCode::RuntimeInconsistency
+                        } else {
+                            ErrorCode::Ok
+                        }),
+                        _ => self.apply_body(hdr, op, changes),
+                    };
+                    results.push(r);
                 }
                 Ok(TxnResult::Multi(results))
             }
@@ -549,7 +647,10 @@ impl DataTree {
                 self.ttls.insert(path.to_owned());
             }
             ephemeral::Kind::Normal(s) => {
-                self.ephemerals.entry(s).or_default().insert(path.to_owned());
+                self.ephemerals
+                    .entry(s)
+                    .or_default()
+                    .insert(path.to_owned());
             }
             ephemeral::Kind::Void => {}
         }
@@ -564,11 +665,21 @@ impl DataTree {
         if let Some(prefix) = self.max_prefix_with_quota(path) {
             self.update_quota_stat(&prefix, bytes, 1);
         }
-        changes.push(Change::Created(path.to_owned()));
+        let parent_acl = self.acl_of(parent).unwrap_or_else(|| Arc::from(Vec::new()));
+        changes.push(Change::Created {
+            path: path.to_owned(),
+            acl: self.acls.get(acl_id),
+            parent_acl,
+        });
         Ok(stat)
     }
 
-    pub fn delete_node(&mut self, path: &str, zxid: i64, changes: &mut Vec<Change>) -> Result<(), ErrorCode> {
+    pub fn delete_node(
+        &mut self,
+        path: &str,
+        zxid: i64,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), ErrorCode> {
         let (parent, name) = split_path(path);
         // The parent's pzxid moves even when the child is already gone (a replay over a
         // fuzzy snapshot), but only forwards.
@@ -586,6 +697,7 @@ impl DataTree {
         let Some(node) = self.remove_node(path) else {
             return Err(ErrorCode::NoNode);
         };
+        let acl = self.acls.get(node.acl);
         self.acls.release(node.acl);
         self.data_size -= node_size(path, node.data_bytes());
         match ephemeral::kind(node.stat.ephemeral_owner) {
@@ -613,7 +725,12 @@ impl DataTree {
         if let Some(prefix) = self.max_prefix_with_quota(path) {
             self.update_quota_stat(&prefix, -(node.data_len() as i64), -1);
         }
-        changes.push(Change::Deleted(path.to_owned()));
+        let parent_acl = self.acl_of(parent).unwrap_or_else(|| Arc::from(Vec::new()));
+        changes.push(Change::Deleted {
+            path: path.to_owned(),
+            acl,
+            parent_acl,
+        });
         Ok(())
     }
 
@@ -635,14 +752,22 @@ impl DataTree {
                 n.stat.mtime = time;
                 n.stat.mzxid = zxid;
                 n.stat.version = version;
-                (old.as_ref().map_or(0, |d| d.len()) as i64, node_size(path, old.as_deref().unwrap_or(&[])), n.to_stat())
+                (
+                    old.as_ref().map_or(0, |d| d.len()) as i64,
+                    node_size(path, old.as_deref().unwrap_or(&[])),
+                    n.to_stat(),
+                )
             })
             .ok_or(ErrorCode::NoNode)?;
         if let Some(prefix) = self.max_prefix_with_quota(path) {
             self.update_quota_stat(&prefix, new_len - old_len, 0);
         }
         self.data_size += new_size - old_size;
-        changes.push(Change::DataChanged(path.to_owned()));
+        let acl = self.acl_of(path).unwrap_or_else(|| Arc::from(Vec::new()));
+        changes.push(Change::DataChanged {
+            path: path.to_owned(),
+            acl,
+        });
         Ok(stat)
     }
 
@@ -783,7 +908,10 @@ impl DataTree {
                 self.ttls.insert(path.to_owned());
             }
             ephemeral::Kind::Normal(s) => {
-                self.ephemerals.entry(s).or_default().insert(path.to_owned());
+                self.ephemerals
+                    .entry(s)
+                    .or_default()
+                    .insert(path.to_owned());
             }
             ephemeral::Kind::Void => {}
         }
@@ -816,7 +944,16 @@ mod tests {
     use crate::acl::open_acl_unsafe;
 
     fn create(t: &mut DataTree, path: &str, zxid: i64) -> Result<Stat, ErrorCode> {
-        t.create_node(path, Some(Bytes::from_static(b"x")), &open_acl_unsafe(), 0, -1, zxid, 1000 + zxid, &mut vec![])
+        t.create_node(
+            path,
+            Some(Bytes::from_static(b"x")),
+            &open_acl_unsafe(),
+            0,
+            -1,
+            zxid,
+            1000 + zxid,
+            &mut vec![],
+        )
     }
 
     #[test]
@@ -835,11 +972,16 @@ mod tests {
         create(&mut t, "/a/b", 6).unwrap();
         let a = t.get("/a").unwrap().to_stat();
         assert_eq!((a.cversion, a.pzxid, a.num_children), (1, 6, 1));
+        assert_eq!(
+            t.get("/").unwrap().to_stat().cversion,
+            -1,
+            "a fresh root shows -1, as ZooKeeper's"
+        );
         assert_eq!(create(&mut t, "/a/b", 7), Err(ErrorCode::NodeExists));
         assert_eq!(create(&mut t, "/x/y", 7), Err(ErrorCode::NoNode));
         t.delete_node("/a/b", 8, &mut vec![]).unwrap();
         let a = t.get("/a").unwrap().to_stat();
-        assert_eq!((a.cversion, a.pzxid, a.num_children), (1, 8, 0));
+        assert_eq!((a.cversion, a.pzxid, a.num_children), (2, 8, 0));
     }
 
     #[test]
@@ -862,7 +1004,10 @@ mod tests {
         assert_eq!(t.get("count"), 1);
         assert_eq!(t.get("countHardLimit"), 3);
         assert_eq!(&t.to_bytes()[..], b"count=1,bytes=5=;countHardLimit=3");
-        assert_eq!(&StatsTrack::parse(b"count=-1,bytes=10").to_bytes()[..], b"count=-1,bytes=10");
+        assert_eq!(
+            &StatsTrack::parse(b"count=-1,bytes=10").to_bytes()[..],
+            b"count=-1,bytes=10"
+        );
     }
 
     #[test]
@@ -870,13 +1015,46 @@ mod tests {
         let mut t = DataTree::new();
         create(&mut t, "/q", 1).unwrap();
         create(&mut t, "/zookeeper/quota/q", 2).unwrap();
-        t.create_node("/zookeeper/quota/q/zookeeper_limits", Some(Bytes::from_static(b"count=10,bytes=-1")), &open_acl_unsafe(), 0, -1, 3, 0, &mut vec![]).unwrap();
-        t.create_node("/zookeeper/quota/q/zookeeper_stats", Some(Bytes::from_static(b"count=0,bytes=0")), &open_acl_unsafe(), 0, -1, 4, 0, &mut vec![]).unwrap();
-        let stats = |t: &DataTree| t.get("/zookeeper/quota/q/zookeeper_stats").unwrap().data_bytes().to_vec();
+        t.create_node(
+            "/zookeeper/quota/q/zookeeper_limits",
+            Some(Bytes::from_static(b"count=10,bytes=-1")),
+            &open_acl_unsafe(),
+            0,
+            -1,
+            3,
+            0,
+            &mut vec![],
+        )
+        .unwrap();
+        t.create_node(
+            "/zookeeper/quota/q/zookeeper_stats",
+            Some(Bytes::from_static(b"count=0,bytes=0")),
+            &open_acl_unsafe(),
+            0,
+            -1,
+            4,
+            0,
+            &mut vec![],
+        )
+        .unwrap();
+        let stats = |t: &DataTree| {
+            t.get("/zookeeper/quota/q/zookeeper_stats")
+                .unwrap()
+                .data_bytes()
+                .to_vec()
+        };
         assert_eq!(&stats(&t)[..], b"count=1,bytes=1");
         create(&mut t, "/q/a", 5).unwrap();
         assert_eq!(&stats(&t)[..], b"count=2,bytes=2");
-        t.set_data("/q/a", Some(Bytes::from_static(b"hello")), 1, 6, 0, &mut vec![]).unwrap();
+        t.set_data(
+            "/q/a",
+            Some(Bytes::from_static(b"hello")),
+            1,
+            6,
+            0,
+            &mut vec![],
+        )
+        .unwrap();
         assert_eq!(&stats(&t)[..], b"count=2,bytes=6");
         t.delete_node("/q/a", 7, &mut vec![]).unwrap();
         assert_eq!(&stats(&t)[..], b"count=1,bytes=1");

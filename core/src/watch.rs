@@ -7,6 +7,9 @@
 //! setWatches.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::proto::records::Acl;
 
 use crate::tree::{split_path, Change};
 
@@ -135,7 +138,13 @@ impl Table {
     /// `triggerWatch`: the watchers `event` on `path` reaches, each once, skipping
     /// `suppress`. One-shot watches on `path` itself are consumed; recursive watches on
     /// `path` or any ancestor see every event but NodeChildrenChanged.
-    fn trigger(&mut self, path: &str, event: EventType, suppress: &[WatcherId], out: &mut Vec<WatcherId>) {
+    fn trigger(
+        &mut self,
+        path: &str,
+        event: EventType,
+        suppress: &[WatcherId],
+        out: &mut Vec<WatcherId>,
+    ) {
         let start = out.len();
         let mut at = path;
         let mut at_parent = false;
@@ -200,9 +209,9 @@ pub struct Fired {
     pub watcher: WatcherId,
     pub event: EventType,
     pub path: String,
-    /// Whose ACL decides whether the watcher may see it: the changed node's (or, for
-    /// NodeChildrenChanged, its parent's) path.
-    pub acl_path_is_parent: bool,
+    /// The ACL whose READ permission the watcher needs to see it: the changed node's, or
+    /// for NodeChildrenChanged its parent's (`ServerCnxn.process` checks it at delivery).
+    pub acl: Arc<[Acl]>,
 }
 
 #[derive(Debug, Default)]
@@ -245,6 +254,18 @@ impl WatchManager {
         }
     }
 
+    /// checkWatches as ZooKeeper's `WatchManager.containsWatcher` answers it: whether
+    /// anyone watches `path` in that table, whichever connection asks.
+    pub fn path_watched(&self, path: &str, ty: WatcherType) -> bool {
+        let d = || self.data.by_path.contains_key(path);
+        let c = || self.child.by_path.contains_key(path);
+        match ty {
+            WatcherType::Children => c(),
+            WatcherType::Data => d(),
+            WatcherType::Any => c() || d(),
+        }
+    }
+
     pub fn remove(&mut self, path: &str, ty: WatcherType, w: WatcherId) -> bool {
         match ty {
             WatcherType::Children => self.child.remove(path, w),
@@ -269,21 +290,77 @@ impl WatchManager {
         let mut ws = Vec::new();
         for c in changes {
             match c {
-                Change::Created(p) => {
-                    self.fire(TableSel::Data, p, EventType::NodeCreated, &[], false, &mut ws, out);
-                    let parent = split_path(p).0;
-                    self.fire(TableSel::Child, parent, EventType::NodeChildrenChanged, &[], true, &mut ws, out);
+                Change::Created {
+                    path,
+                    acl,
+                    parent_acl,
+                } => {
+                    self.fire(
+                        TableSel::Data,
+                        path,
+                        EventType::NodeCreated,
+                        &[],
+                        acl,
+                        &mut ws,
+                        out,
+                    );
+                    let parent = split_path(path).0;
+                    self.fire(
+                        TableSel::Child,
+                        parent,
+                        EventType::NodeChildrenChanged,
+                        &[],
+                        parent_acl,
+                        &mut ws,
+                        out,
+                    );
                 }
-                Change::Deleted(p) => {
+                Change::Deleted {
+                    path,
+                    acl,
+                    parent_acl,
+                } => {
                     let first = out.len();
-                    self.fire(TableSel::Data, p, EventType::NodeDeleted, &[], false, &mut ws, out);
+                    self.fire(
+                        TableSel::Data,
+                        path,
+                        EventType::NodeDeleted,
+                        &[],
+                        acl,
+                        &mut ws,
+                        out,
+                    );
                     let hit: Vec<WatcherId> = out[first..].iter().map(|f| f.watcher).collect();
-                    self.fire(TableSel::Child, p, EventType::NodeDeleted, &hit, false, &mut ws, out);
-                    let parent = split_path(p).0;
-                    self.fire(TableSel::Child, parent, EventType::NodeChildrenChanged, &[], true, &mut ws, out);
+                    self.fire(
+                        TableSel::Child,
+                        path,
+                        EventType::NodeDeleted,
+                        &hit,
+                        acl,
+                        &mut ws,
+                        out,
+                    );
+                    let parent = split_path(path).0;
+                    self.fire(
+                        TableSel::Child,
+                        parent,
+                        EventType::NodeChildrenChanged,
+                        &[],
+                        parent_acl,
+                        &mut ws,
+                        out,
+                    );
                 }
-                Change::DataChanged(p) => {
-                    self.fire(TableSel::Data, p, EventType::NodeDataChanged, &[], false, &mut ws, out);
+                Change::DataChanged { path, acl } => {
+                    self.fire(
+                        TableSel::Data,
+                        path,
+                        EventType::NodeDataChanged,
+                        &[],
+                        acl,
+                        &mut ws,
+                        out,
+                    );
                 }
             }
         }
@@ -296,7 +373,7 @@ impl WatchManager {
         path: &str,
         event: EventType,
         suppress: &[WatcherId],
-        parent: bool,
+        acl: &Arc<[Acl]>,
         scratch: &mut Vec<WatcherId>,
         out: &mut Vec<Fired>,
     ) {
@@ -310,7 +387,7 @@ impl WatchManager {
             watcher: w,
             event,
             path: path.to_owned(),
-            acl_path_is_parent: parent,
+            acl: acl.clone(),
         }));
     }
 
@@ -330,7 +407,9 @@ impl WatchManager {
         let mut m: HashMap<WatcherId, Vec<String>> = HashMap::new();
         for t in [&self.data, &self.child] {
             for (w, ps) in &t.by_watcher {
-                m.entry(*w).or_default().extend(ps.iter().map(|p| p.to_string()));
+                m.entry(*w)
+                    .or_default()
+                    .extend(ps.iter().map(|p| p.to_string()));
             }
         }
         for v in m.values_mut() {
@@ -372,10 +451,33 @@ enum TableSel {
 mod tests {
     use super::*;
 
+    fn created(p: &str) -> Change {
+        Change::Created {
+            path: p.into(),
+            acl: Arc::from(Vec::new()),
+            parent_acl: Arc::from(Vec::new()),
+        }
+    }
+    fn deleted(p: &str) -> Change {
+        Change::Deleted {
+            path: p.into(),
+            acl: Arc::from(Vec::new()),
+            parent_acl: Arc::from(Vec::new()),
+        }
+    }
+    fn changed(p: &str) -> Change {
+        Change::DataChanged {
+            path: p.into(),
+            acl: Arc::from(Vec::new()),
+        }
+    }
+
     fn fire(m: &mut WatchManager, c: Change) -> Vec<(WatcherId, EventType, String)> {
         let mut out = Vec::new();
         m.trigger(&[c], &mut out);
-        out.into_iter().map(|f| (f.watcher, f.event, f.path)).collect()
+        out.into_iter()
+            .map(|f| (f.watcher, f.event, f.path))
+            .collect()
     }
 
     #[test]
@@ -383,12 +485,15 @@ mod tests {
         let mut m = WatchManager::new();
         m.add_data_watch("/a", 1);
         m.add_child_watch("/", 1);
-        let ev = fire(&mut m, Change::Created("/a".into()));
+        let ev = fire(&mut m, created("/a"));
         assert_eq!(
             ev,
-            vec![(1, EventType::NodeCreated, "/a".into()), (1, EventType::NodeChildrenChanged, "/".into())]
+            vec![
+                (1, EventType::NodeCreated, "/a".into()),
+                (1, EventType::NodeChildrenChanged, "/".into())
+            ]
         );
-        assert!(fire(&mut m, Change::DataChanged("/a".into())).is_empty());
+        assert!(fire(&mut m, changed("/a")).is_empty());
         assert_eq!(m.count(), 0);
     }
 
@@ -398,10 +503,13 @@ mod tests {
         m.add_data_watch("/a", 1);
         m.add_child_watch("/a", 1);
         m.add_child_watch("/a", 2);
-        let ev = fire(&mut m, Change::Deleted("/a".into()));
+        let ev = fire(&mut m, deleted("/a"));
         assert_eq!(
             ev,
-            vec![(1, EventType::NodeDeleted, "/a".into()), (2, EventType::NodeDeleted, "/a".into())]
+            vec![
+                (1, EventType::NodeDeleted, "/a".into()),
+                (2, EventType::NodeDeleted, "/a".into())
+            ]
         );
     }
 
@@ -409,11 +517,11 @@ mod tests {
     fn recursive_watches_see_descendants_but_not_child_lists() {
         let mut m = WatchManager::new();
         m.add_persistent("/a", 7, true);
-        let ev = fire(&mut m, Change::Created("/a/b/c".into()));
+        let ev = fire(&mut m, created("/a/b/c"));
         assert_eq!(ev, vec![(7, EventType::NodeCreated, "/a/b/c".into())]);
-        let ev = fire(&mut m, Change::DataChanged("/a/b".into()));
+        let ev = fire(&mut m, changed("/a/b"));
         assert_eq!(ev, vec![(7, EventType::NodeDataChanged, "/a/b".into())]);
-        assert!(fire(&mut m, Change::DataChanged("/ab".into())).is_empty());
+        assert!(fire(&mut m, changed("/ab")).is_empty());
         assert_eq!(m.count(), 2, "persistent watches stay");
     }
 
@@ -421,14 +529,14 @@ mod tests {
     fn persistent_watch_sees_its_children_change() {
         let mut m = WatchManager::new();
         m.add_persistent("/a", 3, false);
-        let ev = fire(&mut m, Change::Created("/a/x".into()));
+        let ev = fire(&mut m, created("/a/x"));
         assert_eq!(ev, vec![(3, EventType::NodeChildrenChanged, "/a".into())]);
-        let ev = fire(&mut m, Change::Created("/a/x/y".into()));
+        let ev = fire(&mut m, created("/a/x/y"));
         assert!(ev.is_empty());
         // A standard watch registered over a persistent one turns it one-shot.
         m.add_data_watch("/a", 3);
-        assert_eq!(fire(&mut m, Change::DataChanged("/a".into())).len(), 1);
-        assert!(fire(&mut m, Change::DataChanged("/a".into())).is_empty());
+        assert_eq!(fire(&mut m, changed("/a")).len(), 1);
+        assert!(fire(&mut m, changed("/a")).is_empty());
     }
 
     #[test]
@@ -443,6 +551,6 @@ mod tests {
         m.add_persistent("/", 1, true);
         m.remove_watcher(1);
         assert_eq!(m.count(), 0);
-        assert!(fire(&mut m, Change::Created("/z".into())).is_empty());
+        assert!(fire(&mut m, created("/z")).is_empty());
     }
 }

@@ -538,7 +538,9 @@ mod tests {
             TxnBody::Error(ErrorTxn { err: -101 }),
             TxnBody::Reconfig(SetDataTxn {
                 path: s("/zookeeper/config"),
-                data: Some(Bytes::from_static(b"server.1=a:2888:3888;2181\nversion=100000000")),
+                data: Some(Bytes::from_static(
+                    b"server.1=a:2888:3888;2181\nversion=100000000",
+                )),
                 version: -1,
             }),
         ]

@@ -1,0 +1,1241 @@
+//! The standalone server as one state machine: connections, sessions, the request
+//! pipeline (prepare → log → apply → reply and watch events) and the reads between.
+//!
+//! It does no I/O and reads no clock. The driver ([`crate::net`]) feeds it [`Input`]s
+//! with the current [`Clock`] and carries out the [`Output`]s it returns: frames to send,
+//! connections to close, transactions to make durable. A transaction is applied only
+//! after the driver reports it durable ([`Input::Durable`]), so nothing is acknowledged
+//! before it is on disk, and reads never see a write that could still be lost.
+//!
+//! Order per session is ZooKeeper's: replies leave in request order; a read waits behind
+//! the session's own writes still in flight; the watch events a transaction triggers are
+//! queued before its reply and before the reply of anything processed after it.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tracing::{debug, info, warn};
+
+use crate::acl::check_acl;
+use crate::prep::{Caller, Prep, PrepSettings, SessionState};
+use crate::proto::records::*;
+use crate::proto::txn::{TxnBody, TxnDigest, TxnEntry, TxnHeader};
+use crate::proto::{perms, xid, ErrorCode, OpCode, Record};
+use crate::request::{MultiOp, Request};
+use crate::session::{session_password, SessionTracker};
+use crate::tree::{DataTree, TxnResult};
+use crate::watch::{EventType, Fired, WatchManager, WatcherType};
+
+pub type ConnId = u64;
+
+/// `Watcher.Event.KeeperState.SyncConnected`: the state of every server-sent event.
+const SYNC_CONNECTED: i32 = 3;
+
+/// Time as the driver reads it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Clock {
+    /// Monotonic milliseconds: session expiry.
+    pub mono_ms: u64,
+    /// Wall-clock milliseconds since the epoch: transaction times (ctime, mtime).
+    pub wall_ms: i64,
+}
+
+/// What the server needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The server id in the top byte of session ids (1 for a standalone server, as in
+    /// ZooKeeper's `createSessionTrackerServerId`).
+    pub server_id: u64,
+    pub tick_ms: u32,
+    pub min_session_timeout_ms: u32,
+    pub max_session_timeout_ms: u32,
+    pub prep: PrepSettings,
+    pub super_digest: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            server_id: 1,
+            tick_ms: 2000,
+            min_session_timeout_ms: 4000,
+            max_session_timeout_ms: 40000,
+            prep: PrepSettings {
+                digest_enabled: true,
+                ..Default::default()
+            },
+            super_digest: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Input {
+    /// A connection sent its ConnectRequest. `old_client`: it omitted the readOnly byte.
+    Connect {
+        conn: ConnId,
+        peer: IpAddr,
+        req: ConnectRequest,
+        old_client: bool,
+    },
+    /// A request frame on an established connection.
+    Request {
+        conn: ConnId,
+        xid: i32,
+        req: Request,
+    },
+    /// The connection is gone.
+    Closed { conn: ConnId },
+    /// Every transaction up to `zxid` is durable.
+    Durable { zxid: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// One length-prefixed frame for the connection.
+    Send { conn: ConnId, frame: Bytes },
+    /// The handshake is done: the connection may read requests.
+    Established { conn: ConnId },
+    /// Close once what was sent before is flushed.
+    Close { conn: ConnId },
+    /// Make these durable, then report `Input::Durable` with the last zxid.
+    Log { entries: Vec<LogEntry> },
+}
+
+/// One transaction on its way to the log: ZooKeeper's serialized entry
+/// (TxnHeader + txn + digest), the unit the log stores and the relay ships.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub zxid: i64,
+    pub bytes: Bytes,
+}
+
+#[derive(Debug)]
+struct Conn {
+    peer: IpAddr,
+    session: Option<i64>,
+    auth: Vec<Id>,
+    timeout_ms: u32,
+    old_client: bool,
+    /// The session handshake completed; requests are accepted.
+    established: bool,
+    /// Closing: nothing more is read from it.
+    closing: bool,
+}
+
+#[derive(Debug)]
+enum Origin {
+    Client {
+        conn: ConnId,
+        xid: i32,
+        op: OpCode,
+    },
+    CreateSession {
+        conn: ConnId,
+    },
+    Expiry,
+    /// The container manager's deletes: no one to answer.
+    Internal,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    origin: Origin,
+    header: TxnHeader,
+    body: TxnBody,
+}
+
+#[derive(Debug)]
+enum Queued {
+    Write(i64),
+    Read {
+        conn: ConnId,
+        xid: i32,
+        req: Request,
+    },
+}
+
+/// Counters for `srvr`, `stat` and `mntr`.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub outstanding: u64,
+}
+
+pub struct Server {
+    settings: Settings,
+    tree: DataTree,
+    sessions: SessionTracker,
+    watches: WatchManager,
+    prep: Prep,
+    /// The last zxid handed out.
+    last_zxid: i64,
+    conns: HashMap<ConnId, Conn>,
+    session_conn: HashMap<i64, ConnId>,
+    in_flight: VecDeque<InFlight>,
+    queues: HashMap<i64, VecDeque<Queued>>,
+    to_log: Vec<LogEntry>,
+    pub stats: Stats,
+}
+
+fn frame(f: impl FnOnce(&mut BytesMut)) -> Bytes {
+    let mut b = BytesMut::with_capacity(64);
+    b.put_i32(0);
+    f(&mut b);
+    let len = (b.len() - 4) as i32;
+    b[0..4].copy_from_slice(&len.to_be_bytes());
+    b.freeze()
+}
+
+fn reply_frame(xid: i32, zxid: i64, err: ErrorCode, body: Option<&dyn Encode>) -> Bytes {
+    frame(|b| {
+        ReplyHeader {
+            xid,
+            zxid,
+            err: err.code(),
+        }
+        .encode(b);
+        if err == ErrorCode::Ok {
+            if let Some(r) = body {
+                r.put(b);
+            }
+        }
+    })
+}
+
+/// Object-safe encoding, so replies of every record type share one path.
+trait Encode {
+    fn put(&self, b: &mut BytesMut);
+}
+
+impl<T: Record> Encode for T {
+    fn put(&self, b: &mut BytesMut) {
+        self.encode(b)
+    }
+}
+
+/// `DigestAuthenticationProvider.generateDigest`: `user:base64(sha1("user:password"))`.
+pub fn digest_id(user_password: &str) -> String {
+    use base64::Engine;
+    use sha1::{Digest, Sha1};
+    let user = user_password.split(':').next().unwrap_or("");
+    let hash = Sha1::digest(user_password.as_bytes());
+    format!(
+        "{user}:{}",
+        base64::engine::general_purpose::STANDARD.encode(hash)
+    )
+}
+
+impl Server {
+    pub fn new(settings: Settings, tree: DataTree, now: Clock) -> Server {
+        let last_zxid = tree.last_zxid();
+        Server {
+            sessions: SessionTracker::new(settings.server_id, settings.tick_ms, now.wall_ms),
+            prep: Prep::new(settings.prep.clone()),
+            settings,
+            tree,
+            watches: WatchManager::new(),
+            last_zxid,
+            conns: HashMap::new(),
+            session_conn: HashMap::new(),
+            in_flight: VecDeque::new(),
+            queues: HashMap::new(),
+            to_log: Vec::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn tree(&self) -> &DataTree {
+        &self.tree
+    }
+
+    pub fn sessions(&self) -> &SessionTracker {
+        &self.sessions
+    }
+
+    pub fn watches(&self) -> &WatchManager {
+        &self.watches
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// When [`Server::tick`] should run next.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.sessions.next_deadline()
+    }
+
+    pub fn handle(&mut self, input: Input, now: Clock, out: &mut Vec<Output>) {
+        match input {
+            Input::Connect {
+                conn,
+                peer,
+                req,
+                old_client,
+            } => self.connect(conn, peer, req, old_client, now, out),
+            Input::Request { conn, xid, req } => {
+                self.stats.packets_received += 1;
+                self.request(conn, xid, req, now, out)
+            }
+            Input::Closed { conn } => self.closed(conn),
+            Input::Durable { zxid } => self.durable(zxid, out),
+        }
+        self.flush_log(out);
+    }
+
+    /// Expires sessions whose time is up.
+    pub fn tick(&mut self, now: Clock, out: &mut Vec<Output>) {
+        for id in self.sessions.expire(now.mono_ms) {
+            let timeout = self.sessions.get(id).map_or(0, |s| s.timeout_ms);
+            info!(
+                session = format_args!("0x{id:x}"),
+                "Expiring session 0x{id:x}, timeout of {timeout}ms exceeded"
+            );
+            let mut h = self.header(id, 0, now);
+            let (body, digest) = self.prep.prepare_close_session(&self.tree, id, &mut h);
+            self.submit(Origin::Expiry, h, body, digest);
+        }
+        self.flush_log(out);
+    }
+
+    /// `ContainerManager.checkContainers`: deletes empty containers that once had a child
+    /// and TTL nodes without children whose TTL has passed since their last change, each
+    /// through a deleteContainer transaction from session 0. Prep re-checks emptiness, so
+    /// a child created meanwhile makes it a harmless NotEmpty error transaction.
+    pub fn check_containers(&mut self, now: Clock, out: &mut Vec<Output>) {
+        let mut candidates = Vec::new();
+        for p in self.tree.containers() {
+            if let Some(n) = self.tree.get(p) {
+                if n.children.is_empty() && n.stat.cversion > 0 {
+                    candidates.push(p.clone());
+                }
+            }
+        }
+        for p in self.tree.ttls() {
+            if let Some(n) = self.tree.get(p) {
+                let ttl = n.stat.ephemeral_owner & crate::tree::ephemeral::MAX_TTL;
+                if n.children.is_empty() && ttl != 0 && now.wall_ms - n.stat.mtime > ttl {
+                    candidates.push(p.clone());
+                }
+            }
+        }
+        for path in candidates {
+            let mut h = self.header(0, 0, now);
+            let caller = Caller {
+                session: 0,
+                session_state: SessionState::Live,
+                auth: &[],
+            };
+            let (body, digest) =
+                self.prep
+                    .prepare(&self.tree, &caller, &Request::DeleteContainer(path), &mut h);
+            self.submit(Origin::Internal, h, body, digest);
+        }
+        self.flush_log(out);
+    }
+
+    fn header(&mut self, session: i64, cxid: i32, now: Clock) -> TxnHeader {
+        self.last_zxid += 1;
+        TxnHeader {
+            client_id: session,
+            cxid,
+            zxid: self.last_zxid,
+            time: now.wall_ms,
+            r#type: 0,
+        }
+    }
+
+    fn submit(
+        &mut self,
+        origin: Origin,
+        header: TxnHeader,
+        body: TxnBody,
+        digest: Option<TxnDigest>,
+    ) {
+        let entry = TxnEntry {
+            header: header.clone(),
+            body,
+            digest,
+        };
+        self.to_log.push(LogEntry {
+            zxid: header.zxid,
+            bytes: entry.to_bytes(),
+        });
+        self.stats.outstanding += 1;
+        self.in_flight.push_back(InFlight {
+            origin,
+            header,
+            body: entry.body,
+        });
+    }
+
+    fn flush_log(&mut self, out: &mut Vec<Output>) {
+        if !self.to_log.is_empty() {
+            out.push(Output::Log {
+                entries: std::mem::take(&mut self.to_log),
+            });
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, frame: Bytes, out: &mut Vec<Output>) {
+        if self.conns.get(&conn).is_some_and(|c| !c.closing) {
+            self.stats.packets_sent += 1;
+            out.push(Output::Send { conn, frame });
+        }
+    }
+
+    fn close_conn(&mut self, conn: ConnId, out: &mut Vec<Output>) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if !c.closing {
+                c.closing = true;
+                out.push(Output::Close { conn });
+            }
+        }
+    }
+
+    // ---- connections and sessions ----
+
+    fn connect(
+        &mut self,
+        conn: ConnId,
+        peer: IpAddr,
+        req: ConnectRequest,
+        old_client: bool,
+        now: Clock,
+        out: &mut Vec<Output>,
+    ) {
+        self.conns.insert(
+            conn,
+            Conn {
+                peer,
+                session: None,
+                // The ip id every connection carries (NIOServerCnxn adds it on accept).
+                auth: vec![Id {
+                    scheme: "ip".into(),
+                    id: peer.to_string(),
+                }],
+                timeout_ms: 0,
+                old_client,
+                established: false,
+                closing: false,
+            },
+        );
+        if old_client {
+            warn!(%peer, "Connection request from old client {peer}; will be dropped if server is in r-o mode");
+        }
+        if req.last_zxid_seen > self.tree.last_zxid() {
+            info!(
+                %peer,
+                "Refusing session request for client {peer} as it has seen zxid 0x{:x} our last zxid is 0x{:x} client must try another server",
+                req.last_zxid_seen,
+                self.tree.last_zxid()
+            );
+            self.close_conn(conn, out);
+            return;
+        }
+        let timeout = (req
+            .time_out
+            .max(self.settings.min_session_timeout_ms as i32) as u32)
+            .min(self.settings.max_session_timeout_ms);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.timeout_ms = timeout;
+        }
+        if req.session_id == 0 {
+            let id = self.sessions.next_session_id();
+            self.sessions.add(id, timeout, now.mono_ms);
+            self.bind(conn, id);
+            let mut h = self.header(id, 0, now);
+            let (body, digest) =
+                self.prep
+                    .prepare_create_session(&self.tree, timeout as i32, &mut h);
+            self.submit(Origin::CreateSession { conn }, h, body, digest);
+            return;
+        }
+        let id = req.session_id;
+        // A session lives on one connection: a reconnect takes it over, even before its
+        // password is checked (`processConnectRequest` closes the old one first).
+        if let Some(old) = self.session_conn.get(&id).copied() {
+            if old != conn {
+                self.close_conn(old, out);
+                self.drop_conn(old);
+            }
+        }
+        let valid = req.passwd.len() == 16
+            && req.passwd[..] == session_password(id)[..]
+            && self.sessions.touch(id, now.mono_ms);
+        if valid {
+            self.bind(conn, id);
+            self.finish_session_init(conn, true, out);
+        } else {
+            if req.passwd.len() == 16 && req.passwd[..] != session_password(id)[..] {
+                warn!(%peer, "Incorrect password from {peer} for session 0x{id:x}");
+            }
+            info!(%peer, "Invalid session 0x{id:x} for client {peer}, probably expired");
+            self.finish_session_init(conn, false, out);
+        }
+    }
+
+    fn bind(&mut self, conn: ConnId, session: i64) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session = Some(session);
+        }
+        self.session_conn.insert(session, conn);
+    }
+
+    /// `finishSessionInit`: the ConnectResponse, with the session on success and zeros
+    /// (timeout 0, id 0, 16 zero bytes) on failure, after which the connection closes.
+    fn finish_session_init(&mut self, conn: ConnId, valid: bool, out: &mut Vec<Output>) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let id = c.session.unwrap_or(0);
+        let rsp = ConnectResponse {
+            protocol_version: 0,
+            time_out: if valid { c.timeout_ms as i32 } else { 0 },
+            session_id: if valid { id } else { 0 },
+            passwd: if valid {
+                Bytes::copy_from_slice(&session_password(id))
+            } else {
+                Bytes::from_static(&[0u8; 16])
+            },
+            read_only: false,
+        };
+        let old = c.old_client;
+        let peer = c.peer;
+        let f = frame(|b| {
+            if old {
+                rsp.encode_without_read_only(b)
+            } else {
+                rsp.encode(b)
+            }
+        });
+        self.send(conn, f, out);
+        if valid {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.established = true;
+            }
+            debug!(
+                session = format_args!("0x{id:x}"),
+                "Established session 0x{id:x} for client {peer}"
+            );
+            out.push(Output::Established { conn });
+        } else {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.session = None;
+            }
+            if self.session_conn.get(&id) == Some(&conn) {
+                self.session_conn.remove(&id);
+            }
+            self.close_conn(conn, out);
+        }
+    }
+
+    fn closed(&mut self, conn: ConnId) {
+        self.drop_conn(conn);
+    }
+
+    /// Forgets a connection: its watches go with it; its session lives on until it
+    /// expires or a client reconnects to it.
+    fn drop_conn(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            self.watches.remove_watcher(conn);
+            if let Some(s) = c.session {
+                if self.session_conn.get(&s) == Some(&conn) {
+                    self.session_conn.remove(&s);
+                }
+            }
+        }
+    }
+
+    // ---- requests ----
+
+    fn request(&mut self, conn: ConnId, xid: i32, req: Request, now: Clock, out: &mut Vec<Output>) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if c.closing || !c.established {
+            return;
+        }
+        let Some(session) = c.session else {
+            return;
+        };
+        // auth and sasl are answered on the spot, never touch the session, and can
+        // overtake earlier replies (`ZooKeeperServer.processPacket`).
+        match &req {
+            Request::Auth(a) => return self.auth(conn, xid, a, out),
+            Request::Sasl(_) => {
+                // No SASL mechanism is configured on this server.
+                let f = reply_frame(xid, 0, ErrorCode::AuthFailed, None);
+                self.send(conn, f, out);
+                self.close_conn(conn, out);
+                return;
+            }
+            _ => {}
+        }
+        // Every other request keeps the session alive; on a closing or unknown session
+        // it is dropped without a reply (`submitRequestNow`: MissingSessionException).
+        let timeout = c.timeout_ms;
+        if !self.touch(session, timeout, now) {
+            debug!(
+                session = format_args!("0x{session:x}"),
+                "Dropping request on a closing or unknown session"
+            );
+            return;
+        }
+        if let Request::Unknown(op) = req {
+            warn!("Received packet at server of unknown type {op}");
+            let f = reply_frame(xid, -1, ErrorCode::Unimplemented, None);
+            self.send(conn, f, out);
+            self.close_conn(conn, out);
+            return;
+        }
+        if req.is_write() {
+            let op = match &req {
+                Request::Create { op, .. } => *op,
+                Request::CreateTtl(_) => OpCode::CreateTtl,
+                Request::Delete(_) => OpCode::Delete,
+                Request::DeleteContainer(_) => OpCode::DeleteContainer,
+                Request::SetData(_) => OpCode::SetData,
+                Request::SetAcl(_) => OpCode::SetAcl,
+                Request::Check(_) => OpCode::Check,
+                Request::Multi(_) => OpCode::Multi,
+                Request::Reconfig(_) => OpCode::Reconfig,
+                Request::CloseSession => OpCode::CloseSession,
+                Request::Malformed { op, .. } => *op,
+                _ => OpCode::Error,
+            };
+            let mut h = self.header(session, xid, now);
+            let (body, digest) = if op == OpCode::CloseSession {
+                self.sessions.set_closing(session);
+                self.prep.prepare_close_session(&self.tree, session, &mut h)
+            } else {
+                let state = match self.sessions.get(session) {
+                    Some(s) if s.closing => SessionState::Closing,
+                    Some(_) => SessionState::Live,
+                    None => SessionState::Unknown,
+                };
+                let auth = self
+                    .conns
+                    .get(&conn)
+                    .map(|c| c.auth.clone())
+                    .unwrap_or_default();
+                let caller = Caller {
+                    session,
+                    session_state: state,
+                    auth: &auth,
+                };
+                self.prep.prepare(&self.tree, &caller, &req, &mut h)
+            };
+            let zxid = h.zxid;
+            self.submit(Origin::Client { conn, xid, op }, h, body, digest);
+            self.queues
+                .entry(session)
+                .or_default()
+                .push_back(Queued::Write(zxid));
+            return;
+        }
+        let q = self.queues.entry(session).or_default();
+        if q.is_empty() {
+            self.read(conn, xid, req, out);
+        } else {
+            q.push_back(Queued::Read { conn, xid, req });
+        }
+    }
+
+    fn touch(&mut self, session: i64, _timeout: u32, now: Clock) -> bool {
+        self.sessions.touch(session, now.mono_ms)
+    }
+
+    fn auth(&mut self, conn: ConnId, xid: i32, a: &AuthPacket, out: &mut Vec<Output>) {
+        let ok = match a.scheme.as_str() {
+            "digest" => {
+                let id = digest_id(&String::from_utf8_lossy(&a.auth));
+                let mut ids = Vec::new();
+                if self.settings.super_digest.as_deref() == Some(id.as_str()) {
+                    ids.push(Id {
+                        scheme: "super".into(),
+                        id: String::new(),
+                    });
+                }
+                ids.push(Id {
+                    scheme: "digest".into(),
+                    id,
+                });
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    for id in ids {
+                        if !c.auth.contains(&id) {
+                            c.auth.push(id);
+                        }
+                    }
+                }
+                true
+            }
+            // The ip provider authenticates by address: nothing to add.
+            "ip" => true,
+            _ => false,
+        };
+        if ok {
+            let f = reply_frame(xid, 0, ErrorCode::Ok, None);
+            self.send(conn, f, out);
+        } else {
+            warn!(scheme = %a.scheme, "No authentication provider for scheme: {}", a.scheme);
+            let f = reply_frame(xid, 0, ErrorCode::AuthFailed, None);
+            self.send(conn, f, out);
+            self.close_conn(conn, out);
+        }
+    }
+
+    fn conn_auth(&self, conn: ConnId) -> &[Id] {
+        self.conns.get(&conn).map(|c| &c.auth[..]).unwrap_or(&[])
+    }
+
+    fn can_read(&self, conn: ConnId, path: &str, perm: i32) -> Result<(), ErrorCode> {
+        let n = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
+        let acl = self.tree.acls.lookup(n.acl).map(|a| a.to_vec());
+        let acl = acl.unwrap_or_else(crate::acl::open_acl_unsafe);
+        if check_acl(
+            &acl,
+            perm,
+            self.conn_auth(conn),
+            self.settings.prep.skip_acl,
+        ) {
+            Ok(())
+        } else {
+            Err(ErrorCode::NoAuth)
+        }
+    }
+
+    /// Answers a read (`FinalRequestProcessor`), registering its watch.
+    fn read(&mut self, conn: ConnId, xid: i32, req: Request, out: &mut Vec<Output>) {
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        let zxid = self.tree.last_zxid();
+        let r: Result<Option<Box<dyn Encode>>, ErrorCode> = match req {
+            Request::Ping => {
+                let f = reply_frame(xid::PING, zxid, ErrorCode::Ok, None);
+                return self.send(conn, f, out);
+            }
+            Request::Sync(r) => Ok(Some(Box::new(SyncResponse { path: r.path }))),
+            Request::Exists(r) => self
+                .exists(conn, &r.path, r.watch)
+                .map(|s| Some(Box::new(ExistsResponse { stat: s }) as Box<dyn Encode>)),
+            Request::GetData(r) => self.get_data(conn, &r.path, r.watch).map(|(data, stat)| {
+                Some(Box::new(GetDataResponse { data, stat }) as Box<dyn Encode>)
+            }),
+            Request::GetChildren(r) => {
+                self.get_children(conn, &r.path, r.watch)
+                    .map(|(children, _)| {
+                        Some(Box::new(GetChildrenResponse { children }) as Box<dyn Encode>)
+                    })
+            }
+            Request::GetChildren2(r) => {
+                self.get_children(conn, &r.path, r.watch)
+                    .map(|(children, stat)| {
+                        Some(Box::new(GetChildren2Response { children, stat }) as Box<dyn Encode>)
+                    })
+            }
+            Request::GetAllChildrenNumber(r) => {
+                self.can_read(conn, &r.path, perms::READ).map(|_| {
+                    let n = self.tree.all_children_number(&r.path).unwrap_or(0);
+                    Some(Box::new(GetAllChildrenNumberResponse { total_number: n })
+                        as Box<dyn Encode>)
+                })
+            }
+            Request::GetAcl(r) => self
+                .get_acl(conn, &r.path)
+                .map(|r| Some(Box::new(r) as Box<dyn Encode>)),
+            Request::GetEphemerals(r) => {
+                let session = self.conns.get(&conn).and_then(|c| c.session).unwrap_or(0);
+                let prefix = r.prefix_path.trim();
+                let all = prefix.is_empty() || prefix == "/";
+                let ephemerals = self
+                    .tree
+                    .ephemerals_of(session)
+                    .filter(|p| all || p.starts_with(&r.prefix_path))
+                    .cloned()
+                    .collect();
+                Ok(Some(Box::new(GetEphemeralsResponse { ephemerals })))
+            }
+            Request::WhoAmI => {
+                let client_info = self
+                    .conn_auth(conn)
+                    .iter()
+                    .map(|id| ClientInfo {
+                        auth_scheme: id.scheme.clone(),
+                        user: match id.scheme.as_str() {
+                            "digest" => id.id.split(':').next().unwrap_or("").to_owned(),
+                            "super" => String::new(),
+                            _ => id.id.clone(),
+                        },
+                    })
+                    .collect();
+                Ok(Some(Box::new(WhoAmIResponse { client_info })))
+            }
+            Request::AddWatch(r) => match r.mode {
+                0 | 1 => {
+                    self.watches.add_persistent(&r.path, conn, r.mode == 1);
+                    Ok(Some(Box::new(ErrorResponse { err: 0 })))
+                }
+                _ => Err(ErrorCode::MarshallingError),
+            },
+            Request::CheckWatches(r) => match WatcherType::from_i32(r.r#type) {
+                // ZooKeeper's WatchManager answers for the path, whoever watches it.
+                Some(t) if self.watches.path_watched(&r.path, t) => Ok(None),
+                Some(_) => Err(ErrorCode::NoWatcher),
+                None => Err(ErrorCode::MarshallingError),
+            },
+            Request::RemoveWatches(r) => match WatcherType::from_i32(r.r#type) {
+                Some(t) if self.watches.remove(&r.path, t, conn) => Ok(None),
+                Some(_) => Err(ErrorCode::NoWatcher),
+                None => Err(ErrorCode::MarshallingError),
+            },
+            Request::SetWatches(r) => {
+                self.set_watches(
+                    conn,
+                    r.relative_zxid,
+                    &r.data_watches,
+                    &r.exist_watches,
+                    &r.child_watches,
+                    &[],
+                    &[],
+                    out,
+                );
+                Ok(None)
+            }
+            Request::SetWatches2(r) => {
+                self.set_watches(
+                    conn,
+                    r.relative_zxid,
+                    &r.data_watches,
+                    &r.exist_watches,
+                    &r.child_watches,
+                    &r.persistent_watches,
+                    &r.persistent_recursive_watches,
+                    out,
+                );
+                Ok(None)
+            }
+            Request::MultiRead(ops) if ops.iter().any(|o| !o.is_read()) => {
+                // ZooKeeper fails at the first write op but still sends the (empty)
+                // response it had started: an error header *with* a body.
+                let f = frame(|b| {
+                    ReplyHeader {
+                        xid,
+                        zxid,
+                        err: ErrorCode::MarshallingError.code(),
+                    }
+                    .encode(b);
+                    MultiResponse(Vec::new()).put(b);
+                });
+                return self.send(conn, f, out);
+            }
+            Request::MultiRead(ops) => Ok(Some(Box::new(self.multi_read(conn, &ops)))),
+            Request::Malformed { op, reason } => {
+                warn!(op = op.name(), %reason, "Failed to process request: marshalling error");
+                Err(ErrorCode::MarshallingError)
+            }
+            _ => Err(ErrorCode::MarshallingError),
+        };
+        let f = match r {
+            Ok(body) => reply_frame(xid, zxid, ErrorCode::Ok, body.as_deref()),
+            Err(e) => reply_frame(xid, zxid, e, None),
+        };
+        self.send(conn, f, out);
+    }
+
+    fn exists(&mut self, conn: ConnId, path: &str, watch: bool) -> Result<Stat, ErrorCode> {
+        if path.contains('\0') {
+            return Err(ErrorCode::BadArguments);
+        }
+        if self.tree.contains(path) {
+            self.can_read(conn, path, perms::READ)?;
+        }
+        // The watch is set whether or not the node exists: it then waits for NodeCreated.
+        if watch {
+            self.watches.add_data_watch(path, conn);
+        }
+        self.tree
+            .get(path)
+            .map(|n| n.to_stat())
+            .ok_or(ErrorCode::NoNode)
+    }
+
+    fn get_data(
+        &mut self,
+        conn: ConnId,
+        path: &str,
+        watch: bool,
+    ) -> Result<(Option<Bytes>, Stat), ErrorCode> {
+        self.can_read(conn, path, perms::READ)?;
+        if watch {
+            self.watches.add_data_watch(path, conn);
+        }
+        let n = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
+        Ok((n.data.clone(), n.to_stat()))
+    }
+
+    fn get_children(
+        &mut self,
+        conn: ConnId,
+        path: &str,
+        watch: bool,
+    ) -> Result<(Vec<String>, Stat), ErrorCode> {
+        self.can_read(conn, path, perms::READ)?;
+        if watch {
+            self.watches.add_child_watch(path, conn);
+        }
+        let stat = self.tree.get(path).ok_or(ErrorCode::NoNode)?.to_stat();
+        Ok((self.tree.children(path).unwrap_or_default(), stat))
+    }
+
+    /// getACL needs READ or ADMIN; without ADMIN, digest hashes are masked.
+    fn get_acl(&mut self, conn: ConnId, path: &str) -> Result<GetAclResponse, ErrorCode> {
+        self.can_read(conn, path, perms::READ | perms::ADMIN)?;
+        let n = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
+        let stat = n.to_stat();
+        let acl: Vec<Acl> = self
+            .tree
+            .acls
+            .lookup(n.acl)
+            .map(|a| a.to_vec())
+            .unwrap_or_else(crate::acl::open_acl_unsafe);
+        let acl = if self.can_read(conn, path, perms::ADMIN).is_ok() {
+            acl
+        } else {
+            acl.into_iter()
+                .map(|mut a| {
+                    if a.id.scheme == "digest" {
+                        let user = a.id.id.split(':').next().unwrap_or("").to_owned();
+                        a.id.id = format!("{user}:x");
+                    }
+                    a
+                })
+                .collect()
+        };
+        Ok(GetAclResponse { acl, stat })
+    }
+
+    fn multi_read(&mut self, conn: ConnId, ops: &[MultiOp]) -> MultiResponse {
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            let r = match op {
+                MultiOp::GetChildren(r) => self
+                    .get_children(conn, &r.path, false)
+                    .map(|(c, _)| OpResult::GetChildren(c)),
+                MultiOp::GetData(r) => self
+                    .get_data(conn, &r.path, false)
+                    .map(|(d, s)| OpResult::GetData(d, s)),
+                _ => Err(ErrorCode::MarshallingError),
+            };
+            results.push(r.unwrap_or_else(OpResult::Error));
+        }
+        MultiResponse(results)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn set_watches(
+        &mut self,
+        conn: ConnId,
+        rel: i64,
+        data: &[String],
+        exist: &[String],
+        child: &[String],
+        persistent: &[String],
+        recursive: &[String],
+        out: &mut Vec<Output>,
+    ) {
+        // `DataTree.setWatches`: fire what the client missed since `rel`, register the
+        // rest. These events are not filtered by ACL.
+        let mut events = Vec::new();
+        for p in data {
+            match self.tree.get(p) {
+                None => events.push((EventType::NodeDeleted, p)),
+                Some(n) if n.stat.mzxid > rel => events.push((EventType::NodeDataChanged, p)),
+                Some(_) => self.watches.add_data_watch(p, conn),
+            }
+        }
+        for p in exist {
+            if self.tree.contains(p) {
+                events.push((EventType::NodeCreated, p));
+            } else {
+                self.watches.add_data_watch(p, conn);
+            }
+        }
+        for p in child {
+            match self.tree.get(p) {
+                None => events.push((EventType::NodeDeleted, p)),
+                Some(n) if n.stat.pzxid > rel => events.push((EventType::NodeChildrenChanged, p)),
+                Some(_) => self.watches.add_child_watch(p, conn),
+            }
+        }
+        for p in persistent {
+            self.watches.add_persistent(p, conn, false);
+        }
+        for p in recursive {
+            self.watches.add_persistent(p, conn, true);
+        }
+        for (e, p) in events {
+            let f = event_frame(e, p);
+            self.send(conn, f, out);
+        }
+    }
+
+    // ---- commit ----
+
+    fn durable(&mut self, zxid: i64, out: &mut Vec<Output>) {
+        while self
+            .in_flight
+            .front()
+            .is_some_and(|f| f.header.zxid <= zxid)
+        {
+            let Some(f) = self.in_flight.pop_front() else {
+                break;
+            };
+            self.stats.outstanding = self.stats.outstanding.saturating_sub(1);
+            self.apply(f, out);
+        }
+    }
+
+    fn apply(&mut self, f: InFlight, out: &mut Vec<Output>) {
+        let mut changes = Vec::new();
+        let result = self.tree.apply(&f.header, &f.body, &mut changes);
+        self.prep.applied(f.header.zxid);
+        let session = f.header.client_id;
+        if let TxnBody::CloseSession(_) = f.body {
+            self.sessions.remove(session);
+        }
+        // Events first: a watcher sees the event before the reply of the write that
+        // caused it, and before any later reply.
+        if !changes.is_empty() {
+            let mut fired = Vec::new();
+            self.watches.trigger(&changes, &mut fired);
+            self.deliver(fired, out);
+        }
+        let zxid = self.tree.last_zxid();
+        match f.origin {
+            Origin::Internal => {}
+            Origin::CreateSession { conn } => {
+                self.finish_session_init(conn, true, out);
+            }
+            Origin::Expiry => {
+                // The client learns of it when the socket closes and its reconnect is refused.
+                if let Some(conn) = self.session_conn.remove(&session) {
+                    self.close_conn(conn, out);
+                    self.drop_conn(conn);
+                }
+            }
+            Origin::Client { conn, xid, op } => {
+                let frame = write_reply(xid, zxid, op, &f.body, &result);
+                self.send(conn, frame, out);
+                if op == OpCode::CloseSession {
+                    self.close_conn(conn, out);
+                    if self.session_conn.get(&session) == Some(&conn) {
+                        self.session_conn.remove(&session);
+                    }
+                }
+                self.release_session_queue(session, f.header.zxid, out);
+            }
+        }
+        if matches!(f.body, TxnBody::CloseSession(_)) {
+            self.queues.remove(&session);
+        }
+    }
+
+    /// The write at the front of the session's queue is answered: run the reads that
+    /// waited behind it, up to the next write.
+    fn release_session_queue(&mut self, session: i64, zxid: i64, out: &mut Vec<Output>) {
+        let Some(q) = self.queues.get_mut(&session) else {
+            return;
+        };
+        if let Some(Queued::Write(z)) = q.front() {
+            if *z == zxid {
+                q.pop_front();
+            }
+        }
+        loop {
+            let Some(q) = self.queues.get_mut(&session) else {
+                return;
+            };
+            match q.front() {
+                Some(Queued::Read { .. }) => {
+                    if let Some(Queued::Read { conn, xid, req }) = q.pop_front() {
+                        self.read(conn, xid, req, out);
+                    }
+                }
+                Some(Queued::Write(_)) => return,
+                None => {
+                    self.queues.remove(&session);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, fired: Vec<Fired>, out: &mut Vec<Output>) {
+        for f in fired {
+            let Some(c) = self.conns.get(&f.watcher) else {
+                continue;
+            };
+            if !check_acl(&f.acl, perms::READ, &c.auth, self.settings.prep.skip_acl) {
+                continue;
+            }
+            let frame = event_frame(f.event, &f.path);
+            self.send(f.watcher, frame, out);
+        }
+    }
+}
+
+fn event_frame(event: EventType, path: &str) -> Bytes {
+    frame(|b| {
+        ReplyHeader {
+            xid: xid::NOTIFICATION,
+            zxid: -1,
+            err: 0,
+        }
+        .encode(b);
+        WatcherEvent {
+            r#type: event as i32,
+            state: SYNC_CONNECTED,
+            path: path.to_owned(),
+        }
+        .encode(b);
+    })
+}
+
+/// One result inside a multi or multiRead reply (`OpResult`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpResult {
+    Create(String),
+    Create2(String, Stat),
+    Delete,
+    SetData(Stat),
+    Check,
+    GetChildren(Vec<String>),
+    GetData(Option<Bytes>, Stat),
+    Error(ErrorCode),
+}
+
+/// `MultiResponse`: per op a MultiHeader and its record, then the `done` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultiResponse(pub Vec<OpResult>);
+
+impl Encode for MultiResponse {
+    fn put(&self, b: &mut BytesMut) {
+        for r in &self.0 {
+            let (ty, err) = match r {
+                OpResult::Create(_) => (OpCode::Create as i32, 0),
+                OpResult::Create2(..) => (OpCode::Create2 as i32, 0),
+                OpResult::Delete => (OpCode::Delete as i32, 0),
+                OpResult::SetData(_) => (OpCode::SetData as i32, 0),
+                OpResult::Check => (OpCode::Check as i32, 0),
+                OpResult::GetChildren(_) => (OpCode::GetChildren as i32, 0),
+                OpResult::GetData(..) => (OpCode::GetData as i32, 0),
+                OpResult::Error(e) => (OpCode::Error as i32, e.code()),
+            };
+            MultiHeader {
+                r#type: ty,
+                done: false,
+                err,
+            }
+            .encode(b);
+            match r {
+                OpResult::Create(p) => CreateResponse { path: p.clone() }.encode(b),
+                OpResult::Create2(p, s) => Create2Response {
+                    path: p.clone(),
+                    stat: s.clone(),
+                }
+                .encode(b),
+                OpResult::SetData(s) => SetDataResponse { stat: s.clone() }.encode(b),
+                OpResult::GetChildren(c) => GetChildrenResponse {
+                    children: c.clone(),
+                }
+                .encode(b),
+                OpResult::GetData(d, s) => GetDataResponse {
+                    data: d.clone(),
+                    stat: s.clone(),
+                }
+                .encode(b),
+                OpResult::Error(e) => ErrorResponse { err: e.code() }.encode(b),
+                OpResult::Delete | OpResult::Check => {}
+            }
+        }
+        MultiHeader {
+            r#type: -1,
+            done: true,
+            err: -1,
+        }
+        .encode(b);
+    }
+}
+
+/// The reply to an applied write (`FinalRequestProcessor`).
+fn write_reply(xid: i32, zxid: i64, op: OpCode, body: &TxnBody, result: &TxnResult) -> Bytes {
+    if let TxnResult::Error(e) = result {
+        return reply_frame(xid, zxid, *e, None);
+    }
+    match (op, result) {
+        (OpCode::Create, TxnResult::Created { path, .. }) => reply_frame(
+            xid,
+            zxid,
+            ErrorCode::Ok,
+            Some(&CreateResponse { path: path.clone() }),
+        ),
+        (
+            OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl,
+            TxnResult::Created { path, stat },
+        ) => reply_frame(
+            xid,
+            zxid,
+            ErrorCode::Ok,
+            Some(&Create2Response {
+                path: path.clone(),
+                stat: stat.clone(),
+            }),
+        ),
+        (OpCode::SetData, TxnResult::Stat(stat)) => reply_frame(
+            xid,
+            zxid,
+            ErrorCode::Ok,
+            Some(&SetDataResponse { stat: stat.clone() }),
+        ),
+        (OpCode::SetAcl, TxnResult::Stat(stat)) => reply_frame(
+            xid,
+            zxid,
+            ErrorCode::Ok,
+            Some(&SetAclResponse { stat: stat.clone() }),
+        ),
+        (OpCode::Multi, TxnResult::Multi(results)) => {
+            let ops: &[TxnBody] = match body {
+                TxnBody::Multi(ops) => ops,
+                _ => &[],
+            };
+            let rsp = MultiResponse(
+                ops.iter()
+                    .zip(results)
+                    .map(|(op, r)| match (op, r) {
+                        (_, TxnResult::Error(e)) => OpResult::Error(*e),
+                        (TxnBody::Create(_), TxnResult::Created { path, .. }) => {
+                            OpResult::Create(path.clone())
+                        }
+                        (
+                            TxnBody::Create2(_)
+                            | TxnBody::CreateContainer(_)
+                            | TxnBody::CreateTtl(_),
+                            TxnResult::Created { path, stat },
+                        ) => OpResult::Create2(path.clone(), stat.clone()),
+                        (TxnBody::Delete(_) | TxnBody::DeleteContainer(_), _) => OpResult::Delete,
+                        (TxnBody::SetData(_), TxnResult::Stat(s)) => OpResult::SetData(s.clone()),
+                        (TxnBody::Check(_), _) => OpResult::Check,
+                        _ => OpResult::Error(ErrorCode::SystemError),
+                    })
+                    .collect(),
+            );
+            reply_frame(xid, zxid, ErrorCode::Ok, Some(&rsp))
+        }
+        _ => reply_frame(xid, zxid, ErrorCode::Ok, None),
+    }
+}
