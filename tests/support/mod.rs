@@ -1,0 +1,6 @@
+//! Shared helpers for end-to-end tests: real geokeeper and Apache ZooKeeper processes and
+//! the reference clients (zkCli, cli_mt, kazoo).
+#![allow(dead_code)]
+
+pub mod gk;
+pub mod java_zk;
