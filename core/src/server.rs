@@ -465,7 +465,7 @@ impl Server {
         }
         let valid = req.passwd.len() == 16
             && req.passwd[..] == session_password(id)[..]
-            && self.sessions.touch(id, now.mono_ms);
+            && self.sessions.touch_for(id, Some(timeout), now.mono_ms);
         if valid {
             self.bind(conn, id);
             self.finish_session_init(conn, true, out);
@@ -645,8 +645,8 @@ impl Server {
         }
     }
 
-    fn touch(&mut self, session: i64, _timeout: u32, now: Clock) -> bool {
-        self.sessions.touch(session, now.mono_ms)
+    fn touch(&mut self, session: i64, timeout: u32, now: Clock) -> bool {
+        self.sessions.touch_for(session, Some(timeout), now.mono_ms)
     }
 
     fn auth(&mut self, conn: ConnId, xid: i32, a: &AuthPacket, out: &mut Vec<Output>) {

@@ -148,6 +148,13 @@ impl SessionTracker {
 
     /// `touchSession`: false for an unknown or closing session.
     pub fn touch(&mut self, id: i64, now_ms: u64) -> bool {
+        self.touch_for(id, None, now_ms)
+    }
+
+    /// `touchSession(id, timeout)`: a reconnected client's requests keep the session alive
+    /// for the timeout negotiated on its connection, which may differ from the one the
+    /// session was created with.
+    pub fn touch_for(&mut self, id: i64, timeout_ms: Option<u32>, now_ms: u64) -> bool {
         let tick = self.tick_ms;
         let Some(s) = self.sessions.get_mut(&id) else {
             return false;
@@ -155,7 +162,8 @@ impl SessionTracker {
         if s.closing {
             return false;
         }
-        let new_exp = (now_ms + s.timeout_ms as u64) / tick * tick + tick;
+        let timeout = timeout_ms.unwrap_or(s.timeout_ms);
+        let new_exp = (now_ms + timeout as u64) / tick * tick + tick;
         if new_exp == s.expires_at {
             return true;
         }

@@ -311,8 +311,14 @@ impl DataTree {
             ..Node::default()
         };
         let cfg_acl = t.acls.intern(&read_acl_unsafe());
+        // `addConfigNode` sets its ACL through setACL with version -1, which leaves
+        // aversion at -1.
         let config = Node {
             acl: cfg_acl,
+            stat: NodeStat {
+                aversion: -1,
+                ..NodeStat::default()
+            },
             ..Node::default()
         };
         t.insert_node(ROOT, root);
