@@ -979,7 +979,7 @@ mod tests {
         let a = t.get("/a").unwrap().to_stat();
         assert_eq!((a.cversion, a.pzxid, a.num_children), (1, 6, 1));
         assert_eq!(
-            t.get("/").unwrap().to_stat().cversion,
+            DataTree::new().get("/").unwrap().to_stat().cversion,
             -1,
             "a fresh root shows -1, as ZooKeeper's"
         );
