@@ -1239,3 +1239,192 @@ fn write_reply(xid: i32, zxid: i64, op: OpCode, body: &TxnBody, result: &TxnResu
         _ => reply_frame(xid, zxid, ErrorCode::Ok, None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acl::open_acl_unsafe;
+    use crate::proto::Reader;
+    use std::net::Ipv4Addr;
+
+    const NOW: Clock = Clock {
+        mono_ms: 1_000,
+        wall_ms: 1_700_000_000_000,
+    };
+
+    fn server() -> Server {
+        Server::new(Settings::default(), DataTree::new(), NOW)
+    }
+
+    /// Connects `conn` and completes its createSession; returns the session id.
+    fn connect(s: &mut Server, conn: ConnId) -> i64 {
+        let mut out = Vec::new();
+        let req = ConnectRequest {
+            time_out: 10_000,
+            passwd: Bytes::from_static(&[0; 16]),
+            ..Default::default()
+        };
+        s.handle(
+            Input::Connect {
+                conn,
+                peer: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                req,
+                old_client: false,
+            },
+            NOW,
+            &mut out,
+        );
+        let zxid = logged(&out).expect("createSession is logged");
+        out.clear();
+        s.handle(Input::Durable { zxid }, NOW, &mut out);
+        assert!(out.contains(&Output::Established { conn }));
+        s.conns[&conn].session.expect("bound")
+    }
+
+    fn logged(out: &[Output]) -> Option<i64> {
+        out.iter().rev().find_map(|o| match o {
+            Output::Log { entries } => entries.last().map(|e| e.zxid),
+            _ => None,
+        })
+    }
+
+    /// (conn, xid, err) of every frame sent, in order.
+    fn sent(out: &[Output]) -> Vec<(ConnId, i32, i32)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send { conn, frame } => {
+                    let h = ReplyHeader::decode(&mut Reader::new(&frame[4..])).ok()?;
+                    Some((*conn, h.xid, h.err))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn req(s: &mut Server, conn: ConnId, xid: i32, r: Request, out: &mut Vec<Output>) {
+        s.handle(Input::Request { conn, xid, req: r }, NOW, out);
+    }
+
+    fn create(path: &str) -> Request {
+        Request::Create {
+            op: OpCode::Create,
+            req: CreateRequest {
+                path: path.into(),
+                data: Some(Bytes::from_static(b"v")),
+                acl: open_acl_unsafe(),
+                flags: 0,
+            },
+        }
+    }
+
+    fn get(path: &str, watch: bool) -> Request {
+        Request::GetData(GetDataRequest {
+            path: path.into(),
+            watch,
+        })
+    }
+
+    #[test]
+    fn nothing_is_answered_or_visible_before_the_log_says_durable() {
+        let mut s = server();
+        connect(&mut s, 1);
+        connect(&mut s, 2);
+        let mut out = Vec::new();
+        req(&mut s, 1, 10, create("/a"), &mut out);
+        req(&mut s, 1, 11, get("/a", false), &mut out);
+        // The writer's own read waits behind its write; another session reads the tree
+        // as committed, without the write.
+        req(&mut s, 2, 20, get("/a", false), &mut out);
+        assert_eq!(sent(&out), vec![(2, 20, ErrorCode::NoNode.code())]);
+        let zxid = logged(&out).unwrap();
+        out.clear();
+        s.handle(Input::Durable { zxid }, NOW, &mut out);
+        assert_eq!(sent(&out), vec![(1, 10, 0), (1, 11, 0)]);
+    }
+
+    #[test]
+    fn a_watch_event_leaves_before_the_reply_of_the_write_that_fired_it() {
+        let mut s = server();
+        connect(&mut s, 1);
+        let mut out = Vec::new();
+        req(
+            &mut s,
+            1,
+            1,
+            Request::Exists(ExistsRequest {
+                path: "/w".into(),
+                watch: true,
+            }),
+            &mut out,
+        );
+        assert_eq!(sent(&out), vec![(1, 1, ErrorCode::NoNode.code())]);
+        out.clear();
+        req(&mut s, 1, 2, create("/w"), &mut out);
+        let zxid = logged(&out).unwrap();
+        out.clear();
+        s.handle(Input::Durable { zxid }, NOW, &mut out);
+        assert_eq!(sent(&out), vec![(1, xid::NOTIFICATION, 0), (1, 2, 0)]);
+    }
+
+    #[test]
+    fn a_failed_write_takes_a_zxid_and_answers_with_it() {
+        let mut s = server();
+        connect(&mut s, 1);
+        let mut out = Vec::new();
+        req(&mut s, 1, 1, create("/nope/x"), &mut out);
+        let zxid = logged(&out).unwrap();
+        out.clear();
+        s.handle(Input::Durable { zxid }, NOW, &mut out);
+        let Some(Output::Send { frame, .. }) = out.first() else {
+            panic!("no reply: {out:?}");
+        };
+        let h = ReplyHeader::decode(&mut Reader::new(&frame[4..])).unwrap();
+        assert_eq!((h.err, h.zxid), (ErrorCode::NoNode.code(), zxid));
+        assert_eq!(s.tree().last_zxid(), zxid);
+    }
+
+    #[test]
+    fn an_expired_session_loses_its_ephemerals_and_its_connection() {
+        let mut s = server();
+        let sid = connect(&mut s, 1);
+        connect(&mut s, 2);
+        let mut out = Vec::new();
+        let mut eph = create("/e");
+        if let Request::Create { req, .. } = &mut eph {
+            req.flags = 1;
+        }
+        req(&mut s, 1, 1, eph, &mut out);
+        let zxid = logged(&out).unwrap();
+        s.handle(Input::Durable { zxid }, NOW, &mut out);
+        out.clear();
+        req(&mut s, 2, 5, get("/e", true), &mut out);
+        out.clear();
+        // Session 2 keeps pinging; session 1 falls silent.
+        let later = Clock {
+            mono_ms: NOW.mono_ms + 11_000,
+            ..NOW
+        };
+        s.handle(
+            Input::Request {
+                conn: 2,
+                xid: xid::PING,
+                req: Request::Ping,
+            },
+            later,
+            &mut out,
+        );
+        let much_later = Clock {
+            mono_ms: NOW.mono_ms + 13_000,
+            ..NOW
+        };
+        out.clear();
+        s.tick(much_later, &mut out);
+        let zxid = logged(&out).expect("closeSession logged");
+        out.clear();
+        s.handle(Input::Durable { zxid }, much_later, &mut out);
+        assert!(!s.tree().contains("/e"));
+        assert!(!s.sessions().contains(sid));
+        assert_eq!(sent(&out), vec![(2, xid::NOTIFICATION, 0)]);
+        assert!(out.contains(&Output::Close { conn: 1 }));
+    }
+}
