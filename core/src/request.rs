@@ -385,6 +385,20 @@ mod tests {
         assert_eq!(decode_multi(&w), Err(MultiDecodeError::Mixed));
     }
 
+    proptest::proptest! {
+        /// Any body under any opcode decodes to a request or to Malformed/Unknown, never a
+        /// panic, and a decoded request encodes back to a body that decodes the same.
+        #[test]
+        fn arbitrary_bodies_never_panic(op in -20i32..120, body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let r = Request::decode(op, &body);
+            if !matches!(r, Request::Unknown(_) | Request::Malformed { .. }) {
+                let mut w = BytesMut::new();
+                r.encode_body(&mut w);
+                proptest::prop_assert_eq!(Request::decode(op, &w), r);
+            }
+        }
+    }
+
     #[test]
     fn unknown_and_malformed_are_kept_in_order() {
         assert_eq!(Request::decode(999, &[]), Request::Unknown(999));

@@ -98,7 +98,10 @@ impl Geokeeper {
     /// SIGTERM and wait for a clean exit; returns the exit status code.
     pub fn terminate(&mut self) -> Option<i32> {
         let c = self.child.as_mut()?;
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(10) {
             if let Ok(Some(st)) = c.try_wait() {
