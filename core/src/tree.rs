@@ -175,6 +175,16 @@ pub fn split_path(path: &str) -> (&str, &str) {
     }
 }
 
+/// `DataTree` keeps the root under both `""` and `"/"`, so every lookup of `""` (a read of
+/// `""`, the parent of `/x`) finds the root.
+fn root_alias(path: &str) -> &str {
+    if path.is_empty() {
+        ROOT
+    } else {
+        path
+    }
+}
+
 fn join(parent: &str, child: &str) -> String {
     let mut p = String::with_capacity(parent.len() + 1 + child.len());
     p.push_str(parent);
@@ -296,17 +306,21 @@ impl DataTree {
             last_zxid: 0,
         };
         let mut root = Node {
+            // `DataTree()` gives the built-in nodes empty data, not null.
+            data: Some(Bytes::new()),
             acl: OPEN_UNSAFE_ACL_ID,
             ..Node::default()
         };
         root.children.insert("zookeeper".into());
         let mut zk = Node {
+            data: Some(Bytes::new()),
             acl: OPEN_UNSAFE_ACL_ID,
             ..Node::default()
         };
         zk.children.insert("quota".into());
         zk.children.insert("config".into());
         let quota = Node {
+            data: Some(Bytes::new()),
             acl: OPEN_UNSAFE_ACL_ID,
             ..Node::default()
         };
@@ -314,6 +328,7 @@ impl DataTree {
         // `addConfigNode` sets its ACL through setACL with version -1, which leaves
         // aversion at -1.
         let config = Node {
+            data: Some(Bytes::new()),
             acl: cfg_acl,
             stat: NodeStat {
                 aversion: -1,
@@ -367,11 +382,11 @@ impl DataTree {
     // ---- queries ----
 
     pub fn get(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path)
+        self.nodes.get(root_alias(path))
     }
 
     pub fn contains(&self, path: &str) -> bool {
-        self.nodes.contains_key(path)
+        self.nodes.contains_key(root_alias(path))
     }
 
     pub fn node_count(&self) -> usize {
@@ -397,7 +412,7 @@ impl DataTree {
     }
 
     pub fn acl_of(&mut self, path: &str) -> Option<Arc<[Acl]>> {
-        let id = self.nodes.get(path)?.acl;
+        let id = self.get(path)?.acl;
         Some(self.acls.get(id))
     }
 
@@ -423,7 +438,7 @@ impl DataTree {
 
     /// Children of `path`, sorted by name.
     pub fn children(&self, path: &str) -> Option<Vec<String>> {
-        let n = self.nodes.get(path)?;
+        let n = self.get(path)?;
         let mut v: Vec<String> = n.children.iter().map(|c| c.to_string()).collect();
         v.sort_unstable();
         Some(v)
@@ -431,8 +446,10 @@ impl DataTree {
 
     /// `getAllChildrenNumber`: every descendant of `path`, not counting `path` itself.
     pub fn all_children_number(&self, path: &str) -> Option<i32> {
-        let n = self.nodes.get(path)?;
-        let mut count = 0i64;
+        let n = self.get(path)?;
+        // ZooKeeper counts the keys that start with `path + "/"`: for `""` that is every
+        // key but `""`, so the root itself is counted too.
+        let mut count = if path.is_empty() { 1i64 } else { 0 };
         let mut stack: Vec<String> = n.children.iter().map(|c| join(path, c)).collect();
         while let Some(p) = stack.pop() {
             count += 1;

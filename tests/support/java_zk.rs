@@ -189,8 +189,15 @@ impl JavaZk {
     /// `ruok` with `imok` and `srvr` with its version (it is then serving requests).
     /// Panics with the tail of its log on failure or after 60 s.
     pub fn start(extra_cfg: &str) -> JavaZk {
+        Self::start_with_jvm_flags(extra_cfg, &[])
+    }
+
+    /// `start` with extra JVM flags, for settings ZooKeeper reads only as system properties
+    /// under a name zoo.cfg cannot give (zoo.cfg's unknown keys become `zookeeper.<key>`),
+    /// e.g. `-Dznode.container.checkIntervalMs=3600000`.
+    pub fn start_with_jvm_flags(extra_cfg: &str, jvm_flags: &[&str]) -> JavaZk {
         for _attempt in 0..5 {
-            match Self::try_start(extra_cfg) {
+            match Self::try_start(extra_cfg, jvm_flags) {
                 Ok(zk) => return zk,
                 Err(StartFailure::AddrInUse) => continue,
                 Err(StartFailure::Fatal(msg)) => panic!("{msg}"),
@@ -199,7 +206,7 @@ impl JavaZk {
         panic!("JavaZk: address in use on 5 attempts");
     }
 
-    fn try_start(extra_cfg: &str) -> Result<JavaZk, StartFailure> {
+    fn try_start(extra_cfg: &str, jvm_flags: &[&str]) -> Result<JavaZk, StartFailure> {
         let addr = free_loopback_addr();
         let dir = tempfile::Builder::new()
             .prefix("javazk-")
@@ -229,6 +236,7 @@ impl JavaZk {
             .arg("-Dzookeeper.log.file=zookeeper.log")
             .arg("-Dzookeeper.root.logger=INFO, FILE")
             .arg("-Dzookeeper.jmx.log4j.disable=true")
+            .args(jvm_flags)
             .arg("-cp")
             .arg(zk_classpath())
             .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
@@ -479,17 +487,25 @@ fn replace_long_hex(line: &str) -> String {
 /// * connection-state events (`WatchedEvent ... type:None`) are dropped; the other
 ///   `WatchedEvent` lines are moved, in order, after a `-- watch events --` line at the end
 ///   (they come from the event thread, so their place among command output is racy, but
-///   their order is not).
+///   their order is not);
+/// * whole-line bracketed lists (`ls`, `getEphemerals`) are sorted, and so are the ids
+///   `whoami` lists (`sort_whoami_ids`); an exception printed under a log line is dropped.
 pub fn normalize_zkcli(out: &str) -> String {
     let mut lines = Vec::new();
     let mut events = Vec::new();
+    let mut after_log = false;
     for raw in out.lines() {
         let mut line = raw.trim_end();
         if let Some(rest) = line.strip_prefix("[zk: ") {
             line = rest.split_once("] ").map(|(_, r)| r).unwrap_or("");
         }
+        // The exception logged with a log4j line comes on the next line (its `toString()`,
+        // e.g. the client's "EndOfStreamException: Unable to read additional data ..." when
+        // the server closes the socket after answering closeSession): noise like its log line.
+        let logged = is_java_log_line(line) || (after_log && is_throwable_line(line));
+        after_log = logged;
         if line.is_empty()
-            || is_java_log_line(line)
+            || logged
             || line.starts_with("Connecting to ")
             || line == "Welcome to ZooKeeper!"
             || line.starts_with("JLine support is")
@@ -503,6 +519,15 @@ pub fn normalize_zkcli(out: &str) -> String {
             }
             continue;
         }
+        // A whole-line bracketed list is a child list (`ls`) or an ephemeral list
+        // (`getEphemerals`): Apache ZooKeeper prints Java HashSet order, geokeeper sorts
+        // (a deliberate difference, see README), so the items are sorted.
+        if let Some(items) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let mut items: Vec<&str> = items.split(", ").collect();
+            items.sort_unstable();
+            lines.push(replace_socket_addrs(&format!("[{}]", items.join(", "))));
+            continue;
+        }
         let normalized = match line.split_once(" = ") {
             Some((key @ ("cZxid" | "mZxid" | "pZxid"), _)) => format!("{key} = <zxid>"),
             Some((key @ ("ctime" | "mtime"), _)) => format!("{key} = <time>"),
@@ -511,6 +536,7 @@ pub fn normalize_zkcli(out: &str) -> String {
         };
         lines.push(normalized);
     }
+    sort_whoami_ids(&mut lines);
     if !events.is_empty() {
         lines.push("-- watch events --".into());
         lines.extend(events);
@@ -518,6 +544,40 @@ pub fn normalize_zkcli(out: &str) -> String {
     let mut text = lines.join("\n");
     text.push('\n');
     text
+}
+
+/// Whether `line` is a Java exception's `toString()` (`[pkg.]NameException: message`,
+/// `...Error`) or a `Caused by:` line.
+fn is_throwable_line(line: &str) -> bool {
+    let name = line.split_once(": ").map_or(line, |(n, _)| n);
+    line.starts_with("Caused by: ")
+        || (!name.contains(' ') && (name.ends_with("Exception") || name.ends_with("Error")))
+}
+
+/// Sorts the `scheme: id` lines that follow each `whoami` header ("Auth scheme: User"):
+/// Apache ZooKeeper keeps a connection's ids in a ConcurrentHashMap-backed set and lists them
+/// in hash order, geokeeper in the order they were added (its automatic `ip` id first).
+fn sort_whoami_ids(lines: &mut [String]) {
+    // `scheme: id`, or `super:` (the super user's id is empty; trailing blanks are trimmed).
+    let is_id = |l: &str| {
+        l.split_once(':').is_some_and(|(scheme, id)| {
+            !scheme.is_empty() && !scheme.contains(' ') && (id.is_empty() || id.starts_with(' '))
+        })
+    };
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i] == "Auth scheme: User" {
+            let start = i + 1;
+            let mut end = start;
+            while end < lines.len() && is_id(&lines[end]) {
+                end += 1;
+            }
+            lines[start..end].sort_unstable();
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -644,7 +704,7 @@ pub fn cli_mt(addr: SocketAddr, commands: &[&str]) -> String {
 /// (`...:ZOO_WARN@...`), `time = N msec` lines and session-id lines (`Got a new session
 /// id`, `session Id =`); stat values become placeholders (`ctime`/`mtime` → `<time>`,
 /// `czxid`/`mzxid` → `<zxid>`, a non-zero `ephemeralOwner` → `<session>`); addresses →
-/// `<addr>`; blank lines are dropped.
+/// `<addr>`; blank lines are dropped; child lists are sorted (`sort_cli_mt_children`).
 pub fn normalize_cli_mt(out: &str) -> String {
     let mut lines = Vec::new();
     for raw in out.lines() {
@@ -673,9 +733,30 @@ pub fn normalize_cli_mt(out: &str) -> String {
         };
         lines.push(normalized);
     }
+    sort_cli_mt_children(&mut lines);
     let mut text = lines.join("\n");
     text.push('\n');
     text
+}
+
+/// Sorts each child list of `ls`/`ls2`/`wls` (the `\tname` lines, which hold no `=`, after a
+/// `path: rc = 0` line): Apache ZooKeeper returns Java HashSet order, geokeeper sorts (a
+/// deliberate difference, see README).
+fn sort_cli_mt_children(lines: &mut [String]) {
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i].ends_with(": rc = 0") && !lines[i].starts_with('[') {
+            let start = i + 1;
+            let mut end = start;
+            while end < lines.len() && lines[end].starts_with('\t') && !lines[end].contains('=') {
+                end += 1;
+            }
+            lines[start..end].sort_unstable();
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
