@@ -12,4 +12,5 @@ pub mod server;
 pub mod session;
 pub mod storage;
 pub mod tree;
+pub mod txnlog;
 pub mod watch;

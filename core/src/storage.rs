@@ -18,6 +18,14 @@ pub trait TxnLog: Send + 'static {
     /// Entries after `zxid`, oldest first, as far as this log still holds them: the diff a
     /// replica catching up is sent. `None` when the log no longer reaches back that far.
     fn read_after(&self, zxid: i64) -> Option<Vec<LogEntry>>;
+
+    /// Ends the current log file; the next entry starts a new one (after a snapshot).
+    fn roll(&mut self) {}
+
+    /// How many fsyncs took longer than the warning threshold.
+    fn fsync_threshold_exceeded(&self) -> u64 {
+        0
+    }
 }
 
 /// Keeps the most recent entries in memory and nothing on disk: a restart starts empty.
