@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need (Debian's Apache ZooKeeper
-# server, Java CLI and C client; a JRE; kazoo for python3) when missing, then runs the
-# whole workspace's tests in release mode.
+# server, Java CLI and C client; a JRE; kazoo and pure-sasl for python3) when missing, then
+# runs the whole workspace's tests in release mode.
 #
 #   ./scripts/test.sh                           # everything
 #   ./scripts/test.sh --test java_zk_harness    # extra args go to cargo test
@@ -54,6 +54,17 @@ if ! python3 -c 'import kazoo' >/dev/null 2>&1; then
     python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore kazoo 2>/dev/null ||
         python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --break-system-packages kazoo
     python3 -c 'import kazoo' || { log "kazoo still not importable by $(command -v python3)"; exit 1; }
+fi
+
+# --- pure-sasl for kazoo's SASL (DIGEST-MD5) logins ---------------------------------------
+if ! python3 -c 'import puresasl' >/dev/null 2>&1; then
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        apt_install python3-pip
+    fi
+    log "pip install pure-sasl"
+    python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore pure-sasl 2>/dev/null ||
+        python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --break-system-packages pure-sasl
+    python3 -c 'import puresasl' || { log "pure-sasl still not importable by $(command -v python3)"; exit 1; }
 fi
 
 # --- tests -----------------------------------------------------------------------------

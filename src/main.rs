@@ -6,12 +6,19 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
+
+mod tools;
 use geokeeper_conf::Config;
+use geokeeper_core::four_letter::FourLetterSettings;
 use geokeeper_core::net::{serve, NetSettings};
+use geokeeper_core::acl::AuthProviders;
 use geokeeper_core::prep::PrepSettings;
+use geokeeper_core::sasl::SaslConfig;
 use geokeeper_core::server::{Clock, Server, Settings};
-use geokeeper_core::storage::MemoryLog;
-use geokeeper_core::tree::DataTree;
+use geokeeper_core::datadir::{restore, version_dir};
+use geokeeper_core::net::SnapshotSettings;
+use geokeeper_core::snapshot;
+use geokeeper_core::txnlog::FileTxnLog;
 use tracing::{error, info, warn};
 
 #[derive(Parser)]
@@ -34,6 +41,53 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Transaction log tools.
+    Log {
+        #[command(subcommand)]
+        cmd: LogCmd,
+    },
+    /// Snapshot tools.
+    Snapshot {
+        #[command(subcommand)]
+        cmd: SnapshotCmd,
+    },
+    /// Removes old snapshots and logs, keeping the newest COUNT snapshots and the logs they
+    /// need (like zkCleanup.sh). Either --config, or the directories.
+    Purge {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// dataLogDir (then snapDir; defaults to dataLogDir), as PurgeTxnLog takes them.
+        dirs: Vec<PathBuf>,
+        #[arg(short = 'n', long = "count", default_value_t = 3)]
+        count: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogCmd {
+    /// Prints each transaction of a log file (like ZooKeeper's TxnLogToolkit).
+    Dump {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reads every log file of a data directory and reports the first bad record.
+    Check {
+        dir: PathBuf,
+        /// Cut a torn tail (a crash mid-write) back to the last whole transaction.
+        #[arg(long)]
+        truncate: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCmd {
+    /// Prints every znode and session of a snapshot (like ZooKeeper's SnapshotFormatter).
+    Dump {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,6 +101,27 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => run_serve(config),
+        Command::Log { cmd: LogCmd::Dump { file, json } } => tools::log_dump(&file, json),
+        Command::Log { cmd: LogCmd::Check { dir, truncate } } => tools::log_check(&dir, truncate),
+        Command::Snapshot { cmd: SnapshotCmd::Dump { file, json } } => tools::snapshot_dump(&file, json),
+        Command::Purge { config, dirs, count } => {
+            let (log_dir, snap_dir) = match (&config, dirs.as_slice()) {
+                (Some(c), _) => match Config::load(c) {
+                    Ok((cfg, _)) => (cfg.txn_log_dir().to_owned(), cfg.data_dir.clone()),
+                    Err(e) => {
+                        error!("{e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                (None, [l]) => (l.clone(), l.clone()),
+                (None, [l, s]) => (l.clone(), s.clone()),
+                _ => {
+                    error!("usage: geokeeper purge (--config FILE | dataLogDir [snapDir]) -n count");
+                    return ExitCode::from(2);
+                }
+            };
+            tools::purge_cmd(&log_dir, &snap_dir, count)
+        }
     }
 }
 
@@ -77,6 +152,25 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             cfg.data_dir.display(),
             cfg.tick_time_ms
         );
+    }
+    // Authentication: the providers `authProvider.N` registers, and the SASL login of the
+    // JAAS `Server` section, which ZooKeeper also sets up before it serves; a login that
+    // cannot work stops the server before it listens.
+    let props = &cfg.system_properties;
+    let (auth_providers, provider_warnings) =
+        AuthProviders::from_properties(props.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    for w in &provider_warnings {
+        warn!("{w}");
+    }
+    let sasl = match SaslConfig::configure(cfg.jaas_config.as_deref(), props) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let (Some(file), None) = (&cfg.jaas_config, &sasl) {
+        info!("no SASL login section in {}: SASL authentication is off", file.display());
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -118,15 +212,64 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
                 skip_acl: cfg.skip_acl,
                 reconfig_enabled: cfg.reconfig_enabled,
                 digest_enabled: cfg.system_property("zookeeper.digest.enabled") != Some("false"),
+                enforce_quota: cfg.enforce_quota,
+                auth_providers,
             },
             super_digest: cfg.super_digest.clone(),
+            sasl: sasl.map(std::sync::Arc::new),
         };
-        let server = Server::new(settings, DataTree::new(), now);
+        // The data directory: ZooKeeper's version-2 layout, restored before serving.
+        let snap_dir = version_dir(&cfg.data_dir);
+        let log_dir = version_dir(cfg.txn_log_dir());
+        let trust_empty = cfg.system_property("zookeeper.snapshot.trust.empty") == Some("true");
+        let restored = match restore(&snap_dir, &log_dir, trust_empty) {
+            Ok(r) => r,
+            Err(e) => {
+                error!("cannot load the data directory: {e}");
+                return ExitCode::from(3);
+            }
+        };
+        if restored.snapshot_zxid.is_none() {
+            // Like ZooKeeper, a fresh data directory starts with snapshot.0, so that
+            // ZooKeeper itself can take the directory over (it refuses logs without one).
+            if let Err(e) = snapshot::write_tree(&snap_dir, &restored.tree, &[]) {
+                error!("cannot write the initial snapshot in {}: {e}", snap_dir.display());
+                return ExitCode::from(3);
+            }
+        }
+        let log = match FileTxnLog::open(
+            &log_dir,
+            cfg.pre_alloc_size_kb.max(4) * 1024,
+            cfg.force_sync,
+            cfg.fsync_warning_threshold_ms,
+            restored.tree.last_zxid(),
+        ) {
+            Ok(l) => l,
+            Err(e) => {
+                error!("cannot open the transaction log in {}: {e}", log_dir.display());
+                return ExitCode::from(3);
+            }
+        };
+        let replayed = restored.replayed;
+        let sessions = restored.sessions.clone();
+        let mut server = Server::new(settings, restored.tree, now);
+        server.restore_sessions(&sessions, now);
+        if cfg.enforce_quota {
+            // ZooKeeperServer's static initializer says so, in these words.
+            info!("zookeeper.enforceQuota = true, Quota Enforce enables");
+        }
         let net = NetSettings {
             max_buffer: cfg.jute_maxbuffer as usize,
             container_check_interval: Duration::from_millis(
                 cfg.container_check_interval_ms.max(1) as u64
             ),
+            snapshots: Some(SnapshotSettings {
+                dir: snap_dir.clone(),
+                snap_count: cfg.snap_count.max(2) as u64,
+                at_start: replayed > 0,
+            }),
+            four_letter: four_letter_settings(&cfg, &snap_dir, &log_dir),
+            limits: client_limits(&cfg),
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -138,7 +281,7 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
         match serve(
             listener,
             server,
-            Box::new(MemoryLog::new(10_000)),
+            Box::new(log),
             net,
             stop_rx,
         )
@@ -151,6 +294,47 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             }
         }
     })
+}
+
+/// What the four-letter words obey (`4lw.commands.whitelist`) and what `conf` reports.
+fn four_letter_settings(
+    cfg: &Config,
+    snap_dir: &std::path::Path,
+    log_dir: &std::path::Path,
+) -> FourLetterSettings {
+    let mut s = FourLetterSettings::default();
+    s.set_whitelist(|w| cfg.four_letter_word_enabled(w));
+    s.client_port = cfg.client_port;
+    // No secure client port, and the listen backlog is the runtime's default (geokeeper
+    // ignores `secureClientPort` and `clientPortListenBacklog`): -1 as ZooKeeper prints both.
+    s.secure_client_port = -1;
+    s.listen_backlog = -1;
+    s.snap_dir = std::path::absolute(snap_dir).unwrap_or_else(|_| snap_dir.to_owned());
+    s.log_dir = std::path::absolute(log_dir).unwrap_or_else(|_| log_dir.to_owned());
+    s.tick_ms = cfg.tick_time_ms;
+    s.max_client_cnxns = cfg.max_client_cnxns;
+    s.min_session_timeout_ms = cfg.min_session_timeout();
+    s.max_session_timeout_ms = cfg.max_session_timeout();
+    s.server_id = cfg.server_id;
+    s
+}
+
+/// The client port's limits from the configuration (`maxClientCnxns`, `maxCnxns`,
+/// `globalOutstandingLimit`, `jute.maxbuffer` + `zookeeper.jute.maxbuffer.extrasize`).
+fn client_limits(cfg: &Config) -> geokeeper_core::limits::ClientLimits {
+    let extra = cfg
+        .system_property("zookeeper.jute.maxbuffer.extrasize")
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .map(|v| v.max(0) as usize);
+    geokeeper_core::limits::ClientLimits {
+        max_client_cnxns: cfg.max_client_cnxns,
+        max_cnxns: cfg.max_cnxns,
+        global_outstanding_limit: cfg.global_outstanding_limit,
+        max_record_len: geokeeper_core::proto::frame::max_record_len(
+            cfg.jute_maxbuffer as usize,
+            extra,
+        ),
+    }
 }
 
 async fn wait_for_signal() {

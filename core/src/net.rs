@@ -8,11 +8,14 @@
 //!   batch it finds waiting, and reports back.
 //!
 //! A frame with a negative length or one above `jute.maxbuffer` closes that connection
-//! (ZooKeeper's "Len error"); nothing else is affected.
+//! (ZooKeeper's "Len error"); nothing else is affected. A connection that opens with a
+//! four-letter word instead of a ConnectRequest gets the word's text from the core task and
+//! is closed ([`crate::four_letter`]).
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -22,9 +25,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn, Instrument};
 
-use crate::proto::records::{ConnectRequest, RequestHeader};
-use crate::proto::{Reader, Record};
-use crate::request::Request;
+use crate::four_letter::{self, FourLetterSettings, Host, Socket, Word};
+use crate::limits::{ClientLimits, ConnLimits, ConnSlot, ConnThrottle, Throttle};
+use crate::proto::frame;
 use crate::server::{Clock, ConnId, Input, LogEntry, Output, Server};
 use crate::storage::TxnLog;
 
@@ -35,17 +38,52 @@ pub struct NetSettings {
     pub max_buffer: usize,
     /// How often containers and TTL nodes are checked (`znode.container.checkIntervalMs`).
     pub container_check_interval: Duration,
+    /// Where snapshots go and how often (`None`: no snapshots, as with an in-memory log).
+    pub snapshots: Option<SnapshotSettings>,
+    /// The four-letter words' whitelist and what `conf` reports.
+    pub four_letter: FourLetterSettings,
+    /// `maxClientCnxns`, `maxCnxns`, `globalOutstandingLimit` and the longest buffer or
+    /// string a record may hold.
+    pub limits: ClientLimits,
+}
+
+#[derive(Debug, Clone)]
+pub struct SnapshotSettings {
+    /// `dataDir/version-2`.
+    pub dir: std::path::PathBuf,
+    /// `snapCount`: a snapshot after snapCount/2 plus a random share of snapCount/2
+    /// transactions, so that replicas do not all snapshot at once (`SyncRequestProcessor`).
+    pub snap_count: u64,
+    /// Take one as soon as the server starts (after a restore that replayed the log).
+    pub at_start: bool,
+}
+
+/// What the snapshot writer thread is told.
+enum SnapMsg {
+    Begin { zxid: i64, start: Vec<u8> },
+    Nodes(Vec<u8>),
+    Finish { acl_map: Vec<u8>, zxid_digest: (i64, i64) },
 }
 
 enum Msg {
     Input(Input),
     Register {
         conn: ConnId,
+        peer: SocketAddr,
         tx: mpsc::UnboundedSender<ConnMsg>,
-        ready: oneshot::Sender<()>,
+        /// Told the session id once the handshake is done.
+        ready: oneshot::Sender<i64>,
     },
-    /// The log failed: the server can no longer acknowledge anything.
-    LogFailed(io::Error),
+    /// The connection opened with a four-letter word: answer it and close.
+    FourLetter {
+        conn: ConnId,
+        word: Word,
+        /// `stmk`'s mask.
+        arg: Option<i64>,
+        host: Host,
+    },
+    /// The log rolled to a new file: time for a snapshot.
+    StartSnapshot,
 }
 
 enum ConnMsg {
@@ -55,7 +93,16 @@ enum ConnMsg {
 
 struct ConnHandle {
     tx: mpsc::UnboundedSender<ConnMsg>,
-    ready: Option<oneshot::Sender<()>>,
+    ready: Option<oneshot::Sender<i64>>,
+    peer: SocketAddr,
+    accepted: Clock,
+    four_letter: bool,
+}
+
+/// The core task's side of the four-letter words.
+struct FourLetterDriver {
+    settings: Arc<FourLetterSettings>,
+    state: four_letter::State,
 }
 
 /// A clock that reads monotonic time from a fixed start and wall time from the system.
@@ -85,8 +132,13 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let (core_tx, core_rx) = mpsc::unbounded_channel::<Msg>();
-    let (log_tx, log_rx) = mpsc::unbounded_channel::<Vec<LogEntry>>();
-    let log_thread = spawn_log_thread(log, log_rx, core_tx.clone())?;
+    let (log_tx, log_rx) = mpsc::unbounded_channel::<(Vec<LogEntry>, u64)>();
+    let snap_count = settings.snapshots.as_ref().map(|s| s.snap_count);
+    let log_thread = spawn_log_thread(log, log_rx, core_tx.clone(), snap_count)?;
+    let snap_tx = match &settings.snapshots {
+        Some(s) => Some(spawn_snapshot_thread(s.dir.clone())?),
+        None => None,
+    };
     let clocks = Clocks {
         start: Instant::now(),
     };
@@ -94,11 +146,16 @@ pub async fn serve(
         server,
         core_rx,
         log_tx,
+        snap_tx,
         clocks,
         settings.clone(),
         shutdown.clone(),
     ));
 
+    let four_letter = Arc::new(settings.four_letter.clone());
+    let limits = &settings.limits;
+    let mut admission = ConnLimits::new(limits.max_client_cnxns, limits.max_cnxns);
+    let throttle = Throttle::new(limits.global_outstanding_limit);
     let mut next_conn: ConnId = 1;
     loop {
         tokio::select! {
@@ -112,11 +169,23 @@ pub async fn serve(
                         continue;
                     }
                 };
+                let Some(slot) = admission.admit(peer.ip(), clocks.now().mono_ms) else {
+                    // `fastCloseSock`: closed at once with a reset, nothing sent.
+                    let _ = stream.set_zero_linger();
+                    drop(stream);
+                    continue;
+                };
+                let adm = Admitted {
+                    _slot: slot,
+                    throttle: throttle.connection(),
+                    max_buffer: settings.max_buffer,
+                    max_record_len: limits.max_record_len,
+                };
                 let conn = next_conn;
                 next_conn += 1;
                 let _ = stream.set_nodelay(true);
                 let span = tracing::info_span!("conn", id = conn, %peer);
-                tokio::spawn(connection(stream, conn, peer, core_tx.clone(), settings.max_buffer).instrument(span));
+                tokio::spawn(connection(stream, conn, peer, core_tx.clone(), adm, four_letter.clone()).instrument(span));
             }
             _ = shutdown.changed() => break,
         }
@@ -129,43 +198,159 @@ pub async fn serve(
 
 fn spawn_log_thread(
     mut log: Box<dyn TxnLog>,
-    mut rx: mpsc::UnboundedReceiver<Vec<LogEntry>>,
+    mut rx: mpsc::UnboundedReceiver<(Vec<LogEntry>, u64)>,
     core: mpsc::UnboundedSender<Msg>,
+    snap_count: Option<u64>,
 ) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("txnlog".into())
         .spawn(move || {
-            while let Some(mut batch) = rx.blocking_recv() {
+            let mut roll = SnapRoll::new(snap_count);
+            // Batches of a generation that failed are void: their zxids will be handed
+            // out again, so none of them may reach the log.
+            let mut failed: Option<u64> = None;
+            while let Some((mut batch, generation)) = rx.blocking_recv() {
+                if failed.is_some_and(|g| generation <= g) {
+                    continue;
+                }
                 // Group commit: everything that queued up while the last sync ran goes
                 // into this one.
-                while let Ok(more) = rx.try_recv() {
-                    batch.extend(more);
+                while let Ok((more, g)) = rx.try_recv() {
+                    if g == generation {
+                        batch.extend(more);
+                    } else if failed.is_none_or(|f| g > f) {
+                        // A new generation after a failure cannot be queued behind an
+                        // old one; keep it for the next round.
+                        batch.extend(more);
+                    }
                 }
                 let Some(last) = batch.last().map(|e| e.zxid) else {
                     continue;
                 };
                 match log.append(&batch) {
                     Ok(()) => {
-                        if core
-                            .send(Msg::Input(Input::Durable { zxid: last }))
-                            .is_err()
-                        {
+                        if core.send(Msg::Input(Input::Durable { zxid: last })).is_err() {
                             return;
+                        }
+                        if roll.count(batch.len() as u64) {
+                            // The log rolls synchronously after the batch that crossed the
+                            // line, so the next entry starts a new file, as in ZooKeeper.
+                            log.roll();
+                            let _ = core.send(Msg::StartSnapshot);
                         }
                     }
                     Err(e) => {
-                        let _ = core.send(Msg::LogFailed(e));
-                        return;
+                        failed = Some(generation);
+                        let _ = core.send(Msg::Input(Input::LogFailed {
+                            generation,
+                            error: e.to_string(),
+                        }));
                     }
                 }
             }
         })
 }
 
+/// `SyncRequestProcessor.shouldSnapshot`: after snapCount/2 + rand[0, snapCount/2)
+/// transactions.
+struct SnapRoll {
+    snap_count: Option<u64>,
+    since: u64,
+    threshold: u64,
+    seed: u64,
+}
+
+impl SnapRoll {
+    fn new(snap_count: Option<u64>) -> SnapRoll {
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+            | 1;
+        let mut r = SnapRoll {
+            snap_count,
+            since: 0,
+            threshold: 0,
+            seed,
+        };
+        r.reset();
+        r
+    }
+
+    fn reset(&mut self) {
+        self.since = 0;
+        // xorshift: the roll only has to differ between servers, not be strong.
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        if let Some(c) = self.snap_count {
+            let half = (c / 2).max(1);
+            self.threshold = half + self.seed % half;
+        }
+    }
+
+    fn count(&mut self, n: u64) -> bool {
+        if self.snap_count.is_none() {
+            return false;
+        }
+        self.since += n;
+        if self.since > self.threshold {
+            self.reset();
+            return true;
+        }
+        false
+    }
+}
+
+fn spawn_snapshot_thread(dir: std::path::PathBuf) -> io::Result<std::sync::mpsc::Sender<SnapMsg>> {
+    let (tx, rx) = std::sync::mpsc::channel::<SnapMsg>();
+    std::thread::Builder::new()
+        .name("snapshot".into())
+        .spawn(move || {
+            let mut current: Option<(i64, Vec<u8>, crate::snapshot::NodeSpool, Instant)> = None;
+            while let Ok(m) = rx.recv() {
+                match m {
+                    SnapMsg::Begin { zxid, start } => match crate::snapshot::NodeSpool::create(&dir, zxid) {
+                        Ok(spool) => current = Some((zxid, start, spool, Instant::now())),
+                        Err(e) => {
+                            error!("cannot start snapshot {zxid:#x}: {e}");
+                            current = None;
+                        }
+                    },
+                    SnapMsg::Nodes(b) => {
+                        if let Some((zxid, _, spool, _)) = current.as_mut() {
+                            if let Err(e) = spool.write(&b) {
+                                error!("snapshot {zxid:#x} failed: {e}");
+                                if let Some((_, _, spool, _)) = current.take() {
+                                    spool.discard();
+                                }
+                            }
+                        }
+                    }
+                    SnapMsg::Finish { acl_map, zxid_digest } => {
+                        let Some((zxid, start, spool, t)) = current.take() else {
+                            continue;
+                        };
+                        let r = spool.finish().and_then(|mut nodes| {
+                            crate::snapshot::assemble(&dir, zxid, &start, &acl_map, &mut nodes, zxid_digest)
+                        });
+                        match r {
+                            Ok(p) => info!("Snapshot taken in {} ms: {}", t.elapsed().as_millis(), p.display()),
+                            Err(e) => error!("snapshot {zxid:#x} failed: {e}"),
+                        }
+                    }
+                }
+            }
+        })?;
+    Ok(tx)
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn core_loop(
     mut server: Server,
     mut rx: mpsc::UnboundedReceiver<Msg>,
-    log_tx: mpsc::UnboundedSender<Vec<LogEntry>>,
+    log_tx: mpsc::UnboundedSender<(Vec<LogEntry>, u64)>,
+    snap_tx: Option<std::sync::mpsc::Sender<SnapMsg>>,
     clocks: Clocks,
     settings: NetSettings,
     mut shutdown: watch::Receiver<bool>,
@@ -174,12 +359,49 @@ async fn core_loop(
     let mut msgs = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(512);
     let mut next_container_check = clocks.start + settings.container_check_interval;
+    let mut fl = FourLetterDriver {
+        settings: Arc::new(settings.four_letter.clone()),
+        state: four_letter::State::default(),
+    };
+    if settings.snapshots.as_ref().is_some_and(|s| s.at_start) {
+        server.start_snapshot(&mut out);
+    }
     loop {
         let session_deadline = server
             .next_deadline()
             .map(|ms| clocks.start + Duration::from_millis(ms))
             .unwrap_or(next_container_check);
         let wake = session_deadline.min(next_container_check);
+        if server.snapshot_in_progress() {
+            // A snapshot walks the tree in slices between batches of requests: take what
+            // is queued without waiting, then one slice.
+            loop {
+                match rx.try_recv() {
+                    Ok(m) => msgs.push(m),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => return,
+                }
+                if msgs.len() >= 512 {
+                    break;
+                }
+            }
+            let now = clocks.now();
+            for m in msgs.drain(..) {
+                handle_msg(&mut server, &mut conns, &mut fl, m, now, &mut out);
+            }
+            if Instant::now() >= wake {
+                timers(&mut server, &clocks, &settings, &mut next_container_check, &mut out);
+            }
+            server.snapshot_step(2_000, &mut out);
+            if *shutdown.borrow() {
+                break;
+            }
+            if !dispatch(&mut out, &mut conns, &log_tx, snap_tx.as_ref()) {
+                return;
+            }
+            tokio::task::yield_now().await;
+            continue;
+        }
         tokio::select! {
             n = rx.recv_many(&mut msgs, 512) => {
                 if n == 0 {
@@ -187,52 +409,16 @@ async fn core_loop(
                 }
                 let now = clocks.now();
                 for m in msgs.drain(..) {
-                    match m {
-                        Msg::Input(i) => server.handle(i, now, &mut out),
-                        Msg::Register { conn, tx, ready } => {
-                            conns.insert(conn, ConnHandle { tx, ready: Some(ready) });
-                        }
-                        Msg::LogFailed(e) => {
-                            error!("transaction log failed, the server stops: {e}");
-                            return;
-                        }
-                    }
+                    handle_msg(&mut server, &mut conns, &mut fl, m, now, &mut out);
                 }
             }
             _ = tokio::time::sleep_until(wake.into()) => {
-                let now = clocks.now();
-                server.tick(now, &mut out);
-                if Instant::now() >= next_container_check {
-                    server.check_containers(now, &mut out);
-                    next_container_check = Instant::now() + settings.container_check_interval;
-                }
+                timers(&mut server, &clocks, &settings, &mut next_container_check, &mut out);
             }
             _ = shutdown.changed() => break,
         }
-        for o in out.drain(..) {
-            match o {
-                Output::Send { conn, frame } => {
-                    if let Some(c) = conns.get(&conn) {
-                        let _ = c.tx.send(ConnMsg::Frame(frame));
-                    }
-                }
-                Output::Established { conn } => {
-                    if let Some(r) = conns.get_mut(&conn).and_then(|c| c.ready.take()) {
-                        let _ = r.send(());
-                    }
-                }
-                Output::Close { conn } => {
-                    if let Some(c) = conns.remove(&conn) {
-                        let _ = c.tx.send(ConnMsg::Close);
-                    }
-                }
-                Output::Log { entries } => {
-                    if log_tx.send(entries).is_err() {
-                        error!("transaction log thread is gone");
-                        return;
-                    }
-                }
-            }
+        if !dispatch(&mut out, &mut conns, &log_tx, snap_tx.as_ref()) {
+            return;
         }
     }
     for (_, c) in conns.drain() {
@@ -240,24 +426,171 @@ async fn core_loop(
     }
 }
 
+fn handle_msg(
+    server: &mut Server,
+    conns: &mut HashMap<ConnId, ConnHandle>,
+    fl: &mut FourLetterDriver,
+    m: Msg,
+    now: Clock,
+    out: &mut Vec<Output>,
+) {
+    match m {
+        Msg::Input(i) => server.handle(i, now, out),
+        Msg::Register {
+            conn,
+            peer,
+            tx,
+            ready,
+        } => {
+            conns.insert(
+                conn,
+                ConnHandle {
+                    tx,
+                    ready: Some(ready),
+                    peer,
+                    accepted: now,
+                    four_letter: false,
+                },
+            );
+        }
+        Msg::FourLetter {
+            conn,
+            word,
+            arg,
+            host,
+        } => four_letter_word(server, conns, fl, conn, word, arg, &host, now),
+        Msg::StartSnapshot => server.start_snapshot(out),
+    }
+}
+
+/// Answers a four-letter word from the state the core owns and the sockets it holds, then
+/// closes the connection once the text is flushed (`CLOSE_CONNECTION_COMMAND`).
+#[allow(clippy::too_many_arguments)]
+fn four_letter_word(
+    server: &mut Server,
+    conns: &mut HashMap<ConnId, ConnHandle>,
+    fl: &mut FourLetterDriver,
+    conn: ConnId,
+    word: Word,
+    arg: Option<i64>,
+    host: &Host,
+    now: Clock,
+) {
+    let Some(c) = conns.get_mut(&conn) else {
+        return;
+    };
+    c.four_letter = true;
+    if fl.settings.enabled(word) {
+        info!("Processing {} command from {}", word.name(), c.peer);
+    } else {
+        debug!(
+            "Command {} is not executed because it is not in the whitelist.",
+            word.name()
+        );
+    }
+    let mut sockets: Vec<Socket> = conns
+        .iter()
+        .map(|(&id, c)| Socket {
+            conn: id,
+            addr: c.peer,
+            accepted_wall_ms: c.accepted.wall_ms,
+            accepted_mono_ms: c.accepted.mono_ms,
+            four_letter: c.four_letter,
+        })
+        .collect();
+    sockets.sort_unstable_by_key(|s| s.conn);
+    let driver = four_letter::Driver {
+        settings: &fl.settings,
+        sockets: &sockets,
+        host,
+        now,
+    };
+    let text = four_letter::answer(word, arg, server, &driver, &mut fl.state);
+    if let Some(c) = conns.remove(&conn) {
+        if let Some(t) = text.filter(|t| !t.is_empty()) {
+            let _ = c.tx.send(ConnMsg::Frame(Bytes::from(t)));
+        }
+        let _ = c.tx.send(ConnMsg::Close);
+    }
+}
+
+fn timers(
+    server: &mut Server,
+    clocks: &Clocks,
+    settings: &NetSettings,
+    next_container_check: &mut Instant,
+    out: &mut Vec<Output>,
+) {
+    let now = clocks.now();
+    server.tick(now, out);
+    if Instant::now() >= *next_container_check {
+        server.check_containers(now, out);
+        *next_container_check = Instant::now() + settings.container_check_interval;
+    }
+}
+
+/// Carries out the core's outputs; false when the server cannot go on.
+fn dispatch(
+    out: &mut Vec<Output>,
+    conns: &mut HashMap<ConnId, ConnHandle>,
+    log_tx: &mpsc::UnboundedSender<(Vec<LogEntry>, u64)>,
+    snap_tx: Option<&std::sync::mpsc::Sender<SnapMsg>>,
+) -> bool {
+    for o in out.drain(..) {
+        match o {
+            Output::Send { conn, frame } => {
+                if let Some(c) = conns.get(&conn) {
+                    let _ = c.tx.send(ConnMsg::Frame(frame));
+                }
+            }
+            Output::Established { conn, session } => {
+                if let Some(r) = conns.get_mut(&conn).and_then(|c| c.ready.take()) {
+                    let _ = r.send(session);
+                }
+            }
+            Output::Close { conn } => {
+                if let Some(c) = conns.remove(&conn) {
+                    let _ = c.tx.send(ConnMsg::Close);
+                }
+            }
+            Output::Log { entries, generation } => {
+                if log_tx.send((entries, generation)).is_err() {
+                    error!("transaction log thread is gone");
+                    return false;
+                }
+            }
+            Output::SnapshotBegin { zxid, start } => {
+                if let Some(t) = snap_tx {
+                    let _ = t.send(SnapMsg::Begin { zxid, start });
+                }
+            }
+            Output::SnapshotNodes(b) => {
+                if let Some(t) = snap_tx {
+                    let _ = t.send(SnapMsg::Nodes(b));
+                }
+            }
+            Output::SnapshotFinish { acl_map, zxid_digest } => {
+                if let Some(t) = snap_tx {
+                    let _ = t.send(SnapMsg::Finish { acl_map, zxid_digest });
+                }
+            }
+        }
+    }
+    true
+}
+
 /// Reads one frame: `Ok(None)` at a clean end of stream.
 async fn read_frame(
     rd: &mut OwnedReadHalf,
     buf: &mut BytesMut,
     max: usize,
+    peer: SocketAddr,
 ) -> io::Result<Option<Bytes>> {
     loop {
-        if buf.len() >= 4 {
-            let len = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-            if len < 0 || len as usize > max {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "Len error. A message with advertised length of {len} is either a malformed message or too large to process (length is greater than jute.maxbuffer={max})"
-                    ),
-                ));
-            }
-            let len = len as usize;
+        let len = frame::frame_len(buf, max).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidData, e.message_from(&peer.to_string()))
+        })?;
+        if let Some(len) = len {
             if buf.len() >= 4 + len {
                 buf.advance(4);
                 return Ok(Some(buf.split_to(len).freeze()));
@@ -276,12 +609,22 @@ async fn read_frame(
     }
 }
 
+/// What a connection was given when it was admitted.
+struct Admitted {
+    /// Its place under `maxClientCnxns` and `maxCnxns`, given back when it ends.
+    _slot: ConnSlot,
+    throttle: Arc<ConnThrottle>,
+    max_buffer: usize,
+    max_record_len: usize,
+}
+
 async fn connection(
     stream: TcpStream,
     conn: ConnId,
     peer: SocketAddr,
     core: mpsc::UnboundedSender<Msg>,
-    max_buffer: usize,
+    adm: Admitted,
+    four_letter: Arc<FourLetterSettings>,
 ) {
     let (mut rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -289,6 +632,7 @@ async fn connection(
     if core
         .send(Msg::Register {
             conn,
+            peer,
             tx,
             ready: ready_tx,
         })
@@ -296,13 +640,16 @@ async fn connection(
     {
         return;
     }
-    let mut writer = tokio::spawn(writer(wr, rx).in_current_span());
+    let mut writer = tokio::spawn(writer(wr, rx, adm.throttle.clone()).in_current_span());
     // The reader stops when the client goes away, or when the server closes the
     // connection (the writer ends after flushing).
     tokio::select! {
-        r = read_loop(&mut rd, conn, peer, &core, max_buffer, ready_rx) => {
-            if let Err(e) = r {
-                info!("closing connection: {e}");
+        r = read_loop(&mut rd, conn, peer, &core, &adm, ready_rx, four_letter) => {
+            match r {
+                // Bad framing or a bad handshake: ZooKeeper's WARN "Close of session".
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => warn!("{e}"),
+                Err(e) => info!("closing connection: {e}"),
+                Ok(()) => {}
             }
         }
         _ = &mut writer => {}
@@ -315,20 +662,52 @@ async fn read_loop(
     conn: ConnId,
     peer: SocketAddr,
     core: &mpsc::UnboundedSender<Msg>,
-    max_buffer: usize,
-    ready: oneshot::Receiver<()>,
+    adm: &Admitted,
+    ready: oneshot::Receiver<i64>,
+    four_letter: Arc<FourLetterSettings>,
 ) -> io::Result<()> {
+    // Errors that close the connection name the session, as ZooKeeper's do.
+    let closing = |session: i64| {
+        move |e: io::Error| match e.kind() {
+            io::ErrorKind::InvalidData => io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("Close of session 0x{session:x}: {e}"),
+            ),
+            _ => e,
+        }
+    };
+    let max_buffer = adm.max_buffer;
     let mut buf = BytesMut::with_capacity(4096);
-    let Some(first) = read_frame(rd, &mut buf, max_buffer).await? else {
+    // ZooKeeper reads exactly 4 bytes first and, before the ConnectRequest, looks them up
+    // as a four-letter word before it takes them as a frame length (`checkFourLetterWord`).
+    while buf.len() < 4 {
+        if rd.read_buf(&mut buf).await? == 0 {
+            if buf.is_empty() {
+                return Ok(());
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed mid-frame",
+            ));
+        }
+    }
+    if let Some(word) = Word::from_bytes([buf[0], buf[1], buf[2], buf[3]]) {
+        return four_letter_request(rd, conn, word, buf, core, four_letter).await;
+    }
+    let Some(first) = read_frame(rd, &mut buf, max_buffer, peer)
+        .await
+        .map_err(closing(0))?
+    else {
         return Ok(());
     };
-    let (req, has_read_only) = ConnectRequest::decode_with_read_only_flag(&mut Reader::new(&first))
+    let (req, has_read_only) = frame::decode_connect(&first, adm.max_record_len)
         .map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("bad connect request: {e}"),
             )
-        })?;
+        })
+        .map_err(closing(0))?;
     let _ = core.send(Msg::Input(Input::Connect {
         conn,
         peer: peer.ip(),
@@ -337,19 +716,24 @@ async fn read_loop(
     }));
     // Like ZooKeeper, read nothing more until the session is established; a refused
     // handshake drops `ready` and the connection ends here.
-    if ready.await.is_err() {
+    let Ok(session) = ready.await else {
         return Ok(());
-    }
-    while let Some(f) = read_frame(rd, &mut buf, max_buffer).await? {
-        let mut r = Reader::new(&f);
-        let h = RequestHeader::decode(&mut r).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("bad request header: {e}"),
-            )
-        })?;
-        let req = Request::decode(h.r#type, r.rest());
+    };
+    while let Some(f) = read_frame(rd, &mut buf, max_buffer, peer)
+        .await
+        .map_err(closing(session))?
+    {
+        let (h, req) = frame::decode_request(&f, adm.max_record_len)
+            .map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("bad request header: {e}"),
+                )
+            })
+            .map_err(closing(session))?;
         debug!(xid = h.xid, op = h.r#type, "request");
+        // Counted before the core can answer it (`incrOutstandingAndCheckThrottle`).
+        adm.throttle.request_read(h.xid);
         if core
             .send(Msg::Input(Input::Request {
                 conn,
@@ -360,18 +744,82 @@ async fn read_loop(
         {
             break;
         }
+        // globalOutstandingLimit: stop reading while the server has too much to do and
+        // this connection has requests of its own in it; TCP holds back the rest.
+        if adm.throttle.wait_readable().await {
+            debug!("reading resumes after throttling");
+        }
     }
     Ok(())
 }
 
-async fn writer(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<ConnMsg>) {
+/// Hands a four-letter word to the core task, with what the operating system knows when
+/// the word reports it (read on a blocking thread, off the core), then reads nothing more.
+async fn four_letter_request(
+    rd: &mut OwnedReadHalf,
+    conn: ConnId,
+    word: Word,
+    mut buf: BytesMut,
+    core: &mpsc::UnboundedSender<Msg>,
+    settings: Arc<FourLetterSettings>,
+) -> io::Result<()> {
+    let enabled = settings.enabled(word);
+    let mut arg = None;
+    if word == Word::Stmk && enabled {
+        // The mask is the 8 bytes after the word. ZooKeeper takes only what has already
+        // arrived; a client that sends them a moment later is given that moment.
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while buf.len() < 12 {
+                if rd.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+        arg = buf
+            .get(4..12)
+            .map(|b| i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]));
+    }
+    let host = if enabled && word.needs_host() {
+        tokio::task::spawn_blocking(move || Host::read(word, &settings))
+            .await
+            .unwrap_or_default()
+    } else {
+        Host::default()
+    };
+    if core
+        .send(Msg::FourLetter {
+            conn,
+            word,
+            arg,
+            host,
+        })
+        .is_err()
+    {
+        return Ok(());
+    }
+    // Whatever else the client sends is ignored (ZooKeeper cancels the read interest),
+    // but drained, so that the close after the answer is a FIN and not a reset.
+    let mut sink = [0u8; 1024];
+    while rd.read(&mut sink).await.unwrap_or(0) > 0 {}
+    Ok(())
+}
+
+async fn writer(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<ConnMsg>,
+    throttle: Arc<ConnThrottle>,
+) {
     let mut batch = Vec::with_capacity(64);
     let mut buf = BytesMut::with_capacity(16 * 1024);
     while rx.recv_many(&mut batch, 256).await > 0 {
         let mut close = false;
         for m in batch.drain(..) {
             match m {
-                ConnMsg::Frame(f) => buf.extend_from_slice(&f),
+                ConnMsg::Frame(f) => {
+                    throttle.frame_sent(&f);
+                    buf.extend_from_slice(&f);
+                }
                 ConnMsg::Close => {
                     close = true;
                     break;

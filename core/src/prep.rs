@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::acl::{check_acl, fixup_acl};
+use crate::acl::{check_acl, fixup_acl, AuthProviders};
 use crate::path::validate_path;
 use crate::proto::perms;
 use crate::proto::records::{Acl, Id};
@@ -46,6 +46,10 @@ pub struct PrepSettings {
     pub skip_acl: bool,
     pub reconfig_enabled: bool,
     pub digest_enabled: bool,
+    /// `zookeeper.enforceQuota`: hard quota limits refuse creates and setData.
+    pub enforce_quota: bool,
+    /// The registered authentication providers: which ACL schemes are valid and matched.
+    pub auth_providers: AuthProviders,
 }
 
 /// The session's standing as Prep's `checkSession` sees it.
@@ -68,6 +72,8 @@ pub struct Prep {
     pub settings: PrepSettings,
     changes: HashMap<String, ChangeRecord>,
     order: VecDeque<(i64, String)>,
+    /// The server-wide `RateLogger` of `ZooKeeperServer`, for "Quota exceeded" warnings.
+    quota_log: crate::ratelog::RateLogger,
 }
 
 type PResult<T> = Result<T, ErrorCode>;
@@ -326,7 +332,8 @@ impl Prep {
     }
 
     fn check_acl(&self, acl: &[Acl], perm: i32, caller: &Caller<'_>) -> PResult<()> {
-        if check_acl(acl, perm, caller.auth, self.settings.skip_acl) {
+        let providers = &self.settings.auth_providers;
+        if check_acl(providers, acl, perm, caller.auth, self.settings.skip_acl) {
             Ok(())
         } else {
             Err(ErrorCode::NoAuth)
@@ -415,7 +422,7 @@ impl Prep {
             self.check_session(caller)?;
         }
         let parent_path = parent_of(path)?;
-        let list_acl = fixup_acl(acl, caller.auth)?;
+        let list_acl = fixup_acl(&self.settings.auth_providers, acl, caller.auth)?;
         let parent = self.record(tree, parent_path)?;
         self.check_acl(&parent.acl, perms::CREATE, caller)?;
         let parent_stat = parent.stat.unwrap_or_default();
@@ -433,6 +440,8 @@ impl Prep {
         ) {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
+        let len = data.as_ref().map_or(0, |d| d.len() as i64);
+        self.check_quota(tree, &path, len, 1, time)?;
         let new_cversion = parent_stat.cversion.wrapping_add(1);
         let body = match op {
             OpCode::CreateContainer => TxnBody::CreateContainer(CreateContainerTxn {
@@ -585,6 +594,9 @@ impl Prep {
         validate_path(path).map_err(|_| ErrorCode::BadArguments)?;
         let mut node = self.record(tree, path)?;
         self.check_acl(&node.acl, perms::WRITE, caller)?;
+        // Quota before version, as `PrepRequestProcessor` orders them.
+        let len = |d: &Option<Bytes>| d.as_ref().map_or(0, |d| d.len() as i64);
+        self.check_quota(tree, path, len(data) - len(&node.data), 0, time)?;
         let mut stat = node.stat.unwrap_or_default();
         let new_version = check_version(stat.version, version)?;
         stat.version = new_version;
@@ -601,6 +613,76 @@ impl Prep {
         }))
     }
 
+    /// `ZooKeeperServer.checkQuota`: with `enforceQuota`, a change that takes the count or
+    /// bytes under a quota past its limit is logged ("Quota exceeded: …", rate-limited),
+    /// and refused with QuotaExceeded if that limit is a hard one (`countHardLimit`,
+    /// `byteHardLimit`); a soft one (`count`, `bytes`) only counts when no hard one is
+    /// set. Count is checked before bytes. It reads the committed `zookeeper_limits` and
+    /// `zookeeper_stats` nodes, not pending changes, so the ops of one multi do not see
+    /// each other here. Without `enforceQuota` nothing is checked or logged, as in 3.8.
+    fn check_quota(
+        &mut self,
+        tree: &DataTree,
+        path: &str,
+        bytes_diff: i64,
+        count_diff: i64,
+        now_ms: i64,
+    ) -> PResult<()> {
+        if !self.settings.enforce_quota {
+            return Ok(());
+        }
+        let Some(prefix) = tree.max_prefix_with_quota(path) else {
+            return Ok(());
+        };
+        let track = |name: &str, missing: &str| {
+            let p = format!("{}{prefix}/{name}", crate::tree::QUOTA);
+            let n = tree.get(&p);
+            if n.is_none() {
+                tracing::error!("{missing} {p}");
+            }
+            n.map(|n| crate::tree::StatsTrack::parse(n.data_bytes()))
+        };
+        let Some(limits) = track(crate::tree::QUOTA_LIMITS, "Missing limit node for quota") else {
+            return Ok(());
+        };
+        // (dimension, diff, soft limit key, hard limit key, usage key)
+        let checks = [
+            ("Count", count_diff, "count", "countHardLimit", "count"),
+            ("Byte", bytes_diff, "bytes", "byteHardLimit", "bytes"),
+        ];
+        let wanted = |(_, diff, soft, hard, _): &(&str, i64, &str, &str, &str)| {
+            *diff != 0 && (limits.get(soft) > -1 || limits.get(hard) > -1)
+        };
+        if !checks.iter().any(wanted) {
+            return Ok(());
+        }
+        let Some(current) = track(crate::tree::QUOTA_STATS, "Missing node for stat") else {
+            return Ok(());
+        };
+        for check @ (dim, diff, soft, hard, usage) in checks {
+            if !wanted(&check) {
+                continue;
+            }
+            // Java's long arithmetic: a client may have written any number there.
+            let new = current.get(usage).wrapping_add(diff);
+            let is_hard = limits.get(hard) > -1;
+            let limit = limits.get(if is_hard { hard } else { soft });
+            if new > limit {
+                let kind = if is_hard { "hard" } else { "soft" };
+                self.quota_log.log(
+                    now_ms.max(0) as u64,
+                    format!(
+                        "Quota exceeded: {prefix} [current {usage}={new}, {kind}{dim}Limit={limit}]"
+                    ),
+                );
+                if is_hard {
+                    return Err(ErrorCode::QuotaExceeded);
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn set_acl(
         &mut self,
         tree: &DataTree,
@@ -612,7 +694,7 @@ impl Prep {
     ) -> PResult<TxnBody> {
         self.check_session(caller)?;
         validate_path(path).map_err(|_| ErrorCode::BadArguments)?;
-        let list_acl = fixup_acl(acl, caller.auth)?;
+        let list_acl = fixup_acl(&self.settings.auth_providers, acl, caller.auth)?;
         let mut node = self.record(tree, path)?;
         self.check_acl(&node.acl, perms::ADMIN, caller)?;
         let mut stat = node.stat.unwrap_or_default();
@@ -791,6 +873,78 @@ mod tests {
             t.digest(),
             "predicted digest equals the applied one"
         );
+    }
+
+    /// `checkQuota`: only with enforceQuota; a hard limit refuses, a soft one only logs;
+    /// and whatever a client wrote into the stats node, nothing overflows.
+    #[test]
+    fn quota_hard_limits_refuse_soft_ones_pass_and_stats_never_overflow() {
+        let set = |path: &str, data: &str| {
+            Request::SetData(crate::proto::records::SetDataRequest {
+                path: path.into(),
+                data: Some(Bytes::from(data.to_owned())),
+                version: -1,
+            })
+        };
+        let err = |b: &TxnBody| match b {
+            TxnBody::Error(e) => e.err,
+            _ => 0,
+        };
+        for enforce in [false, true] {
+            let mut t = DataTree::new();
+            let mut p = Prep::new(PrepSettings {
+                enforce_quota: enforce,
+                ..Default::default()
+            });
+            let mut z = 0;
+            let mut step = |p: &mut Prep, t: &mut DataTree, r: &Request| {
+                z += 1;
+                err(&run(p, t, r, z).0)
+            };
+            for path in ["/h", "/s", "/zookeeper/quota/h", "/zookeeper/quota/s"] {
+                assert_eq!(step(&mut p, &mut t, &create(path, 0)), 0);
+            }
+            let limits = |data: &'static str| Request::Create {
+                op: OpCode::Create,
+                req: CreateRequest {
+                    path: String::new(),
+                    data: Some(Bytes::from_static(data.as_bytes())),
+                    acl: open_acl_unsafe(),
+                    flags: 0,
+                },
+            };
+            for (q, data) in [
+                ("h", "count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=2"),
+                ("s", "count=2,bytes=-1"),
+            ] {
+                let mut r = limits(data);
+                if let Request::Create { req, .. } = &mut r {
+                    req.path = format!("/zookeeper/quota/{q}/zookeeper_limits");
+                }
+                assert_eq!(step(&mut p, &mut t, &r), 0);
+                let mut r = limits("count=0,bytes=0");
+                if let Request::Create { req, .. } = &mut r {
+                    req.path = format!("/zookeeper/quota/{q}/zookeeper_stats");
+                }
+                assert_eq!(step(&mut p, &mut t, &r), 0);
+            }
+            let refused = if enforce { -125 } else { 0 };
+            assert_eq!(step(&mut p, &mut t, &create("/h/1", 0)), 0);
+            assert_eq!(step(&mut p, &mut t, &create("/h/2", 0)), refused);
+            for i in 1..4 {
+                assert_eq!(step(&mut p, &mut t, &create(&format!("/s/{i}"), 0)), 0);
+            }
+            // A client may write anything into the stats node.
+            let stats = "/zookeeper/quota/h/zookeeper_stats";
+            let max = set(stats, "count=9223372036854775807,bytes=9223372036854775807");
+            assert_eq!(step(&mut p, &mut t, &max), 0);
+            // Java's long wraps to Long.MIN_VALUE, which is under any limit.
+            assert_eq!(step(&mut p, &mut t, &create("/h/3", 0)), 0);
+            let min = set(stats, "count=-9223372036854775808,bytes=x");
+            assert_eq!(step(&mut p, &mut t, &min), 0);
+            assert_eq!(step(&mut p, &mut t, &create("/h/4", 0)), 0);
+            assert_eq!(step(&mut p, &mut t, &create("/h/4/a", 0)), 0);
+        }
     }
 
     #[test]

@@ -15,14 +15,16 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
-use crate::acl::check_acl;
+use crate::acl::{check_acl, Provider};
+use crate::metrics::{CnxnStats, PercentileSummary, ResponseSizes, Summary};
 use crate::prep::{Caller, Prep, PrepSettings, SessionState};
 use crate::proto::records::*;
 use crate::proto::txn::{TxnBody, TxnDigest, TxnEntry, TxnHeader};
 use crate::proto::{perms, xid, ErrorCode, OpCode, Record};
 use crate::request::{MultiOp, Request};
+use crate::sasl::{random_nonce, DigestMd5Server, Outcome, SaslConfig};
 use crate::session::{session_password, SessionTracker};
 use crate::tree::{DataTree, TxnResult};
 use crate::watch::{EventType, Fired, WatchManager, WatcherType};
@@ -52,6 +54,8 @@ pub struct Settings {
     pub max_session_timeout_ms: u32,
     pub prep: PrepSettings,
     pub super_digest: Option<String>,
+    /// The SASL login (JAAS `Server` section); `None`: SASL is not configured.
+    pub sasl: Option<std::sync::Arc<SaslConfig>>,
 }
 
 impl Default for Settings {
@@ -66,6 +70,7 @@ impl Default for Settings {
                 ..Default::default()
             },
             super_digest: None,
+            sasl: None,
         }
     }
 }
@@ -89,18 +94,28 @@ pub enum Input {
     Closed { conn: ConnId },
     /// Every transaction up to `zxid` is durable.
     Durable { zxid: i64 },
+    /// The log could not make the batches of `generation` durable (a full disk, an I/O
+    /// error): nothing in flight will be; fail it and go on.
+    LogFailed { generation: u64, error: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// One length-prefixed frame for the connection.
     Send { conn: ConnId, frame: Bytes },
-    /// The handshake is done: the connection may read requests.
-    Established { conn: ConnId },
+    /// The handshake is done: the connection may read requests (its logs name `session`).
+    Established { conn: ConnId, session: i64 },
     /// Close once what was sent before is flushed.
     Close { conn: ConnId },
-    /// Make these durable, then report `Input::Durable` with the last zxid.
-    Log { entries: Vec<LogEntry> },
+    /// Make these durable, then report `Input::Durable` with the last zxid. Batches of an
+    /// older `generation` than the last failure are void and must be dropped.
+    Log { entries: Vec<LogEntry>, generation: u64 },
+    /// A fuzzy snapshot starts: header and sessions.
+    SnapshotBegin { zxid: i64, start: Vec<u8> },
+    /// Node records of the snapshot in progress.
+    SnapshotNodes(Vec<u8>),
+    /// The walk is done: the ACL map it met and the (zxid, digest) trailer.
+    SnapshotFinish { acl_map: Vec<u8>, zxid_digest: (i64, i64) },
 }
 
 /// One transaction on its way to the log: ZooKeeper's serialized entry
@@ -122,6 +137,10 @@ struct Conn {
     established: bool,
     /// Closing: nothing more is read from it.
     closing: bool,
+    /// The connection's SASL exchange, from its first SASL token on.
+    sasl: Option<DigestMd5Server>,
+    /// What `stat` and `cons` show of it.
+    stats: CnxnStats,
 }
 
 #[derive(Debug)]
@@ -144,6 +163,8 @@ struct InFlight {
     origin: Origin,
     header: TxnHeader,
     body: TxnBody,
+    /// Monotonic ms the request arrived: its latency runs until the reply.
+    start_ms: u64,
 }
 
 #[derive(Debug)]
@@ -153,16 +174,62 @@ enum Queued {
         conn: ConnId,
         xid: i32,
         req: Request,
+        start_ms: u64,
     },
 }
 
-/// Counters for `srvr`, `stat` and `mntr`.
+/// Counters for `srvr`, `stat` and `mntr`: ZooKeeper's `ServerStats`, and the
+/// `ServerMetrics` that mean something here (see [`crate::four_letter::mntr`]).
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
+    /// Frames received, the ConnectRequest and four-letter words included.
     pub packets_received: u64,
+    /// Frames sent, events and four-letter answers included.
     pub packets_sent: u64,
     pub outstanding: u64,
+    /// Every answered request, ms from arrival to reply (`Latency min/avg/max`).
+    pub latency: Summary,
+    /// The same for requests without a transaction (`readlatency`) …
+    pub read_latency: PercentileSummary,
+    /// … and with one (`updatelatency`).
+    pub update_latency: PercentileSummary,
+    pub response_size: ResponseSizes,
+    /// Bytes of replies to requests (`response_bytes`).
+    pub response_bytes: u64,
+    /// Bytes of watch events (`watch_bytes`).
+    pub watch_bytes: u64,
+    /// ConnectRequests (`connection_request_count`).
+    pub connection_requests: u64,
+    /// Connections the client closed (`connection_drop_count`).
+    pub connection_drops: u64,
+    /// Sessions that timed out (`stale_sessions_expired`).
+    pub sessions_expired: u64,
 }
+
+impl Stats {
+    /// `srst`: everything but the outstanding-requests gauge.
+    pub fn reset(&mut self) {
+        *self = Stats {
+            outstanding: self.outstanding,
+            ..Stats::default()
+        };
+    }
+}
+
+/// What the four-letter words see of one connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionView<'a> {
+    /// 0 until a session is bound to it.
+    pub session: i64,
+    /// The negotiated session timeout; 0 before.
+    pub timeout_ms: u32,
+    pub stats: &'a CnxnStats,
+}
+
+/// ZooKeeper logs the tree digest at every 128th zxid and keeps the last 1024
+/// (`DataTree.DIGEST_LOG_INTERVAL`, `DIGEST_LOG_LIMIT`), for `hash`.
+const DIGEST_LOG_INTERVAL: i64 = 128;
+const DIGEST_LOG_LIMIT: usize = 1024;
 
 pub struct Server {
     settings: Settings,
@@ -177,7 +244,15 @@ pub struct Server {
     in_flight: VecDeque<InFlight>,
     queues: HashMap<i64, VecDeque<Queued>>,
     to_log: Vec<LogEntry>,
+    /// Bumped when the log fails, voiding every batch handed to it before.
+    log_generation: u64,
+    snapshot: Option<crate::snapshot::SnapshotWalk>,
     pub stats: Stats,
+    /// The clock of the input being handled: replies take their time from it.
+    now: Clock,
+    started_ms: u64,
+    /// (zxid, tree digest) at every 128th zxid, for `hash`.
+    digest_log: VecDeque<(i64, i64)>,
 }
 
 fn frame(f: impl FnOnce(&mut BytesMut)) -> Bytes {
@@ -201,6 +276,26 @@ fn reply_frame(xid: i32, zxid: i64, err: ErrorCode, body: Option<&dyn Encode>) -
             if let Some(r) = body {
                 r.put(b);
             }
+        }
+    })
+}
+
+/// A SASL reply: the `SetSASLResponse` follows the header whatever the error, with a
+/// null token (length -1) when there is none (`processSasl`).
+fn sasl_reply_frame(xid: i32, err: ErrorCode, token: Option<&[u8]>) -> Bytes {
+    frame(|b| {
+        ReplyHeader {
+            xid,
+            zxid: 0,
+            err: err.code(),
+        }
+        .encode(b);
+        match token {
+            Some(t) => SetSaslResponse {
+                token: Bytes::copy_from_slice(t),
+            }
+            .encode(b),
+            None => b.put_i32(-1),
         }
     })
 }
@@ -243,7 +338,12 @@ impl Server {
             in_flight: VecDeque::new(),
             queues: HashMap::new(),
             to_log: Vec::new(),
+            log_generation: 0,
+            snapshot: None,
             stats: Stats::default(),
+            now,
+            started_ms: now.mono_ms,
+            digest_log: VecDeque::new(),
         }
     }
 
@@ -263,32 +363,167 @@ impl Server {
         self.conns.len()
     }
 
+    /// A connection past its ConnectRequest, for the four-letter words.
+    pub fn connection(&self, conn: ConnId) -> Option<ConnectionView<'_>> {
+        self.conns.get(&conn).map(|c| ConnectionView {
+            session: c.session.unwrap_or(0),
+            timeout_ms: c.timeout_ms,
+            stats: &c.stats,
+        })
+    }
+
+    /// Monotonic ms the server started (`uptime`).
+    pub fn started_ms(&self) -> u64 {
+        self.started_ms
+    }
+
+    /// (zxid, digest) pairs for `hash`, oldest first.
+    pub fn digest_log(&self) -> impl Iterator<Item = &(i64, i64)> {
+        self.digest_log.iter()
+    }
+
+    /// `srst`: server statistics and metrics start again; gauges stay.
+    pub fn reset_stats(&mut self) {
+        self.stats.reset();
+        self.watches.trigger_counts = Default::default();
+    }
+
+    /// `crst`: every connection's statistics start again.
+    pub fn reset_connection_stats(&mut self) {
+        for c in self.conns.values_mut() {
+            c.stats.reset();
+        }
+    }
+
     /// When [`Server::tick`] should run next.
     pub fn next_deadline(&self) -> Option<u64> {
         self.sessions.next_deadline()
     }
 
     pub fn handle(&mut self, input: Input, now: Clock, out: &mut Vec<Output>) {
+        self.now = now;
         match input {
             Input::Connect {
                 conn,
                 peer,
                 req,
                 old_client,
-            } => self.connect(conn, peer, req, old_client, now, out),
+            } => {
+                self.stats.packets_received += 1;
+                self.stats.connection_requests += 1;
+                self.connect(conn, peer, req, old_client, now, out)
+            }
             Input::Request { conn, xid, req } => {
                 self.stats.packets_received += 1;
                 self.request(conn, xid, req, now, out)
             }
-            Input::Closed { conn } => self.closed(conn),
+            Input::Closed { conn } => self.closed(conn, out),
             Input::Durable { zxid } => self.durable(zxid, out),
+            Input::LogFailed { generation, error } => self.log_failed(generation, &error, now, out),
         }
         self.flush_log(out);
     }
 
+    /// Restores sessions found in the data directory: each expires unless its client
+    /// comes back within its timeout, counted from now.
+    pub fn restore_sessions(&mut self, sessions: &[(i64, i32)], now: Clock) {
+        for (id, t) in sessions {
+            self.sessions.add(*id, (*t).max(0) as u32, now.mono_ms);
+        }
+        self.sessions.bump_next_id(sessions.iter().map(|s| s.0));
+    }
+
+    /// Starts a fuzzy snapshot of the tree as applied now, unless one is running.
+    pub fn start_snapshot(&mut self, out: &mut Vec<Output>) {
+        if self.snapshot.is_some() {
+            warn!("Too busy to snap, skipping");
+            return;
+        }
+        let zxid = self.tree.last_zxid();
+        let sessions: Vec<(i64, i32)> = self
+            .sessions
+            .iter()
+            .map(|s| (s.id, s.timeout_ms as i32))
+            .collect();
+        info!("Snapshotting: {zxid:#x}");
+        self.snapshot = Some(crate::snapshot::SnapshotWalk::new(zxid));
+        out.push(Output::SnapshotBegin {
+            zxid,
+            start: crate::snapshot::encode_start(&sessions),
+        });
+    }
+
+    /// Walks up to `budget` more nodes of the snapshot in progress; true while work is
+    /// left. Called between batches of requests, so requests never wait for a whole walk.
+    pub fn snapshot_step(&mut self, budget: usize, out: &mut Vec<Output>) -> bool {
+        let Some(walk) = self.snapshot.as_mut() else {
+            return false;
+        };
+        let mut buf = Vec::with_capacity(64 * 1024);
+        let more = walk.step(&self.tree, budget, &mut buf);
+        if !buf.is_empty() {
+            out.push(Output::SnapshotNodes(buf));
+        }
+        if !more {
+            let acl_map = walk.acl_map();
+            self.snapshot = None;
+            out.push(Output::SnapshotFinish {
+                acl_map,
+                zxid_digest: (self.tree.last_zxid(), self.tree.digest()),
+            });
+        }
+        more
+    }
+
+    pub fn snapshot_in_progress(&self) -> bool {
+        self.snapshot.is_some()
+    }
+
+    /// The log failed: every transaction in flight is lost before it was durable. Each
+    /// writer is told (SystemError), prepared state is dropped, zxids resume after the
+    /// last durable one, and the server goes on — writes succeed again once the log can
+    /// take them (space freed, say).
+    fn log_failed(&mut self, generation: u64, error: &str, now: Clock, out: &mut Vec<Output>) {
+        if generation < self.log_generation {
+            return;
+        }
+        let failed = std::mem::take(&mut self.in_flight);
+        tracing::error!(
+            "the transaction log failed ({error}); {} writes in flight were not made durable and are refused",
+            failed.len()
+        );
+        self.log_generation += 1;
+        self.to_log.clear();
+        self.prep = Prep::new(self.settings.prep.clone());
+        self.last_zxid = self.tree.last_zxid();
+        self.stats.outstanding = 0;
+        let zxid = self.tree.last_zxid();
+        for f in failed {
+            let session = f.header.client_id;
+            match f.origin {
+                Origin::Client { conn, xid, op } => {
+                    let frame = reply_frame(xid, zxid, ErrorCode::SystemError, None);
+                    self.send(conn, frame, out);
+                    if op == OpCode::CloseSession {
+                        self.sessions.reopen(session, now.mono_ms);
+                    }
+                    self.release_session_queue(session, f.header.zxid, out);
+                }
+                Origin::CreateSession { conn } => {
+                    self.sessions.remove(session);
+                    self.close_conn(conn, out);
+                }
+                Origin::Expiry => self.sessions.reopen(session, now.mono_ms),
+                Origin::Internal => {}
+            }
+        }
+    }
+
     /// Expires sessions whose time is up.
     pub fn tick(&mut self, now: Clock, out: &mut Vec<Output>) {
+        self.now = now;
         for id in self.sessions.expire(now.mono_ms) {
+            self.stats.sessions_expired += 1;
             let timeout = self.sessions.get(id).map_or(0, |s| s.timeout_ms);
             info!(
                 session = format_args!("0x{id:x}"),
@@ -306,6 +541,7 @@ impl Server {
     /// through a deleteContainer transaction from session 0. Prep re-checks emptiness, so
     /// a child created meanwhile makes it a harmless NotEmpty error transaction.
     pub fn check_containers(&mut self, now: Clock, out: &mut Vec<Output>) {
+        self.now = now;
         let mut candidates = Vec::new();
         for p in self.tree.containers() {
             if let Some(n) = self.tree.get(p) {
@@ -369,6 +605,7 @@ impl Server {
             origin,
             header,
             body: entry.body,
+            start_ms: self.now.mono_ms,
         });
     }
 
@@ -376,15 +613,60 @@ impl Server {
         if !self.to_log.is_empty() {
             out.push(Output::Log {
                 entries: std::mem::take(&mut self.to_log),
+                generation: self.log_generation,
             });
         }
     }
 
     fn send(&mut self, conn: ConnId, frame: Bytes, out: &mut Vec<Output>) {
-        if self.conns.get(&conn).is_some_and(|c| !c.closing) {
+        if let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) {
             self.stats.packets_sent += 1;
+            c.stats.sent += 1;
+            c.stats.touched_ms = self.now.mono_ms;
+            // After the handshake every frame starts with a ReplyHeader; the
+            // ConnectResponse before it counts in no size (`sendResponse` vs
+            // `sendBuffer`).
+            if c.established && frame.len() >= 8 {
+                let size = frame.len() as i64 - 4;
+                self.stats.response_size.record(size);
+                let xid = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+                if xid > 0 {
+                    c.stats.queued = c.stats.queued.saturating_sub(1);
+                } else if xid == xid::NOTIFICATION {
+                    self.stats.watch_bytes += size as u64;
+                }
+            }
             out.push(Output::Send { conn, frame });
         }
+    }
+
+    /// Sends the reply to a request and records it (`FinalRequestProcessor.updateStats`):
+    /// latency from `start_ms`, as a read or an update, and the connection's last op.
+    #[allow(clippy::too_many_arguments)]
+    fn reply(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        zxid: i64,
+        op: &'static str,
+        start_ms: u64,
+        update: bool,
+        frame: Bytes,
+        out: &mut Vec<Output>,
+    ) {
+        let now = self.now.mono_ms;
+        let latency = now.saturating_sub(start_ms) as i64;
+        self.stats.latency.add(latency);
+        if update {
+            self.stats.update_latency.add(latency);
+        } else {
+            self.stats.read_latency.add(latency);
+        }
+        self.stats.response_bytes += frame.len().saturating_sub(4) as u64;
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.stats.answered(xid, zxid, op, start_ms, now);
+        }
+        self.send(conn, frame, out);
     }
 
     fn close_conn(&mut self, conn: ConnId, out: &mut Vec<Output>) {
@@ -415,12 +697,14 @@ impl Server {
                 // The ip id every connection carries (NIOServerCnxn adds it on accept).
                 auth: vec![Id {
                     scheme: "ip".into(),
-                    id: peer.to_string(),
+                    id: crate::acl::ip_id(peer),
                 }],
                 timeout_ms: 0,
                 old_client,
                 established: false,
                 closing: false,
+                sasl: None,
+                stats: CnxnStats::connected(now.mono_ms),
             },
         );
         if old_client {
@@ -521,7 +805,7 @@ impl Server {
                 session = format_args!("0x{id:x}"),
                 "Established session 0x{id:x} for client {peer}"
             );
-            out.push(Output::Established { conn });
+            out.push(Output::Established { conn, session: id });
         } else {
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.session = None;
@@ -533,8 +817,15 @@ impl Server {
         }
     }
 
-    fn closed(&mut self, conn: ConnId) {
+    fn closed(&mut self, conn: ConnId, out: &mut Vec<Output>) {
+        if self.conns.get(&conn).is_some_and(|c| !c.closing) {
+            self.stats.connection_drops += 1;
+        }
         self.drop_conn(conn);
+        // The driver still holds the socket's write half: without this it would stay
+        // open (CLOSE_WAIT after a client's close, or a silent hang after a frame over
+        // jute.maxbuffer, which ZooKeeper answers by closing the connection).
+        out.push(Output::Close { conn });
     }
 
     /// Forgets a connection: its watches go with it; its session lives on until it
@@ -553,9 +844,15 @@ impl Server {
     // ---- requests ----
 
     fn request(&mut self, conn: ConnId, xid: i32, req: Request, now: Clock, out: &mut Vec<Output>) {
-        let Some(c) = self.conns.get(&conn) else {
+        let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        // `packetReceived`, and `incrOutstandingAndCheckThrottle` for real xids.
+        c.stats.recved += 1;
+        c.stats.touched_ms = now.mono_ms;
+        if xid > 0 {
+            c.stats.queued += 1;
+        }
         if c.closing || !c.established {
             return;
         }
@@ -566,13 +863,7 @@ impl Server {
         // overtake earlier replies (`ZooKeeperServer.processPacket`).
         match &req {
             Request::Auth(a) => return self.auth(conn, xid, a, out),
-            Request::Sasl(_) => {
-                // No SASL mechanism is configured on this server.
-                let f = reply_frame(xid, 0, ErrorCode::AuthFailed, None);
-                self.send(conn, f, out);
-                self.close_conn(conn, out);
-                return;
-            }
+            Request::Sasl(r) => return self.sasl(conn, xid, &r.token, out),
             _ => {}
         }
         // Every other request keeps the session alive; on a closing or unknown session
@@ -639,9 +930,14 @@ impl Server {
         }
         let q = self.queues.entry(session).or_default();
         if q.is_empty() {
-            self.read(conn, xid, req, out);
+            self.read(conn, xid, req, now.mono_ms, out);
         } else {
-            q.push_back(Queued::Read { conn, xid, req });
+            q.push_back(Queued::Read {
+                conn,
+                xid,
+                req,
+                start_ms: now.mono_ms,
+            });
         }
     }
 
@@ -649,9 +945,16 @@ impl Server {
         self.sessions.touch_for(session, Some(timeout), now.mono_ms)
     }
 
+    /// `addauth` (`ZooKeeperServer.processPacket`): the scheme's registered provider
+    /// authenticates the connection; an unknown scheme or a refusal is answered AuthFailed
+    /// and the connection closed (the session lives on until it expires).
     fn auth(&mut self, conn: ConnId, xid: i32, a: &AuthPacket, out: &mut Vec<Output>) {
-        let ok = match a.scheme.as_str() {
-            "digest" => {
+        let Some(peer) = self.conns.get(&conn).map(|c| c.peer) else {
+            return;
+        };
+        let provider = self.settings.prep.auth_providers.get(&a.scheme);
+        let ids = match provider {
+            Some(Provider::Digest) => {
                 let id = digest_id(&String::from_utf8_lossy(&a.auth));
                 let mut ids = Vec::new();
                 if self.settings.super_digest.as_deref() == Some(id.as_str()) {
@@ -664,27 +967,109 @@ impl Server {
                     scheme: "digest".into(),
                     id,
                 });
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    for id in ids {
-                        if !c.auth.contains(&id) {
-                            c.auth.push(id);
-                        }
-                    }
-                }
-                true
+                Some(ids)
             }
-            // The ip provider authenticates by address: nothing to add.
-            "ip" => true,
-            _ => false,
+            // The ip provider authenticates by address: it adds the connection's own id
+            // again, whatever the bytes say.
+            Some(Provider::Ip) => Some(vec![Id {
+                scheme: "ip".into(),
+                id: crate::acl::ip_id(peer),
+            }]),
+            // SASL ids come only from the SASL exchange (`SASLAuthenticationProvider`).
+            Some(Provider::Sasl) | None => None,
         };
-        if ok {
-            let f = reply_frame(xid, 0, ErrorCode::Ok, None);
-            self.send(conn, f, out);
-        } else {
-            warn!(scheme = %a.scheme, "No authentication provider for scheme: {}", a.scheme);
+        let Some(ids) = ids else {
+            if provider.is_none() {
+                let list = self.settings.prep.auth_providers.list();
+                warn!(scheme = %a.scheme, "No authentication provider for scheme: {} has {list}", a.scheme);
+            } else {
+                warn!(scheme = %a.scheme, "Authentication failed for scheme: {}", a.scheme);
+            }
             let f = reply_frame(xid, 0, ErrorCode::AuthFailed, None);
             self.send(conn, f, out);
             self.close_conn(conn, out);
+            return;
+        };
+        if let Some(c) = self.conns.get_mut(&conn) {
+            for id in ids {
+                if !c.auth.contains(&id) {
+                    c.auth.push(id);
+                }
+            }
+            if let Some(s) = c.session {
+                info!(
+                    "Session 0x{s:x}: auth success for scheme {} and address {peer}",
+                    a.scheme
+                );
+            }
+        }
+        let f = reply_frame(xid, 0, ErrorCode::Ok, None);
+        self.send(conn, f, out);
+    }
+
+    /// One SASL token (`ZooKeeperServer.processSasl`), answered on the spot with zxid 0
+    /// and a `SetSASLResponse`. A failed exchange is answered AuthFailed *with* a body (a
+    /// null token) and the connection closed, unless `allowSaslFailedClients`. Without a
+    /// SASL login ZooKeeper's connection has no SASL server: it logs the null pointer and
+    /// answers OK with a null token, leaving the client to give up on its side.
+    fn sasl(&mut self, conn: ConnId, xid: i32, token: &[u8], out: &mut Vec<Output>) {
+        let Some(login) = self.settings.sasl.clone() else {
+            error!(
+                "cnxn.saslServer is null: cnxn object did not initialize its saslServer properly."
+            );
+            let f = sasl_reply_frame(xid, ErrorCode::Ok, None);
+            return self.send(conn, f, out);
+        };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let exchange = c
+            .sasl
+            .get_or_insert_with(|| DigestMd5Server::new(random_nonce()));
+        match exchange.evaluate(&login, token) {
+            Ok(Outcome::Challenge(t)) => {
+                let f = sasl_reply_frame(xid, ErrorCode::Ok, Some(&t));
+                self.send(conn, f, out);
+            }
+            Ok(Outcome::Complete {
+                token,
+                authorization_id,
+            }) => {
+                let session = c.session.unwrap_or(0);
+                info!("Session 0x{session:x}: adding SASL authorization for authorizationID: {authorization_id}");
+                let mut ids = vec![Id {
+                    scheme: "sasl".into(),
+                    id: authorization_id.clone(),
+                }];
+                if login.is_super_user(&authorization_id) {
+                    info!("Session 0x{session:x}: Authenticated Id '{authorization_id}' as super user");
+                    ids.push(Id {
+                        scheme: "super".into(),
+                        id: String::new(),
+                    });
+                }
+                for id in ids {
+                    if !c.auth.contains(&id) {
+                        c.auth.push(id);
+                    }
+                }
+                let f = sasl_reply_frame(xid, ErrorCode::Ok, Some(&token));
+                self.send(conn, f, out);
+            }
+            Err(e) => {
+                let peer = c.peer;
+                warn!("Client {peer} failed to SASL authenticate: {e}");
+                if login.allow_failed_clients {
+                    warn!("Maintaining client connection despite SASL authentication failure.");
+                    let f = sasl_reply_frame(xid, ErrorCode::Ok, None);
+                    self.send(conn, f, out);
+                } else {
+                    warn!("Closing client connection due to SASL authentication failure.");
+                    let f = sasl_reply_frame(xid, ErrorCode::AuthFailed, None);
+                    self.send(conn, f, out);
+                    self.close_conn(conn, out);
+                }
+            }
         }
     }
 
@@ -697,6 +1082,7 @@ impl Server {
         let acl = self.tree.acls.lookup(n.acl).map(|a| a.to_vec());
         let acl = acl.unwrap_or_else(crate::acl::open_acl_unsafe);
         if check_acl(
+            &self.settings.prep.auth_providers,
             &acl,
             perm,
             self.conn_auth(conn),
@@ -709,15 +1095,16 @@ impl Server {
     }
 
     /// Answers a read (`FinalRequestProcessor`), registering its watch.
-    fn read(&mut self, conn: ConnId, xid: i32, req: Request, out: &mut Vec<Output>) {
+    fn read(&mut self, conn: ConnId, xid: i32, req: Request, start_ms: u64, out: &mut Vec<Output>) {
         if !self.conns.contains_key(&conn) {
             return;
         }
         let zxid = self.tree.last_zxid();
+        let lop = read_op_name(&req);
         let r: Result<Option<Box<dyn Encode>>, ErrorCode> = match req {
             Request::Ping => {
                 let f = reply_frame(xid::PING, zxid, ErrorCode::Ok, None);
-                return self.send(conn, f, out);
+                return self.reply(conn, xid, zxid, lop, start_ms, false, f, out);
             }
             Request::Sync(r) => Ok(Some(Box::new(SyncResponse { path: r.path }))),
             Request::Exists(r) => self
@@ -766,11 +1153,7 @@ impl Server {
                     .iter()
                     .map(|id| ClientInfo {
                         auth_scheme: id.scheme.clone(),
-                        user: match id.scheme.as_str() {
-                            "digest" => id.id.split(':').next().unwrap_or("").to_owned(),
-                            "super" => String::new(),
-                            _ => id.id.clone(),
-                        },
+                        user: self.settings.prep.auth_providers.user_name(id),
                     })
                     .collect();
                 Ok(Some(Box::new(WhoAmIResponse { client_info })))
@@ -784,8 +1167,11 @@ impl Server {
             },
             Request::CheckWatches(r) => match WatcherType::from_i32(r.r#type) {
                 // ZooKeeper's WatchManager answers for the path, whoever watches it.
-                Some(t) if self.watches.path_watched(&r.path, t) => Ok(None),
-                Some(_) => Err(ErrorCode::NoWatcher),
+                Some(t) => match self.watches.path_watched(&r.path, t) {
+                    Some(true) => Ok(None),
+                    Some(false) => Err(ErrorCode::NoWatcher),
+                    None => Err(ErrorCode::MarshallingError),
+                },
                 None => Err(ErrorCode::MarshallingError),
             },
             Request::RemoveWatches(r) => match WatcherType::from_i32(r.r#type) {
@@ -831,7 +1217,7 @@ impl Server {
                     .encode(b);
                     MultiResponse(Vec::new()).put(b);
                 });
-                return self.send(conn, f, out);
+                return self.reply(conn, xid, zxid, lop, start_ms, false, f, out);
             }
             Request::MultiRead(ops) => Ok(Some(Box::new(self.multi_read(conn, &ops)))),
             Request::Malformed { op, reason } => {
@@ -844,7 +1230,7 @@ impl Server {
             Ok(body) => reply_frame(xid, zxid, ErrorCode::Ok, body.as_deref()),
             Err(e) => reply_frame(xid, zxid, e, None),
         };
-        self.send(conn, f, out);
+        self.reply(conn, xid, zxid, lop, start_ms, false, f, out);
     }
 
     fn exists(&mut self, conn: ConnId, path: &str, watch: bool) -> Result<Stat, ErrorCode> {
@@ -1004,6 +1390,13 @@ impl Server {
         let mut changes = Vec::new();
         let result = self.tree.apply(&f.header, &f.body, &mut changes);
         self.prep.applied(f.header.zxid);
+        if self.settings.prep.digest_enabled && f.header.zxid % DIGEST_LOG_INTERVAL == 0 {
+            if self.digest_log.len() == DIGEST_LOG_LIMIT {
+                self.digest_log.pop_front();
+            }
+            self.digest_log
+                .push_back((f.header.zxid, self.tree.digest()));
+        }
         let session = f.header.client_id;
         if let TxnBody::CloseSession(_) = f.body {
             self.sessions.remove(session);
@@ -1019,6 +1412,12 @@ impl Server {
         match f.origin {
             Origin::Internal => {}
             Origin::CreateSession { conn } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.stats.answered(0, zxid, "SESS", f.start_ms, self.now.mono_ms);
+                }
+                let latency = self.now.mono_ms.saturating_sub(f.start_ms) as i64;
+                self.stats.latency.add(latency);
+                self.stats.update_latency.add(latency);
                 self.finish_session_init(conn, true, out);
             }
             Origin::Expiry => {
@@ -1030,7 +1429,12 @@ impl Server {
             }
             Origin::Client { conn, xid, op } => {
                 let frame = write_reply(xid, zxid, op, &f.body, &result);
-                self.send(conn, frame, out);
+                // An error transaction fails before Final names the op.
+                let lop = match result {
+                    TxnResult::Error(_) if op != OpCode::Multi => "NA",
+                    _ => write_op_name(op),
+                };
+                self.reply(conn, xid, zxid, lop, f.start_ms, true, frame, out);
                 if op == OpCode::CloseSession {
                     self.close_conn(conn, out);
                     if self.session_conn.get(&session) == Some(&conn) {
@@ -1062,8 +1466,14 @@ impl Server {
             };
             match q.front() {
                 Some(Queued::Read { .. }) => {
-                    if let Some(Queued::Read { conn, xid, req }) = q.pop_front() {
-                        self.read(conn, xid, req, out);
+                    if let Some(Queued::Read {
+                        conn,
+                        xid,
+                        req,
+                        start_ms,
+                    }) = q.pop_front()
+                    {
+                        self.read(conn, xid, req, start_ms, out);
                     }
                 }
                 Some(Queued::Write(_)) => return,
@@ -1080,12 +1490,56 @@ impl Server {
             let Some(c) = self.conns.get(&f.watcher) else {
                 continue;
             };
-            if !check_acl(&f.acl, perms::READ, &c.auth, self.settings.prep.skip_acl) {
+            let providers = &self.settings.prep.auth_providers;
+            if !check_acl(
+                providers,
+                &f.acl,
+                perms::READ,
+                &c.auth,
+                self.settings.prep.skip_acl,
+            ) {
                 continue;
             }
             let frame = event_frame(f.event, &f.path);
             self.send(f.watcher, frame, out);
         }
+    }
+}
+
+/// The `lop` ZooKeeper's Final records for a read (`cons`).
+fn read_op_name(req: &Request) -> &'static str {
+    match req {
+        Request::Ping => "PING",
+        Request::Sync(_) => "SYNC",
+        Request::Exists(_) => "EXIS",
+        Request::GetData(_) => "GETD",
+        Request::GetChildren(_) | Request::GetChildren2(_) => "GETC",
+        Request::GetAllChildrenNumber(_) => "GETACN",
+        Request::GetAcl(_) => "GETA",
+        Request::GetEphemerals(_) => "GETE",
+        Request::WhoAmI => "HOMI",
+        Request::AddWatch(_) => "ADDW",
+        Request::CheckWatches(_) => "CHKW",
+        Request::RemoveWatches(_) => "REMW",
+        Request::SetWatches(_) => "SETW",
+        Request::SetWatches2(_) => "STW2",
+        Request::MultiRead(_) => "MLTR",
+        _ => "NA",
+    }
+}
+
+/// The `lop` ZooKeeper's Final records for a write.
+fn write_op_name(op: OpCode) -> &'static str {
+    match op {
+        OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => "CREA",
+        OpCode::Delete | OpCode::DeleteContainer => "DELE",
+        OpCode::SetData => "SETD",
+        OpCode::SetAcl => "SETA",
+        OpCode::Check => "CHEC",
+        OpCode::Multi => "MULT",
+        OpCode::Reconfig => "RECO",
+        OpCode::CloseSession => "CLOS",
+        _ => "NA",
     }
 }
 
@@ -1277,13 +1731,15 @@ mod tests {
         let zxid = logged(&out).expect("createSession is logged");
         out.clear();
         s.handle(Input::Durable { zxid }, NOW, &mut out);
-        assert!(out.contains(&Output::Established { conn }));
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, Output::Established { conn: c, .. } if *c == conn)));
         s.conns[&conn].session.expect("bound")
     }
 
     fn logged(out: &[Output]) -> Option<i64> {
         out.iter().rev().find_map(|o| match o {
-            Output::Log { entries } => entries.last().map(|e| e.zxid),
+            Output::Log { entries, .. } => entries.last().map(|e| e.zxid),
             _ => None,
         })
     }

@@ -168,14 +168,32 @@ impl SessionTracker {
             return true;
         }
         let old = std::mem::replace(&mut s.expires_at, new_exp);
+        // An emptied bucket stays until its time comes, as in ZooKeeper's `ExpiryQueue`
+        // (`dump` shows it: "0 expire at …").
         if let Some(b) = self.buckets.get_mut(&old) {
             b.remove(&id);
-            if b.is_empty() {
-                self.buckets.remove(&old);
-            }
         }
         self.buckets.entry(new_exp).or_default().insert(id);
         true
+    }
+
+    /// Takes back a closing mark whose closeSession never became durable; the session
+    /// expires again after its timeout.
+    pub fn reopen(&mut self, id: i64, now_ms: u64) {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.closing = false;
+        }
+        self.touch(id, now_ms);
+    }
+
+    /// After restoring sessions from disk, makes sure new ids do not collide with them.
+    pub fn bump_next_id(&mut self, ids: impl Iterator<Item = i64>) {
+        let server_byte = self.next_id >> 56;
+        for id in ids {
+            if id >> 56 == server_byte && id >= self.next_id {
+                self.next_id = id + 1;
+            }
+        }
     }
 
     /// Marks a session closing; later requests on it are refused.
@@ -190,9 +208,6 @@ impl SessionTracker {
         let s = self.sessions.remove(&id)?;
         if let Some(b) = self.buckets.get_mut(&s.expires_at) {
             b.remove(&id);
-            if b.is_empty() {
-                self.buckets.remove(&s.expires_at);
-            }
         }
         Some(s)
     }
@@ -218,6 +233,11 @@ impl SessionTracker {
         }
         out.sort_unstable();
         out
+    }
+
+    /// The expiry queue, earliest deadline first, for `dump` (`ExpiryQueue.dump`).
+    pub fn expiry_buckets(&self) -> impl Iterator<Item = (u64, impl Iterator<Item = i64> + '_)> {
+        self.buckets.iter().map(|(t, ids)| (*t, ids.iter().copied()))
     }
 
     /// When the next expiry check is due, if any session is tracked.

@@ -348,6 +348,21 @@ impl DataTree {
         t
     }
 
+    /// A tree with no nodes at all, not even the root: what a snapshot loads into.
+    pub fn empty() -> Self {
+        DataTree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            acls: AclCache::new(),
+            quota_paths: BTreeSet::new(),
+            digest: 0,
+            data_size: 0,
+            last_zxid: 0,
+        }
+    }
+
     // ---- the node map, keeping the digest current (`NodeHashMapImpl`) ----
 
     fn insert_node(&mut self, path: &str, node: Node) {
@@ -507,7 +522,8 @@ impl DataTree {
         let res = match body {
             TxnBody::Create(t) | TxnBody::Create2(t) => {
                 let owner = if t.ephemeral { hdr.client_id } else { 0 };
-                self.create_node(
+                let top_level_create = matches!(body, TxnBody::Create(_));
+                let r = self.create_node(
                     &t.path,
                     t.data.clone(),
                     &t.acl,
@@ -520,7 +536,22 @@ impl DataTree {
                 .map(|stat| TxnResult::Created {
                     path: t.path.clone(),
                     stat,
-                })
+                });
+                // Replaying a create over a fuzzy snapshot that already has the node: the
+                // parent's cversion and pzxid still move forward to what the create
+                // left (`DataTree.processTxn`, setCversionPzxid; plain create only).
+                if top_level_create && r == Err(ErrorCode::NodeExists) {
+                    let parent = split_path(&t.path).0.to_owned();
+                    let cv = t.parent_cversion;
+                    self.change_node(&parent, |p| {
+                        let cv = if cv == -1 { p.stat.cversion + 1 } else { cv };
+                        if cv > p.stat.cversion {
+                            p.stat.cversion = cv;
+                            p.stat.pzxid = zxid;
+                        }
+                    });
+                }
+                r
             }
             TxnBody::CreateContainer(t) => self
                 .create_node(
@@ -875,8 +906,9 @@ impl DataTree {
             return;
         };
         let mut t = StatsTrack::parse(n.data_bytes());
-        t.set("count", t.get("count") + count_diff);
-        t.set("bytes", t.get("bytes") + bytes_diff);
+        // Java's long arithmetic: the stats node holds whatever a client last wrote there.
+        t.set("count", t.get("count").wrapping_add(count_diff));
+        t.set("bytes", t.get("bytes").wrapping_add(bytes_diff));
         let new = t.to_bytes();
         self.data_size += new.len() as i64 - n.data_len() as i64;
         n.data = Some(new);

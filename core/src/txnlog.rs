@@ -505,7 +505,6 @@ pub fn repair_tail(dir: &Path) -> Result<Option<(PathBuf, u64, String)>, LogErro
 mod tests {
     use super::*;
     use crate::proto::txn::{CreateSessionTxn, TxnBody, TxnEntry, TxnHeader};
-    use bytes::Bytes;
 
     fn entry(zxid: i64) -> LogEntry {
         let e = TxnEntry {
@@ -521,7 +520,7 @@ mod tests {
         };
         LogEntry {
             zxid,
-            bytes: Bytes::from(e.to_bytes()),
+            bytes: e.to_bytes(),
         }
     }
 

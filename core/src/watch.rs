@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::metrics::Summary;
 use crate::proto::records::Acl;
 
 use crate::tree::{split_path, Change};
@@ -92,15 +93,34 @@ impl Table {
         self.by_path.get(path).is_some_and(|m| m.contains_key(&w))
     }
 
+    /// `containsWatcher` walks `PathParentIterator`, whose `next` computes the parent of
+    /// the path it yields: a path without `/` throws at once; a relative path with one
+    /// throws when the walk goes on to parents, which it does (past an unwatched path)
+    /// only while the table holds a recursive watch. `""` yields nothing: false.
+    fn path_watched(&self, path: &str) -> Option<bool> {
+        if path.is_empty() {
+            return Some(false);
+        }
+        if !path.contains('/') {
+            return None;
+        }
+        if self.by_path.contains_key(path) {
+            return Some(true);
+        }
+        if self.recursive > 0 && !path.starts_with('/') {
+            return None;
+        }
+        Some(false)
+    }
+
     fn remove(&mut self, path: &str, w: WatcherId) -> bool {
         let Some(paths) = self.by_watcher.get_mut(&w) else {
             return false;
         };
+        // An emptied set stays until the connection goes, as `watch2Paths` keeps it:
+        // `wchs` counts that connection.
         if !paths.remove(path) {
             return false;
-        }
-        if paths.is_empty() {
-            self.by_watcher.remove(&w);
         }
         let Some(modes) = self.by_path.get_mut(path) else {
             return false;
@@ -138,13 +158,15 @@ impl Table {
     /// `triggerWatch`: the watchers `event` on `path` reaches, each once, skipping
     /// `suppress`. One-shot watches on `path` itself are consumed; recursive watches on
     /// `path` or any ancestor see every event but NodeChildrenChanged.
+    /// Returns how many distinct watchers matched, the suppressed ones included (the
+    /// sample `triggerWatch` records).
     fn trigger(
         &mut self,
         path: &str,
         event: EventType,
         suppress: &[WatcherId],
         out: &mut Vec<WatcherId>,
-    ) {
+    ) -> usize {
         let start = out.len();
         let mut at = path;
         let mut at_parent = false;
@@ -167,9 +189,6 @@ impl Table {
                     modes.remove(&w);
                     if let Some(ps) = self.by_watcher.get_mut(&w) {
                         ps.remove(at);
-                        if ps.is_empty() {
-                            self.by_watcher.remove(&w);
-                        }
                     }
                 }
                 if modes.is_empty() {
@@ -193,8 +212,11 @@ impl Table {
             let mut i = 0;
             out.retain(|w| {
                 i += 1;
-                i <= start || (!suppress.contains(w) && seen.insert(*w))
+                i <= start || (seen.insert(*w) && !suppress.contains(w))
             });
+            seen.len()
+        } else {
+            out.len() - start
         }
     }
 
@@ -218,6 +240,18 @@ pub struct Fired {
 pub struct WatchManager {
     data: Table,
     child: Table,
+    /// Watchers matched per trigger, for `mntr`.
+    pub trigger_counts: TriggerCounts,
+}
+
+/// `mntr`'s `node_{created,deleted,changed,children}_watch_count`: one sample per table
+/// lookup that matched anyone, of how many it matched.
+#[derive(Debug, Default, Clone)]
+pub struct TriggerCounts {
+    pub created: Summary,
+    pub deleted: Summary,
+    pub changed: Summary,
+    pub children: Summary,
 }
 
 impl WatchManager {
@@ -255,15 +289,16 @@ impl WatchManager {
     }
 
     /// checkWatches as ZooKeeper's `WatchManager.containsWatcher` answers it: whether
-    /// anyone watches `path` in that table, whichever connection asks.
-    pub fn path_watched(&self, path: &str, ty: WatcherType) -> bool {
-        let d = || self.data.by_path.contains_key(path);
-        let c = || self.child.by_path.contains_key(path);
-        match ty {
-            WatcherType::Children => c(),
-            WatcherType::Data => d(),
-            WatcherType::Any => c() || d(),
-        }
+    /// anyone watches `path` in that table, whichever connection asks. `None` where
+    /// ZooKeeper's walk up the path throws (the caller answers MarshallingError).
+    pub fn path_watched(&self, path: &str, ty: WatcherType) -> Option<bool> {
+        let d = || self.data.path_watched(path);
+        let c = || self.child.path_watched(path);
+        Some(match ty {
+            WatcherType::Children => c()?,
+            WatcherType::Data => d()?,
+            WatcherType::Any => c()? || d()?,
+        })
     }
 
     pub fn remove(&mut self, path: &str, ty: WatcherType, w: WatcherId) -> bool {
@@ -382,7 +417,17 @@ impl WatchManager {
             TableSel::Data => &mut self.data,
             TableSel::Child => &mut self.child,
         };
-        t.trigger(path, event, suppress, scratch);
+        let matched = t.trigger(path, event, suppress, scratch);
+        if matched > 0 {
+            let c = &mut self.trigger_counts;
+            match event {
+                EventType::NodeCreated => c.created.add(matched as i64),
+                EventType::NodeDeleted => c.deleted.add(matched as i64),
+                EventType::NodeDataChanged => c.changed.add(matched as i64),
+                EventType::NodeChildrenChanged => c.children.add(matched as i64),
+                _ => {}
+            }
+        }
         out.extend(scratch.iter().map(|&w| Fired {
             watcher: w,
             event,
@@ -432,6 +477,46 @@ impl WatchManager {
             v.dedup();
         }
         m
+    }
+
+    /// `wchs` (`WatchManager.toString` of the data table): connections that ever set a
+    /// data watch and have not gone away, distinct watched paths, and watches.
+    pub fn data_watch_summary(&self) -> (usize, usize, usize) {
+        let total = self.data.by_watcher.values().map(|p| p.len()).sum();
+        (self.data.by_watcher.len(), self.data.by_path.len(), total)
+    }
+
+    /// `wchc`: the data table by watcher (connections with no watch left included), in
+    /// watcher order, paths sorted.
+    pub fn data_watches_by_watcher(&self) -> Vec<(WatcherId, Vec<String>)> {
+        let mut v: Vec<(WatcherId, Vec<String>)> = self
+            .data
+            .by_watcher
+            .iter()
+            .map(|(w, ps)| {
+                let mut ps: Vec<String> = ps.iter().map(|p| p.to_string()).collect();
+                ps.sort_unstable();
+                (*w, ps)
+            })
+            .collect();
+        v.sort_unstable_by_key(|(w, _)| *w);
+        v
+    }
+
+    /// `wchp`: the data table by path, paths sorted, watchers in order.
+    pub fn data_watches_by_path(&self) -> Vec<(String, Vec<WatcherId>)> {
+        let mut v: Vec<(String, Vec<WatcherId>)> = self
+            .data
+            .by_path
+            .iter()
+            .map(|(p, ws)| {
+                let mut ws: Vec<WatcherId> = ws.keys().copied().collect();
+                ws.sort_unstable();
+                (p.to_string(), ws)
+            })
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     pub fn watcher_count(&self) -> usize {

@@ -197,7 +197,7 @@ impl JavaZk {
     /// e.g. `-Dznode.container.checkIntervalMs=3600000`.
     pub fn start_with_jvm_flags(extra_cfg: &str, jvm_flags: &[&str]) -> JavaZk {
         for _attempt in 0..5 {
-            match Self::try_start(extra_cfg, jvm_flags) {
+            match Self::try_start(None, extra_cfg, jvm_flags) {
                 Ok(zk) => return zk,
                 Err(StartFailure::AddrInUse) => continue,
                 Err(StartFailure::Fatal(msg)) => panic!("{msg}"),
@@ -206,13 +206,31 @@ impl JavaZk {
         panic!("JavaZk: address in use on 5 attempts");
     }
 
-    fn try_start(extra_cfg: &str, jvm_flags: &[&str]) -> Result<JavaZk, StartFailure> {
+    /// Starts a server like `start`, but on the given `data_dir` (which may already hold a
+    /// ZooKeeper or geokeeper data directory, or not exist yet); config and logs stay in
+    /// the server's own temp dir, so the data directory outlives the server.
+    pub fn start_on(data_dir: &Path, extra_cfg: &str) -> JavaZk {
+        for _attempt in 0..5 {
+            match Self::try_start(Some(data_dir), extra_cfg, &[]) {
+                Ok(zk) => return zk,
+                Err(StartFailure::AddrInUse) => continue,
+                Err(StartFailure::Fatal(msg)) => panic!("{msg}"),
+            }
+        }
+        panic!("JavaZk: address in use on 5 attempts");
+    }
+
+    fn try_start(
+        data_dir: Option<&Path>,
+        extra_cfg: &str,
+        jvm_flags: &[&str],
+    ) -> Result<JavaZk, StartFailure> {
         let addr = free_loopback_addr();
         let dir = tempfile::Builder::new()
             .prefix("javazk-")
             .tempdir()
             .expect("create JavaZk temp dir");
-        let data_dir = dir.path().join("data");
+        let data_dir = data_dir.map_or_else(|| dir.path().join("data"), Path::to_path_buf);
         fs::create_dir_all(&data_dir).expect("create dataDir");
         let cfg_path = dir.path().join("zoo.cfg");
         let cfg = format!(
@@ -262,7 +280,9 @@ impl JavaZk {
             // `ruok` answers `imok` as soon as the listener is up, a little before the
             // server takes requests (`srvr` then says "not currently serving requests").
             let probe = |cmd| four_letter_within(addr, cmd, Duration::from_secs(1));
-            if probe("ruok").unwrap_or_default() == "imok" {
+            // (A whitelist without ruok refuses it: the server is up all the same.)
+            let ruok = probe("ruok").unwrap_or_default();
+            if ruok == "imok" || ruok.starts_with("ruok is not executed") {
                 let srvr = probe("srvr").unwrap_or_default();
                 if srvr.contains("Zookeeper version:") {
                     return Ok(zk);
@@ -287,6 +307,12 @@ impl JavaZk {
     pub fn log(&self) -> String {
         let read = |name: &str| fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
         format!("{}{}", read("zookeeper.log"), read("stdout.log"))
+    }
+
+    /// SIGKILL (a crash: nothing is flushed or closed), then wait. The log stays readable.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The last `n` lines of `log()`.
@@ -338,6 +364,60 @@ fn read_lossy(path: &Path) -> String {
 }
 
 // ---------------------------------------------------------------------------------------
+// Data-directory tools (TxnLogToolkit, SnapshotFormatter)
+// ---------------------------------------------------------------------------------------
+
+/// What a tool printed (stdout and stderr interleaved) and its exit code (`None` if it
+/// was killed after the client timeout).
+#[derive(Debug)]
+pub struct ToolRun {
+    pub code: Option<i32>,
+    pub output: String,
+}
+
+/// Runs a main class from ZooKeeper's jars (plus commons-cli, which the tools need) with
+/// `args`.
+fn run_zk_tool(class: &str, args: &[&str]) -> ToolRun {
+    let (file, out, err) = combined_output();
+    let mut child = java_command()
+        .arg("-Dzookeeper.root.logger=WARN, CONSOLE")
+        .arg("-cp")
+        .arg(format!("{}:{JAVA_DIR}/commons-cli.jar", zk_classpath()))
+        .arg(class)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn java {class}: {e}"));
+    let status = wait_with_timeout(&mut child, CLIENT_TIMEOUT);
+    ToolRun {
+        code: status.and_then(|s| s.code()),
+        output: read_lossy(file.path()),
+    }
+}
+
+/// ZooKeeper's transaction log dumper (`TxnLogToolkit [-dhrvyc] <file>`, what
+/// `zkTxnLogToolkit.sh` runs) on one log file.
+pub fn txn_log_toolkit(args: &[&str], file: &Path) -> ToolRun {
+    let file = file.display().to_string();
+    let mut all: Vec<&str> = args.to_vec();
+    all.push(&file);
+    run_zk_tool(
+        "org.apache.zookeeper.server.persistence.TxnLogToolkit",
+        &all,
+    )
+}
+
+/// ZooKeeper's snapshot dumper (`SnapshotFormatter [-d|-json] <file>`) on one snapshot.
+pub fn snapshot_formatter(args: &[&str], file: &Path) -> ToolRun {
+    let file = file.display().to_string();
+    let mut all: Vec<&str> = args.to_vec();
+    all.push(&file);
+    run_zk_tool("org.apache.zookeeper.server.SnapshotFormatter", &all)
+}
+
+// ---------------------------------------------------------------------------------------
 // zkCli (org.apache.zookeeper.ZooKeeperMain)
 // ---------------------------------------------------------------------------------------
 
@@ -355,9 +435,19 @@ const ZKCLI_FLUSH: &str = "sync /";
 /// events); its "Sync is OK" line is removed from the output. The process exit code is the
 /// one of the last command, so it is not reported.
 pub fn zkcli(addr: SocketAddr, commands: &[&str]) -> String {
+    zkcli_with_jvm_flags(addr, &[], commands)
+}
+
+/// `zkcli` with extra JVM flags for the CLI's JVM, e.g. a SASL client login:
+/// `-Djava.security.auth.login.config=/path/client.jaas` (a `Client` section with
+/// `DigestLoginModule`, `username` and `password`). The Java client then authenticates
+/// with DIGEST-MD5 right after connecting; the `SaslAuthenticated` / `AuthFailed` events
+/// it prints are connection-state events, which `normalize_zkcli` drops.
+pub fn zkcli_with_jvm_flags(addr: SocketAddr, jvm_flags: &[&str], commands: &[&str]) -> String {
     let (file, out, err) = combined_output();
     let mut child = java_command()
         .arg("-Dzookeeper.root.logger=WARN, CONSOLE")
+        .args(jvm_flags)
         .arg("-cp")
         .arg(zk_classpath())
         .arg("org.apache.zookeeper.ZooKeeperMain")
@@ -772,10 +862,25 @@ pub fn kazoo_script() -> PathBuf {
 /// see the script) on stdin, and returns its JSON output (one result per operation).
 /// Panics if the script fails (its stderr is in the message).
 pub fn kazoo(addr: SocketAddr, ops_json: &str) -> String {
+    run_kazoo(addr, None, ops_json)
+}
+
+/// `kazoo` with `KazooClient` keyword arguments (`client_json`, a JSON object such as
+/// `{"sasl_options": {"mechanism": "DIGEST-MD5", "username": "bob", "password": "pw"}}`
+/// or `{"auth_data": [["digest", "bob:pw"]]}`). The output then starts with a
+/// `{"start": STATE}` entry: `"CONNECTED"`, or the state the connection ended in
+/// (`"AUTH_FAILED"` when the server refused the SASL login), in which case no
+/// operation runs.
+pub fn kazoo_with_options(addr: SocketAddr, client_json: &str, ops_json: &str) -> String {
+    run_kazoo(addr, Some(client_json), ops_json)
+}
+
+fn run_kazoo(addr: SocketAddr, client_json: Option<&str>, ops_json: &str) -> String {
     let script = kazoo_script();
     let mut child = Command::new("python3")
         .arg(&script)
         .arg(addr.to_string())
+        .args(client_json)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

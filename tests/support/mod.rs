@@ -4,3 +4,6 @@
 
 pub mod gk;
 pub mod java_zk;
+pub mod rawzk;
+pub mod tcp_cut;
+pub mod zkc;

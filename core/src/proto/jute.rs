@@ -18,6 +18,10 @@ pub enum DecodeError {
     BadUtf8 { offset: usize },
     #[error("invalid value for {field}: {value}")]
     BadValue { field: &'static str, value: i64 },
+    /// A buffer or string longer than `jute.maxbuffer` + `zookeeper.jute.maxbuffer.extrasize`
+    /// (`BinaryInputArchive.checkLength`), whatever is left in the frame.
+    #[error("Unreasonable length = {len}")]
+    Unreasonable { offset: usize, len: i64 },
 }
 
 /// A cursor over one record's bytes.
@@ -25,11 +29,25 @@ pub enum DecodeError {
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// The longest buffer or string accepted (see [`Reader::with_max_len`]).
+    max_len: usize,
 }
 
 impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
+        Reader {
+            buf,
+            pos: 0,
+            max_len: usize::MAX,
+        }
+    }
+
+    /// Refuses any buffer or string longer than `max_len` as [`DecodeError::Unreasonable`],
+    /// as ZooKeeper's `BinaryInputArchive` does above `jute.maxbuffer` + extrasize. Without
+    /// it only the bytes present bound a length.
+    pub fn with_max_len(mut self, max_len: usize) -> Self {
+        self.max_len = max_len;
+        self
     }
 
     pub fn position(&self) -> usize {
@@ -86,6 +104,12 @@ impl<'a> Reader<'a> {
         if len == -1 {
             return Ok(None);
         }
+        if len >= 0 && len as usize > self.max_len {
+            return Err(DecodeError::Unreasonable {
+                offset,
+                len: len as i64,
+            });
+        }
         if len < 0 || len as usize > self.remaining() {
             return Err(DecodeError::BadLength {
                 offset,
@@ -112,14 +136,14 @@ impl<'a> Reader<'a> {
         Ok(Bytes::copy_from_slice(self.read_buffer()?))
     }
 
-    /// A `ustring`; null decodes as `None`.
+    /// A `ustring`; null decodes as `None`. Bytes that are not UTF-8 become U+FFFD, as
+    /// `BinaryInputArchive.readString` (`new String(bytes, UTF_8)`) reads them: ZooKeeper
+    /// then refuses such a path as invalid (BadArguments) or finds no node, it does not
+    /// fail to decode.
     pub fn read_string_opt(&mut self) -> Result<Option<String>, DecodeError> {
-        let offset = self.pos;
         match self.read_buffer_opt()? {
             None => Ok(None),
-            Some(b) => std::str::from_utf8(b)
-                .map(|s| Some(s.to_owned()))
-                .map_err(|_| DecodeError::BadUtf8 { offset }),
+            Some(b) => Ok(Some(java_string_from_utf8(b))),
         }
     }
 
@@ -164,6 +188,97 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Bytes read as Java's `new String(bytes, UTF_8)` reads them (the JDK's
+/// `String.decodeUTF8_UTF16`): valid UTF-8 as is, and each malformed sequence as one
+/// U+FFFD, with the JDK's idea of where a malformed sequence ends. It differs from
+/// `String::from_utf8_lossy` there: an encoded surrogate (`ED A0 80`, what Java's own
+/// writer emits for characters outside the BMP) is one U+FFFD, not three.
+pub fn java_string_from_utf8(b: &[u8]) -> String {
+    if let Ok(s) = std::str::from_utf8(b) {
+        return s.to_owned();
+    }
+    const REPL: char = '\u{FFFD}';
+    let cont = |x: u8| x & 0xc0 == 0x80;
+    let bits = |x: u8| (x & 0x3f) as u32;
+    let (n, mut i) = (b.len(), 0);
+    let mut out = String::with_capacity(n + 8);
+    while i < n {
+        let b1 = b[i];
+        i += 1;
+        if b1 < 0x80 {
+            out.push(b1 as char);
+        } else if b1 >> 5 == 0b110 && b1 & 0x1e != 0 {
+            if i == n {
+                out.push(REPL);
+                break;
+            }
+            if cont(b[i]) {
+                out.push(char::from_u32(((b1 & 0x1f) as u32) << 6 | bits(b[i])).unwrap_or(REPL));
+                i += 1;
+            } else {
+                out.push(REPL);
+            }
+        } else if b1 >> 4 == 0b1110 {
+            let overlong = |b2: u8| b1 == 0xe0 && b2 & 0xe0 == 0x80;
+            if i + 1 < n {
+                let (b2, b3) = (b[i], b[i + 1]);
+                if overlong(b2) || !cont(b2) || !cont(b3) {
+                    out.push(REPL);
+                    i += if overlong(b2) || !cont(b2) { 0 } else { 1 };
+                } else {
+                    let c = ((b1 & 0x0f) as u32) << 12 | bits(b2) << 6 | bits(b3);
+                    // A surrogate is malformed, all three bytes of it.
+                    out.push(char::from_u32(c).unwrap_or(REPL));
+                    i += 2;
+                }
+                continue;
+            }
+            out.push(REPL);
+            if i < n && (overlong(b[i]) || !cont(b[i])) {
+                continue;
+            }
+            break;
+        } else if b1 >> 3 == 0b11110 {
+            let bad2 = |b2: u8| {
+                b1 > 0xf4
+                    || (b1 == 0xf0 && !(0x90..=0xbf).contains(&b2))
+                    || (b1 == 0xf4 && b2 & 0xf0 != 0x80)
+                    || !cont(b2)
+            };
+            if i + 2 < n {
+                let (b2, b3, b4) = (b[i], b[i + 1], b[i + 2]);
+                let c = ((b1 & 0x07) as u32) << 18 | bits(b2) << 12 | bits(b3) << 6 | bits(b4);
+                if !cont(b2) || !cont(b3) || !cont(b4) || !(0x10000..=0x10ffff).contains(&c) {
+                    out.push(REPL);
+                    i += if bad2(b2) {
+                        0
+                    } else if !cont(b3) {
+                        1
+                    } else {
+                        2
+                    };
+                } else {
+                    out.push(char::from_u32(c).unwrap_or(REPL));
+                    i += 3;
+                }
+                continue;
+            }
+            out.push(REPL);
+            if b1 > 0xf4 || (i < n && bad2(b[i])) {
+                continue;
+            }
+            i += 1;
+            if i < n && !cont(b[i]) {
+                continue;
+            }
+            break;
+        } else {
+            out.push(REPL);
+        }
+    }
+    out
+}
+
 /// Writing side: appends to a `BytesMut`.
 pub trait JuteWrite {
     fn put_bool(&mut self, v: bool);
@@ -196,7 +311,23 @@ impl JuteWrite for BytesMut {
         }
     }
     fn put_string(&mut self, v: &str) {
-        self.put_buffer(v.as_bytes());
+        // `BinaryOutputArchive.stringToByteBuffer` encodes each UTF-16 unit on its own: a
+        // character outside the BMP goes out as its two surrogates, three bytes each.
+        if !v.bytes().any(|b| b >= 0xf0) {
+            return self.put_buffer(v.as_bytes());
+        }
+        let mut b = Vec::with_capacity(v.len() + v.len() / 2);
+        for c in v.chars() {
+            if (c as u32) < 0x10000 {
+                b.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+            } else {
+                for u in c.encode_utf16(&mut [0; 2]) {
+                    let u = *u as u32;
+                    b.extend([0xe0 | (u >> 12), 0x80 | ((u >> 6) & 0x3f), 0x80 | (u & 0x3f)].map(|x| x as u8));
+                }
+            }
+        }
+        self.put_buffer(&b);
     }
     fn put_string_vec(&mut self, v: &[String]) {
         self.put_i32(v.len() as i32);

@@ -2,6 +2,7 @@
 //! 3.8 client, server or learner exchanges. One definition per record, shared by the
 //! server, the relay, the proxy and the tests.
 
+pub mod frame;
 pub mod jute;
 pub mod records;
 pub mod txn;

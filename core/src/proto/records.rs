@@ -1020,14 +1020,14 @@ mod tests {
     }
 
     #[test]
-    fn bad_utf8_is_an_error() {
+    fn bad_utf8_decodes_as_replacement_characters() {
         let mut b = BytesMut::new();
         b.put_i32(2);
         b.put_slice(&[0xff, 0xfe]);
-        assert!(matches!(
-            SyncRequest::from_bytes(&b),
-            Err(DecodeError::BadUtf8 { .. })
-        ));
+        assert_eq!(
+            SyncRequest::from_bytes(&b).unwrap().path,
+            "\u{FFFD}\u{FFFD}"
+        );
     }
 
     macro_rules! decode_all {

@@ -1,0 +1,335 @@
+//! The client port's admission limits, as ZooKeeper 3.8 enforces them:
+//!
+//! * [`ConnLimits`]: `maxCnxns` (every connection together, default 0 = no limit) and
+//!   `maxClientCnxns` (connections from one address, default 60, 0 = no limit), checked
+//!   right after `accept` (`NIOServerCnxnFactory.AcceptThread.doAccept`). A refused socket
+//!   is closed at once, nothing sent, with ZooKeeper's rate-limited log line.
+//! * [`Throttle`]: `globalOutstandingLimit` (`ServerCnxn.incrOutstandingAndCheckThrottle`,
+//!   `ZooKeeperServer.shouldThrottle`). When more requests are outstanding server-wide than
+//!   the limit, a connection that has requests of its own outstanding stops being read
+//!   until one of its replies leaves and the condition no longer holds. Nothing is
+//!   dropped and no error is returned: TCP backpressure does the rest.
+//!
+//! The accept loop owns [`ConnLimits`] alone; connection tasks give their slot back
+//! through a channel when they end, so no lock is shared. The throttle is two atomic
+//! counters and a wake-up per connection: the read and write paths never take a lock.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, Notify};
+use tracing::error;
+
+use crate::ratelog::RateLogger;
+
+/// The client port's limits as configured; the defaults are ZooKeeper's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// `maxClientCnxns`: connections from one address; 0 means no limit.
+    pub max_client_cnxns: u32,
+    /// `maxCnxns` (`zookeeper.maxCnxns`): connections in total; 0 means no limit.
+    pub max_cnxns: u32,
+    /// `globalOutstandingLimit` (`zookeeper.globalOutstandingLimit`).
+    pub global_outstanding_limit: u32,
+    /// The longest buffer or string inside a record: `jute.maxbuffer` +
+    /// `zookeeper.jute.maxbuffer.extrasize` (see [`crate::proto::frame::max_record_len`]).
+    pub max_record_len: usize,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        let max_buffer = crate::proto::frame::DEFAULT_MAX_BUFFER;
+        ClientLimits {
+            max_client_cnxns: 60,
+            max_cnxns: 0,
+            global_outstanding_limit: 1000,
+            max_record_len: crate::proto::frame::max_record_len(max_buffer, None),
+        }
+    }
+}
+
+/// Counts connections per address and in total; see the module documentation.
+#[derive(Debug)]
+pub struct ConnLimits {
+    max_client_cnxns: u32,
+    max_cnxns: u32,
+    per_ip: HashMap<IpAddr, u32>,
+    total: u32,
+    released_tx: mpsc::UnboundedSender<IpAddr>,
+    released_rx: mpsc::UnboundedReceiver<IpAddr>,
+    /// `acceptErrorLogger`.
+    log: RateLogger,
+    /// Connections refused so far (`connection_rejected` in `mntr`).
+    rejected: u64,
+}
+
+/// A connection's place in [`ConnLimits`]; dropping it gives the place back.
+#[derive(Debug)]
+pub struct ConnSlot {
+    ip: IpAddr,
+    released: mpsc::UnboundedSender<IpAddr>,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let _ = self.released.send(self.ip);
+    }
+}
+
+impl ConnLimits {
+    pub fn new(max_client_cnxns: u32, max_cnxns: u32) -> Self {
+        let (released_tx, released_rx) = mpsc::unbounded_channel();
+        ConnLimits {
+            max_client_cnxns,
+            max_cnxns,
+            per_ip: HashMap::new(),
+            total: 0,
+            released_tx,
+            released_rx,
+            log: RateLogger::default(),
+            rejected: 0,
+        }
+    }
+
+    /// Connections refused so far (`connection_rejected`).
+    pub fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
+    /// Admits a connection just accepted from `ip`, or refuses it (the caller closes the
+    /// socket) after logging as ZooKeeper does. `now_ms` paces the rate-limited log.
+    pub fn admit(&mut self, ip: IpAddr, now_ms: u64) -> Option<ConnSlot> {
+        while let Ok(gone) = self.released_rx.try_recv() {
+            self.total = self.total.saturating_sub(1);
+            if let Some(n) = self.per_ip.get_mut(&gone) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_ip.remove(&gone);
+                }
+            }
+        }
+        let refusal = if self.max_cnxns > 0 && self.total >= self.max_cnxns {
+            error!(
+                "Too many connections {} - max is {}",
+                self.total, self.max_cnxns
+            );
+            Some(format!(
+                "Too many connections max allowed is {}",
+                self.max_cnxns
+            ))
+        } else {
+            let from_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
+            (self.max_client_cnxns > 0 && from_ip >= self.max_client_cnxns).then(|| {
+                format!(
+                    "Too many connections from /{ip} - max is {}",
+                    self.max_client_cnxns
+                )
+            })
+        };
+        if let Some(why) = refusal {
+            self.rejected += 1;
+            self.log
+                .log(now_ms, format!("Error accepting new connection: {why}"));
+            return None;
+        }
+        // A successful accept writes out the count of refusals not logged yet.
+        self.log.flush();
+        self.total += 1;
+        *self.per_ip.entry(ip).or_insert(0) += 1;
+        Some(ConnSlot {
+            ip,
+            released: self.released_tx.clone(),
+        })
+    }
+}
+
+/// The server-wide side of `globalOutstandingLimit`.
+#[derive(Debug)]
+pub struct Throttle {
+    limit: i64,
+    /// Requests read (with xid > 0) and not yet answered, over every connection.
+    outstanding: AtomicI64,
+}
+
+impl Throttle {
+    pub fn new(global_outstanding_limit: u32) -> Arc<Throttle> {
+        Arc::new(Throttle {
+            limit: global_outstanding_limit as i64,
+            outstanding: AtomicI64::new(0),
+        })
+    }
+
+    /// Requests outstanding server-wide.
+    pub fn outstanding(&self) -> i64 {
+        self.outstanding.load(Ordering::Relaxed)
+    }
+
+    /// One connection's share, for its reader and writer tasks.
+    pub fn connection(self: &Arc<Self>) -> Arc<ConnThrottle> {
+        Arc::new(ConnThrottle {
+            global: self.clone(),
+            outstanding: AtomicI64::new(0),
+            resume: Notify::new(),
+        })
+    }
+}
+
+/// A connection's outstanding requests; see [`Throttle`]. Dropping the last handle (the
+/// connection is gone) takes what it still had outstanding off the global count.
+#[derive(Debug)]
+pub struct ConnThrottle {
+    global: Arc<Throttle>,
+    outstanding: AtomicI64,
+    resume: Notify,
+}
+
+impl ConnThrottle {
+    /// The reader handed on a request with this xid. Pings (−2), auth (−4) and
+    /// setWatches (−8) never count.
+    pub fn request_read(&self, xid: i32) {
+        if xid > 0 {
+            self.outstanding.fetch_add(1, Ordering::Relaxed);
+            self.global.outstanding.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The writer is sending `frame` (length prefix included): if it is a reply to a
+    /// counted request, that request is no longer outstanding.
+    pub fn frame_sent(&self, frame: &[u8]) {
+        let Some(x) = frame.get(4..8) else {
+            return;
+        };
+        if i32::from_be_bytes([x[0], x[1], x[2], x[3]]) <= 0 {
+            return;
+        }
+        // Never below zero, whatever the frame was (a ConnectResponse's first field is 0).
+        let taken = self
+            .outstanding
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n > 0).then_some(n - 1)
+            });
+        if taken.is_ok() {
+            self.global.outstanding.fetch_sub(1, Ordering::Relaxed);
+            self.resume.notify_one();
+        }
+    }
+
+    /// `shouldThrottle`: more requests outstanding server-wide than the limit, and some of
+    /// them this connection's.
+    pub fn should_throttle(&self) -> bool {
+        self.global.outstanding.load(Ordering::Relaxed) > self.global.limit
+            && self.outstanding.load(Ordering::Relaxed) > 0
+    }
+
+    /// Waits, without reading, while the connection is throttled (`disableRecv` until
+    /// `enableRecv`). Returns whether it had to wait. Unthrottled, this is two atomic
+    /// loads: the wake-up list (and its lock) is only touched by a connection that waits.
+    pub async fn wait_readable(&self) -> bool {
+        if !self.should_throttle() {
+            return false;
+        }
+        loop {
+            let resumed = self.resume.notified();
+            tokio::pin!(resumed);
+            // Registered before the check, so a reply leaving in between still wakes it.
+            resumed.as_mut().enable();
+            if !self.should_throttle() {
+                return true;
+            }
+            resumed.await;
+        }
+    }
+}
+
+impl Drop for ConnThrottle {
+    fn drop(&mut self) {
+        let left = self.outstanding.swap(0, Ordering::Relaxed);
+        self.global.outstanding.fetch_sub(left, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn max_client_cnxns_counts_per_address_and_frees_on_drop() {
+        let mut l = ConnLimits::new(2, 0);
+        let a = l.admit(ip("10.0.0.1"), 0).unwrap();
+        let _b = l.admit(ip("10.0.0.1"), 0).unwrap();
+        assert!(l.admit(ip("10.0.0.1"), 0).is_none());
+        let _c = l.admit(ip("10.0.0.2"), 0).unwrap();
+        drop(a);
+        assert!(l.admit(ip("10.0.0.1"), 0).is_some());
+    }
+
+    #[test]
+    fn max_cnxns_counts_every_address_and_zero_is_unlimited() {
+        let mut l = ConnLimits::new(0, 2);
+        let _a = l.admit(ip("10.0.0.1"), 0).unwrap();
+        let _b = l.admit(ip("10.0.0.2"), 0).unwrap();
+        assert!(l.admit(ip("10.0.0.3"), 0).is_none());
+        let mut l = ConnLimits::new(0, 0);
+        let held: Vec<_> = (0..1000).map(|_| l.admit(ip("10.0.0.1"), 0)).collect();
+        assert!(held.iter().all(Option::is_some));
+    }
+
+    fn reply(xid: i32) -> Vec<u8> {
+        let mut f = vec![0, 0, 0, 16];
+        f.extend_from_slice(&xid.to_be_bytes());
+        f.extend_from_slice(&[0; 12]);
+        f
+    }
+
+    #[test]
+    fn a_connection_is_throttled_only_with_requests_of_its_own_outstanding() {
+        let t = Throttle::new(2);
+        let a = t.connection();
+        let b = t.connection();
+        for xid in 1..=3 {
+            a.request_read(xid);
+        }
+        // Pings and other special xids never count.
+        a.request_read(-2);
+        assert_eq!(t.outstanding(), 3);
+        assert!(a.should_throttle());
+        assert!(!b.should_throttle(), "b has nothing outstanding");
+        b.request_read(1);
+        assert!(b.should_throttle());
+        a.frame_sent(&reply(1));
+        a.frame_sent(&reply(2));
+        assert_eq!(t.outstanding(), 2);
+        assert!(!a.should_throttle());
+        // Events (xid −1) and a ConnectResponse (0) are not replies.
+        a.frame_sent(&reply(-1));
+        a.frame_sent(&reply(0));
+        assert_eq!(t.outstanding(), 2);
+        drop(b);
+        assert_eq!(t.outstanding(), 1);
+        // More replies than requests never take the count below zero.
+        a.frame_sent(&reply(3));
+        a.frame_sent(&reply(4));
+        assert_eq!(t.outstanding(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_throttled_reader_resumes_when_its_reply_leaves() {
+        let t = Throttle::new(0);
+        let a = t.connection();
+        a.request_read(1);
+        let waiter = {
+            let a = a.clone();
+            tokio::spawn(async move { a.wait_readable().await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished());
+        a.frame_sent(&reply(1));
+        assert!(waiter.await.unwrap());
+    }
+}

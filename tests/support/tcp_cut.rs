@@ -1,0 +1,121 @@
+//! A TCP forwarder that a test can use to cut a client off its server without the client
+//! closing its session: clients connect to [`TcpCut::addr`], every connection is relayed to
+//! the target, and the test can drop every live connection ([`TcpCut::cut`]) and refuse new
+//! ones for a while ([`TcpCut::refuse`]), as a network partition would.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use super::java_zk::free_loopback_addr;
+
+struct Shared {
+    /// Both ends of every relayed connection, so that `cut` can shut them down.
+    live: Mutex<Vec<(TcpStream, TcpStream)>>,
+    refusing: AtomicBool,
+    stopped: AtomicBool,
+}
+
+/// A forwarder from a loopback address of its own to `target`.
+pub struct TcpCut {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl TcpCut {
+    pub fn start(target: SocketAddr) -> TcpCut {
+        let listener = TcpListener::bind(free_loopback_addr()).expect("bind forwarder");
+        let addr = listener.local_addr().expect("forwarder address");
+        let shared = Arc::new(Shared {
+            live: Mutex::new(Vec::new()),
+            refusing: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+        });
+        let s = shared.clone();
+        thread::spawn(move || accept_loop(listener, target, s));
+        TcpCut { addr, shared }
+    }
+
+    /// While `on`, new connections are accepted and closed at once: the client sees its
+    /// connect attempts fail, the server never hears of them.
+    pub fn refuse(&self, on: bool) {
+        self.shared.refusing.store(on, Ordering::SeqCst);
+    }
+
+    /// Shuts down every live connection on both sides; returns how many there were.
+    pub fn cut(&self) -> usize {
+        let live = std::mem::take(&mut *self.shared.live.lock().unwrap());
+        for (client, server) in &live {
+            let _ = client.shutdown(Shutdown::Both);
+            let _ = server.shutdown(Shutdown::Both);
+        }
+        live.len()
+    }
+
+    /// How many connections are being relayed now.
+    pub fn live(&self) -> usize {
+        let mut live = self.shared.live.lock().unwrap();
+        live.retain(|(c, _)| c.peer_addr().is_ok());
+        live.len()
+    }
+}
+
+impl Drop for TcpCut {
+    fn drop(&mut self) {
+        self.shared.stopped.store(true, Ordering::SeqCst);
+        self.cut();
+        // Wake the accept loop so that it sees `stopped`.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+    }
+}
+
+fn accept_loop(listener: TcpListener, target: SocketAddr, shared: Arc<Shared>) {
+    for conn in listener.incoming() {
+        if shared.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(client) = conn else { continue };
+        if shared.refusing.load(Ordering::SeqCst) {
+            let _ = client.shutdown(Shutdown::Both);
+            continue;
+        }
+        let Ok(server) = TcpStream::connect_timeout(&target, Duration::from_secs(2)) else {
+            let _ = client.shutdown(Shutdown::Both);
+            continue;
+        };
+        client.set_nodelay(true).ok();
+        server.set_nodelay(true).ok();
+        let (Ok(c2), Ok(s2), Ok(c3), Ok(s3)) = (
+            client.try_clone(),
+            server.try_clone(),
+            client.try_clone(),
+            server.try_clone(),
+        ) else {
+            continue;
+        };
+        shared.live.lock().unwrap().push((c3, s3));
+        thread::spawn(move || pump(client, server));
+        thread::spawn(move || pump(s2, c2));
+    }
+}
+
+/// Copies `from` to `to` until either side fails, then shuts both down.
+fn pump(mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
+}
