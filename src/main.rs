@@ -271,6 +271,32 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             four_letter: four_letter_settings(&cfg, &snap_dir, &log_dir),
             limits: client_limits(&cfg),
         };
+        // Autopurge (`DatadirCleanupManager`): at start, then every purgeInterval hours.
+        info!("autopurge.snapRetainCount set to {}", cfg.autopurge_snap_retain_count);
+        info!("autopurge.purgeInterval set to {}", cfg.autopurge_purge_interval_hours);
+        if cfg.autopurge_purge_interval_hours > 0 {
+            let every = Duration::from_secs(cfg.autopurge_purge_interval_hours as u64 * 3600);
+            let keep = (cfg.autopurge_snap_retain_count as usize).max(3);
+            let (snaps, logs) = (snap_dir.clone(), log_dir.clone());
+            std::thread::Builder::new()
+                .name("PurgeTask".into())
+                .spawn(move || loop {
+                    info!("Purge task started.");
+                    match geokeeper_core::datadir::purge(&snaps, &logs, keep) {
+                        Ok(removed) => {
+                            for p in removed {
+                                info!("Removing file: {}", p.display());
+                            }
+                            info!("Purge task completed.");
+                        }
+                        Err(e) => error!("Error occurred while purging: {e}"),
+                    }
+                    std::thread::sleep(every);
+                })
+                .ok();
+        } else {
+            info!("Purge task is not scheduled.");
+        }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal().await;
