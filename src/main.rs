@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod tools;
 use geokeeper_conf::Config;
 use geokeeper_core::four_letter::FourLetterSettings;
@@ -61,6 +62,9 @@ enum Command {
         #[arg(short = 'n', long = "count", default_value_t = 3)]
         count: usize,
     },
+    /// Load generator for any ZooKeeper-compatible endpoint, and the side-by-side
+    /// comparison with Apache ZooKeeper 3.8 (`bench compare`).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -101,6 +105,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => run_serve(config),
+        Command::Bench(args) => bench::main(args),
         Command::Log { cmd: LogCmd::Dump { file, json } } => tools::log_dump(&file, json),
         Command::Log { cmd: LogCmd::Check { dir, truncate } } => tools::log_check(&dir, truncate),
         Command::Snapshot { cmd: SnapshotCmd::Dump { file, json } } => tools::snapshot_dump(&file, json),
@@ -359,6 +364,11 @@ fn client_limits(cfg: &Config) -> geokeeper_core::limits::ClientLimits {
         max_record_len: geokeeper_core::proto::frame::max_record_len(
             cfg.jute_maxbuffer as usize,
             extra,
+        ),
+        sessionless_cnxn_timeout: Duration::from_millis(
+            cfg.system_property("zookeeper.nio.sessionlessCnxnTimeout")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(10_000),
         ),
     }
 }

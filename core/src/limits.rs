@@ -36,6 +36,9 @@ pub struct ClientLimits {
     /// The longest buffer or string inside a record: `jute.maxbuffer` +
     /// `zookeeper.jute.maxbuffer.extrasize` (see [`crate::proto::frame::max_record_len`]).
     pub max_record_len: usize,
+    /// `zookeeper.nio.sessionlessCnxnTimeout`: how long a connection may go without
+    /// completing its ConnectRequest (ZooKeeper's connection expirer closes it then).
+    pub sessionless_cnxn_timeout: std::time::Duration,
 }
 
 impl Default for ClientLimits {
@@ -46,6 +49,7 @@ impl Default for ClientLimits {
             max_cnxns: 0,
             global_outstanding_limit: 1000,
             max_record_len: crate::proto::frame::max_record_len(max_buffer, None),
+            sessionless_cnxn_timeout: std::time::Duration::from_millis(10_000),
         }
     }
 }

@@ -180,6 +180,7 @@ pub async fn serve(
                     throttle: throttle.connection(),
                     max_buffer: settings.max_buffer,
                     max_record_len: limits.max_record_len,
+                    sessionless_cnxn_timeout: limits.sessionless_cnxn_timeout,
                 };
                 let conn = next_conn;
                 next_conn += 1;
@@ -616,6 +617,7 @@ struct Admitted {
     throttle: Arc<ConnThrottle>,
     max_buffer: usize,
     max_record_len: usize,
+    sessionless_cnxn_timeout: Duration,
 }
 
 async fn connection(
@@ -678,24 +680,47 @@ async fn read_loop(
     };
     let max_buffer = adm.max_buffer;
     let mut buf = BytesMut::with_capacity(4096);
+    // A connection that does not complete its ConnectRequest in time is closed, so that
+    // idle sockets cannot hold places under maxClientCnxns (ZooKeeper's connection
+    // expirer, `zookeeper.nio.sessionlessCnxnTimeout`; it measures from the last bytes
+    // received, this from the accept).
+    let deadline = tokio::time::Instant::now() + adm.sessionless_cnxn_timeout;
+    let expired = |_| {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "no ConnectRequest within {} ms",
+                adm.sessionless_cnxn_timeout.as_millis()
+            ),
+        )
+    };
     // ZooKeeper reads exactly 4 bytes first and, before the ConnectRequest, looks them up
     // as a four-letter word before it takes them as a frame length (`checkFourLetterWord`).
-    while buf.len() < 4 {
-        if rd.read_buf(&mut buf).await? == 0 {
-            if buf.is_empty() {
-                return Ok(());
+    let opened = tokio::time::timeout_at(deadline, async {
+        while buf.len() < 4 {
+            if rd.read_buf(&mut buf).await? == 0 {
+                if buf.is_empty() {
+                    return Ok(false);
+                }
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed mid-frame",
+                ));
             }
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed mid-frame",
-            ));
         }
+        Ok(true)
+    })
+    .await
+    .map_err(expired)??;
+    if !opened {
+        return Ok(());
     }
     if let Some(word) = Word::from_bytes([buf[0], buf[1], buf[2], buf[3]]) {
         return four_letter_request(rd, conn, word, buf, core, four_letter).await;
     }
-    let Some(first) = read_frame(rd, &mut buf, max_buffer, peer)
+    let Some(first) = tokio::time::timeout_at(deadline, read_frame(rd, &mut buf, max_buffer, peer))
         .await
+        .map_err(expired)?
         .map_err(closing(0))?
     else {
         return Ok(());

@@ -68,6 +68,27 @@ pub fn snapshot_files(dir: &Path) -> io::Result<Vec<(i64, PathBuf)>> {
     Ok(v)
 }
 
+/// Removes the temporary files of snapshots that never finished (`snapshot.<zxid>.tmp`,
+/// `snapshot.<zxid>.nodes.tmp`: the process died while writing them); returns them.
+pub fn remove_unfinished(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(e),
+    };
+    for e in rd {
+        let e = e?;
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("snapshot.") && name.ends_with(".tmp") {
+            std::fs::remove_file(e.path())?;
+            removed.push(e.path());
+        }
+    }
+    Ok(removed)
+}
+
 /// A snapshot read back.
 #[derive(Debug)]
 pub struct Loaded {
@@ -172,7 +193,27 @@ pub fn assemble(
     std::fs::create_dir_all(dir)?;
     let final_path = dir.join(snapshot_name(zxid));
     let tmp = dir.join(format!("{}.tmp", snapshot_name(zxid)));
-    let f = File::create(&tmp)?;
+    if let Err(e) = write_sealed(&tmp, start, acl_map, nodes, zxid_digest) {
+        // A snapshot that failed (a full disk, say) must not keep the space it took.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, &final_path)?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(final_path)
+}
+
+/// The whole snapshot file at `path`, synced.
+fn write_sealed(
+    path: &Path,
+    start: &[u8],
+    acl_map: &[u8],
+    nodes: &mut dyn Read,
+    zxid_digest: (i64, i64),
+) -> io::Result<()> {
+    let f = File::create(path)?;
     let mut w = Checked {
         inner: BufWriter::with_capacity(1 << 20, f),
         sum: adler2::Adler32::new(),
@@ -195,12 +236,7 @@ pub fn assemble(
     w.write_all(&seal2.to_be_bytes())?;
     w.write_all(&SEAL_TAIL)?;
     let f = w.inner.into_inner().map_err(|e| e.into_error())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &final_path)?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(final_path)
+    f.sync_all()
 }
 
 /// Writes a whole tree at once (a consistent, not fuzzy, snapshot): for a fresh data
@@ -473,7 +509,13 @@ impl NodeSpool {
     /// Finishes the spool and returns a reader over it; the file is removed once the
     /// reader is dropped.
     pub fn finish(self) -> io::Result<SpoolReader> {
-        let f = self.w.into_inner().map_err(|e| e.into_error())?;
+        let f = match self.w.into_inner() {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = std::fs::remove_file(&self.path);
+                return Err(e.into_error());
+            }
+        };
         drop(f);
         let f = File::open(&self.path)?;
         Ok(SpoolReader {

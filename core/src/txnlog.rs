@@ -255,7 +255,35 @@ pub struct FileTxnLog {
     last_zxid: i64,
     /// fsyncs slower than the warning threshold (`fsync_threshold_exceed_count`).
     pub fsync_threshold_exceeded: u64,
+    commits: CommitStats,
+    /// When `commits` was last logged, and what it said then.
+    reported: (Instant, CommitStats),
 }
+
+/// How well group commit works: transactions per write and per fsync since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Batches written: one write (and, with forceSync, one fsync) each.
+    pub batches: u64,
+    pub entries: u64,
+    pub fsyncs: u64,
+}
+
+impl std::fmt::Display for CommitStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} transactions in {} writes and {} fsyncs ({:.2} per write)",
+            self.entries,
+            self.batches,
+            self.fsyncs,
+            self.entries as f64 / self.batches.max(1) as f64
+        )
+    }
+}
+
+/// How often the commit counters are logged while they change.
+const COMMIT_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 struct Current {
     file: File,
@@ -285,7 +313,14 @@ impl FileTxnLog {
             fsync_warn_ms,
             last_zxid,
             fsync_threshold_exceeded: 0,
+            commits: CommitStats::default(),
+            reported: (Instant::now(), CommitStats::default()),
         })
+    }
+
+    /// Group-commit counters since the log was opened.
+    pub fn commit_stats(&self) -> CommitStats {
+        self.commits
     }
 
     pub fn dir(&self) -> &Path {
@@ -343,6 +378,14 @@ impl FileTxnLog {
     }
 }
 
+impl Drop for FileTxnLog {
+    fn drop(&mut self) {
+        if self.commits != self.reported.1 {
+            info!("txnlog group commit since start: {}", self.commits);
+        }
+    }
+}
+
 /// Reserves real blocks for `[offset, offset+len)`, failing with ENOSPC up front.
 fn fallocate(f: &File, offset: u64, len: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
@@ -390,6 +433,7 @@ impl TxnLog for FileTxnLog {
         if self.force_sync {
             let t = Instant::now();
             c.file.sync_data()?;
+            self.commits.fsyncs += 1;
             let ms = t.elapsed().as_millis() as u64;
             if ms > self.fsync_warn_ms {
                 self.fsync_threshold_exceeded += 1;
@@ -403,6 +447,12 @@ impl TxnLog for FileTxnLog {
         c.pos += buf.len() as u64;
         if let Some(last) = entries.last() {
             self.last_zxid = last.zxid;
+        }
+        self.commits.batches += 1;
+        self.commits.entries += entries.len() as u64;
+        if self.reported.0.elapsed() >= COMMIT_REPORT_EVERY {
+            info!("txnlog group commit since start: {}", self.commits);
+            self.reported = (Instant::now(), self.commits);
         }
         Ok(())
     }
