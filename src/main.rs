@@ -64,7 +64,7 @@ enum Command {
     },
     /// Load generator for any ZooKeeper-compatible endpoint, and the side-by-side
     /// comparison with Apache ZooKeeper 3.8 (`bench compare`).
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
 }
 
 #[derive(Subcommand)]
@@ -105,7 +105,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => run_serve(config),
-        Command::Bench(args) => bench::main(args),
+        Command::Bench(args) => bench::main(*args),
         Command::Log { cmd: LogCmd::Dump { file, json } } => tools::log_dump(&file, json),
         Command::Log { cmd: LogCmd::Check { dir, truncate } } => tools::log_check(&dir, truncate),
         Command::Snapshot { cmd: SnapshotCmd::Dump { file, json } } => tools::snapshot_dump(&file, json),

@@ -53,7 +53,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use geokeeper_core::proto::records::*;
-use geokeeper_core::proto::{perms, ErrorCode, OpCode};
+use geokeeper_core::proto::{perms, ErrorCode, OpCode, Record};
 use geokeeper_core::request::{MultiOp, Request};
 use geokeeper_core::server::digest_id;
 use rand::rngs::StdRng;
@@ -522,12 +522,35 @@ impl Side {
     fn takeover(&mut self, slot: usize, wrong_password: bool) -> Outcome {
         let old = self.slots[slot].zk.take();
         let mut outcome = self.connect(slot, wrong_password);
+        // The old connection may still hold events it had not read: they count as events
+        // before this step's reply.
         let old_fate = match old {
             Some(mut zk) => {
-                let r = match zk.closed_within(CLOSE_WAIT) {
-                    Ok(true) => "old connection closed".to_string(),
-                    Ok(false) => "old connection still open".to_string(),
-                    Err(f) => format!("old connection got {:?} {:02x?}", f.header, f.body),
+                let r = loop {
+                    match zk.closed_within(CLOSE_WAIT) {
+                        Ok(true) => break "old connection closed".to_string(),
+                        Ok(false) => break "old connection still open".to_string(),
+                        Err(f) => {
+                            let mut r = geokeeper_core::proto::Reader::new(&f.body);
+                            match WatcherEvent::decode(&mut r) {
+                                Ok(event) if f.header.xid == -1 && r.remaining() == 0 => {
+                                    outcome.events.push(format!(
+                                        "old connection: {}",
+                                        Self::norm_event(&Notification {
+                                            header: f.header,
+                                            event,
+                                        })
+                                    ))
+                                }
+                                _ => {
+                                    break format!(
+                                        "old connection got {:?} {:02x?}",
+                                        f.header, f.body
+                                    )
+                                }
+                            }
+                        }
+                    }
                 };
                 zk.disconnect();
                 r

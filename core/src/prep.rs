@@ -702,7 +702,9 @@ impl Prep {
         stat.aversion = new_version;
         node.stat = Some(stat);
         node.zxid = zxid;
-        node.acl = list_acl.clone().into();
+        // ZooKeeper's pending record keeps the old ACL (`pRequest2Txn` case setACL bumps
+        // only the aversion): requests prepared before this one is applied are still
+        // checked against the old list, as pipelined clients see with ZooKeeper.
         self.add_change(tree, path, node);
         Ok(TxnBody::SetAcl(SetAclTxn {
             path: path.to_owned(),

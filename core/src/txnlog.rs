@@ -638,6 +638,21 @@ mod tests {
     }
 
     #[test]
+    fn commit_stats_count_writes_entries_and_fsyncs() {
+        let d = tempfile::tempdir().unwrap();
+        let mut l = FileTxnLog::open(d.path(), 4096, true, 1000, 0).unwrap();
+        l.append(&[entry(1), entry(2), entry(3)]).unwrap();
+        l.append(&[entry(4)]).unwrap();
+        let want = CommitStats {
+            batches: 2,
+            entries: 4,
+            fsyncs: 2,
+        };
+        assert_eq!(l.commit_stats(), want);
+        assert!(want.to_string().contains("(2.00 per write)"), "{want}");
+    }
+
+    #[test]
     fn damage_followed_by_good_entries_is_an_error() {
         let d = tempfile::tempdir().unwrap();
         let mut l = FileTxnLog::open(d.path(), 4096, false, 1000, 0).unwrap();
