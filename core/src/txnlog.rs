@@ -432,7 +432,12 @@ impl TxnLog for FileTxnLog {
         }
         if self.force_sync {
             let t = Instant::now();
-            c.file.sync_data()?;
+            if let Err(e) = c.file.sync_data() {
+                // The batch is refused, so its entries must not outlive it: left in the
+                // file, those beyond a shorter next batch would be replayed after a crash.
+                let _ = c.file.write_all_at(&vec![0u8; buf.len()], c.pos);
+                return Err(e);
+            }
             self.commits.fsyncs += 1;
             let ms = t.elapsed().as_millis() as u64;
             if ms > self.fsync_warn_ms {

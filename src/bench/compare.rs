@@ -111,6 +111,8 @@ impl Kind {
 /// How to start the two servers.
 struct Env {
     args: CompareArgs,
+    /// The binary compared, and the copy of it that runs.
+    source: PathBuf,
     geokeeper: PathBuf,
     classpath: String,
 }
@@ -146,9 +148,18 @@ impl Env {
             jar("log4j-1.2.jar"),
         ]
         .join(":");
+        // A copy of the binary under test: a rebuild in the work tree during a long run
+        // must not change the server between runs.
+        let source = args.geokeeper.clone().unwrap_or_else(super::own_binary);
+        let geokeeper = std::path::absolute(args.workdir.join("geokeeper-under-test"))?;
+        let tmp = geokeeper.with_extension("tmp");
+        std::fs::copy(&source, &tmp)
+            .map_err(|e| io::Error::other(format!("copy {}: {e}", source.display())))?;
+        std::fs::rename(&tmp, &geokeeper)?;
         Ok(Env {
             args: args.clone(),
-            geokeeper: args.geokeeper.clone().unwrap_or_else(super::own_binary),
+            source: std::path::absolute(&source)?,
+            geokeeper,
             classpath,
         })
     }
@@ -544,6 +555,8 @@ fn load_rows(def: &LoadDef, zk: &[RunResult], gk: &[RunResult]) -> Vec<Row> {
         is_read.then_some(Target::AtMost(0.3)),
     ));
     rows.push(row("generator CPU s/1k ops".into(), &|r| r.client_cpu_per_1k(), None));
+    // Busy CPU of everything else on the machine during the window: noise, if not ~0.
+    rows.push(row("other load, cores".into(), &|r| r.others_cores(), None));
     rows
 }
 
@@ -575,7 +588,7 @@ pub async fn run(args: &CompareArgs, progress: &Progress) -> Result<(), String> 
         println!(
             "geokeeper bench compare — Apache ZooKeeper 3.8 (java {}) vs geokeeper ({}), {} cores, workdir {}",
             env.jvm_flags().join(" "),
-            env.geokeeper.display(),
+            env.source.display(),
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             args.workdir.display()
         );
@@ -690,7 +703,8 @@ pub async fn run(args: &CompareArgs, progress: &Progress) -> Result<(), String> 
             mk("each event p50 µs", &|r| r.each.pct_us(50.0) as f64, None),
             mk("each event p99 µs", &|r| r.each.pct_us(99.0) as f64, None),
             mk("setData p99 µs", &|r| r.set.pct_us(99.0) as f64, None),
-            mk("server CPU s/1k events", &|r| r.server_cpu_s.map(|c| c * 1000.0 / r.each.count.max(1) as f64).unwrap_or(f64::NAN), None),
+            mk("server CPU s/1k events", &|r| r.server_cpu_per_1k_events().unwrap_or(f64::NAN), None),
+            mk("other load, cores", &|r| r.others_cores().unwrap_or(f64::NAN), None),
         ];
         progress.note(&table(&new_rows));
         rows.extend(new_rows);

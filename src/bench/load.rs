@@ -747,8 +747,9 @@ pub async fn populate(spec: &PopulateSpec, progress: &Progress) -> io::Result<Ru
 // ---------------------------------------------------------------------------------------
 
 /// W watcher sessions each holding a data watch on one znode; one setData; the time until
-/// all W notifications have arrived. Watches are one-shot, so every watcher re-arms
-/// (getData with watch) after its event, and the next round waits for all of them.
+/// all W notifications have arrived. Watches are one-shot: once a round's W events are
+/// in, every watcher re-arms (getData with watch), and the next round starts when all
+/// have, so the re-arming traffic never overlaps the fan-out being timed.
 #[derive(Debug, Clone)]
 pub struct FanoutSpec {
     pub hosts: Vec<SocketAddr>,
@@ -773,11 +774,19 @@ pub struct FanoutResult {
     pub each: OpStats,
     /// The setData's own latency.
     pub set: OpStats,
-    pub server_cpu_s: Option<f64>,
-    pub client_cpu_s: Option<f64>,
+    pub cpu: sys::CpuUse,
 }
 
 impl FanoutResult {
+    /// Server CPU seconds per 1,000 notifications delivered.
+    pub fn server_cpu_per_1k_events(&self) -> Option<f64> {
+        self.cpu.server_s.filter(|_| self.each.count > 0).map(|c| c * 1000.0 / self.each.count as f64)
+    }
+
+    pub fn others_cores(&self) -> Option<f64> {
+        report::cores(self.cpu.others_s, self.window)
+    }
+
     pub fn table(&self) -> String {
         let mut s = format!(
             "watch fan-out: {} watchers, {} rounds measured over {:.1} s\n{:<28} {:>10} {:>10} {:>10} {:>10}\n",
@@ -804,11 +813,11 @@ impl FanoutResult {
                 o.hist.max()
             ));
         }
-        if let (Some(c), true) = (self.server_cpu_s, self.each.count > 0) {
-            s.push_str(&format!(
-                "server CPU: {:.4} s per 1,000 events delivered\n",
-                c * 1000.0 / self.each.count as f64
-            ));
+        if let Some(c) = self.server_cpu_per_1k_events() {
+            s.push_str(&format!("server CPU: {c:.4} s per 1,000 events delivered\n"));
+        }
+        if let Some(c) = self.others_cores() {
+            s.push_str(&format!("other load on the machine: {c:.2} cores busy (noise when not near 0)\n"));
         }
         s
     }
@@ -829,8 +838,9 @@ impl FanoutResult {
             j.raw(k, &x.finish());
         }
         let per_1k = |c: Option<f64>| c.filter(|_| self.each.count > 0).map(|c| c * 1000.0 / self.each.count as f64);
-        j.opt("server_cpu_s_per_1k_events", per_1k(self.server_cpu_s))
-            .opt("client_cpu_s_per_1k_events", per_1k(self.client_cpu_s));
+        j.opt("server_cpu_s_per_1k_events", per_1k(self.cpu.server_s))
+            .opt("client_cpu_s_per_1k_events", per_1k(self.cpu.client_s))
+            .opt("other_load_cores", self.others_cores());
         j.finish()
     }
 }
@@ -847,13 +857,17 @@ struct FanShared {
     /// Whether the round's events are measured.
     measuring: AtomicBool,
     stop: AtomicBool,
+    /// Wakes the coordinator (all armed, all received).
     notify: Notify,
+    /// The round whose events are all in: watchers re-arm when it moves.
+    done_round: tokio::sync::watch::Sender<u64>,
     each: Mutex<Histogram<u64>>,
 }
 
 async fn watcher(mut s: Session, path: String, sh: Arc<FanShared>, max_wait: Duration) -> io::Result<()> {
     let arm = Request::GetData(GetDataRequest { path: path.clone(), watch: true });
-    loop {
+    let mut rounds = sh.done_round.subscribe();
+    for round in 1u64.. {
         let f = s.call(OpCode::GetData, &arm, max_wait).await?;
         if f.header.err != 0 {
             return Err(io::Error::other(format!("getData: error {}", f.header.err)));
@@ -885,6 +899,17 @@ async fn watcher(mut s: Session, path: String, sh: Arc<FanShared>, max_wait: Dur
         }
         if sh.received.fetch_add(1, Ordering::AcqRel) + 1 == sh.watchers {
             sh.notify.notify_one();
+        }
+        // Re-arm only once every watcher has its event (pinging meanwhile is not needed:
+        // a round is far shorter than the session timeout).
+        let wait = rounds.wait_for(|r| *r >= round);
+        match tokio::time::timeout(max_wait, wait).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => break,
+            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "the round did not end")),
+        }
+        if sh.stop.load(Ordering::Acquire) {
+            break;
         }
     }
     s.close(Duration::from_secs(5)).await;
@@ -926,6 +951,7 @@ pub async fn fanout(spec: &FanoutSpec, progress: &Progress) -> io::Result<Fanout
         measuring: AtomicBool::new(false),
         stop: AtomicBool::new(false),
         notify: Notify::new(),
+        done_round: tokio::sync::watch::channel(0).0,
         each: Mutex::new(new_hist()),
     });
     let mut tasks = JoinSet::new();
@@ -946,9 +972,8 @@ pub async fn fanout(spec: &FanoutSpec, progress: &Progress) -> io::Result<Fanout
     let bar = progress.bar(spec.max_rounds as u64, "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} rounds {msg}");
     let mut result: io::Result<()> = Ok(());
     let mut window_start = None;
-    for _round in 0..(spec.max_rounds + 1_000_000) {
-        let now = Instant::now();
-        if now >= until || all.count as usize >= spec.max_rounds {
+    for round in 1..=(spec.max_rounds as u64 + 1_000_000) {
+        if Instant::now() >= until || all.count as usize >= spec.max_rounds {
             break;
         }
         if let Err(e) = wait_count(&sh, &sh.armed, sh.watchers, max_wait, "watchers armed").await {
@@ -957,7 +982,7 @@ pub async fn fanout(spec: &FanoutSpec, progress: &Progress) -> io::Result<Fanout
         }
         let measuring = Instant::now() >= from;
         if measuring && cpu0.is_none() {
-            cpu0 = Some((spec.server_pid.and_then(sys::cpu_seconds), sys::cpu_seconds(std::process::id())));
+            cpu0 = Some(sys::CpuSample::take(spec.server_pid));
             window_start = Some(Instant::now());
         }
         sh.measuring.store(measuring, Ordering::Release);
@@ -994,12 +1019,15 @@ pub async fn fanout(spec: &FanoutSpec, progress: &Progress) -> io::Result<Fanout
             bar.set_position(all.count);
             bar.set_message(format!("last {:.1} ms", last.saturating_sub(t0) as f64 / 1e6));
         }
+        sh.done_round.send_replace(round);
     }
     let window = window_start.map(|w| w.elapsed()).unwrap_or_default();
-    let cpu1 = (spec.server_pid.and_then(sys::cpu_seconds), sys::cpu_seconds(std::process::id()));
+    let cpu = cpu0.map(|c| sys::CpuUse::between(&c, &sys::CpuSample::take(spec.server_pid)));
     bar.finish_and_clear();
-    // Release the watchers: they see `stop` with the next event and close their sessions.
+    // Release the watchers: they see `stop` with the next event (or the next round) and
+    // close their sessions.
     sh.stop.store(true, Ordering::Release);
+    sh.done_round.send_replace(u64::MAX);
     let _ = writer.call(OpCode::SetData, &set_req, max_wait).await;
     writer.close(Duration::from_secs(5)).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -1019,11 +1047,6 @@ pub async fn fanout(spec: &FanoutSpec, progress: &Progress) -> io::Result<Fanout
         each.count = h.len();
         let _ = each.hist.add(&*h);
     }
-    let d = |x: Option<f64>, y: Option<f64>| Some(y? - x?);
-    let (server_cpu_s, client_cpu_s) = match cpu0 {
-        Some(c) => (d(c.0, cpu1.0), d(c.1, cpu1.1)),
-        None => (None, None),
-    };
     Ok(FanoutResult {
         watchers: sh.watchers,
         rounds: all.count,
@@ -1031,8 +1054,7 @@ pub async fn fanout(spec: &FanoutSpec, progress: &Progress) -> io::Result<Fanout
         all,
         each,
         set,
-        server_cpu_s,
-        client_cpu_s,
+        cpu: cpu.unwrap_or_default(),
     })
 }
 

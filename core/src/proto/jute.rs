@@ -323,7 +323,14 @@ impl JuteWrite for BytesMut {
             } else {
                 for u in c.encode_utf16(&mut [0; 2]) {
                     let u = *u as u32;
-                    b.extend([0xe0 | (u >> 12), 0x80 | ((u >> 6) & 0x3f), 0x80 | (u & 0x3f)].map(|x| x as u8));
+                    b.extend(
+                        [
+                            0xe0 | (u >> 12),
+                            0x80 | ((u >> 6) & 0x3f),
+                            0x80 | (u & 0x3f),
+                        ]
+                        .map(|x| x as u8),
+                    );
                 }
             }
         }
@@ -358,6 +365,34 @@ pub trait Record: Sized {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strings_decode_like_java() {
+        // Expected values from `new String(bytes, UTF_8)` on OpenJDK 17.
+        let cases: &[(&[u8], &str)] = &[
+            (b"\xed\xa0\x80", "\u{FFFD}"),
+            (b"\xc0\xaf", "\u{FFFD}\u{FFFD}"),
+            (b"\xf0\x9f\x98", "\u{FFFD}"),
+            (b"\xf0\x9f\x98A", "\u{FFFD}A"),
+            (b"\xe0\x80A", "\u{FFFD}\u{FFFD}A"),
+            (b"\xffA", "\u{FFFD}A"),
+            (b"\xf4\x90\x80\x80", "\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}"),
+            (b"\xf0\x9f\x98\x80/", "\u{1F600}/"),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(java_string_from_utf8(bytes), *want, "{bytes:02x?}");
+        }
+    }
+
+    #[test]
+    fn strings_outside_the_bmp_are_written_as_java_writes_them() {
+        let mut b = BytesMut::new();
+        b.put_string("/\u{1F600}");
+        assert_eq!(&b[..], b"\0\0\0\x07/\xed\xa0\xbd\xed\xb8\x80");
+        // and read back as Java reads its own output: one U+FFFD per surrogate
+        let mut r = Reader::new(&b);
+        assert_eq!(r.read_string().unwrap(), "/\u{FFFD}\u{FFFD}");
+    }
 
     #[test]
     fn hostile_lengths_are_errors_not_allocations() {
