@@ -174,7 +174,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         Some(i) => (&s[..i], &s[i..]),
         None => (s, "s"),
     };
-    let v: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration (10s, 500ms, 2m)"))?;
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (10s, 500ms, 2m)"))?;
     let secs = match unit {
         "ms" => v / 1000.0,
         "s" => v,
@@ -223,7 +225,9 @@ impl Progress {
 
 fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
     if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
@@ -287,9 +291,13 @@ async fn run_load_cmd(a: &LoadArgs, progress: &Progress) -> Result<(), String> {
         server_pid: a.client.server_pid,
     };
     if !a.no_prepare {
-        load::prepare(&spec).await.map_err(|e| format!("preparing the keys: {e}"))?;
+        load::prepare(&spec)
+            .await
+            .map_err(|e| format!("preparing the keys: {e}"))?;
     }
-    let r = load::run_load(&spec, progress).await.map_err(|e| e.to_string())?;
+    let r = load::run_load(&spec, progress)
+        .await
+        .map_err(|e| e.to_string())?;
     print!("{}", r.table());
     println!("{}", r.json());
     Ok(())
@@ -307,7 +315,9 @@ async fn run_populate_cmd(a: &PopulateArgs, progress: &Progress) -> Result<(), S
         session_timeout_ms: a.client.session_timeout_ms,
         server_pid: a.client.server_pid,
     };
-    let r = load::populate(&spec, progress).await.map_err(|e| e.to_string())?;
+    let r = load::populate(&spec, progress)
+        .await
+        .map_err(|e| e.to_string())?;
     print!("{}", r.table());
     println!("last znode: {}", spec.last_leaf());
     println!("{}", r.json());
@@ -334,7 +344,9 @@ async fn run_fanout_cmd(a: &FanoutArgs, progress: &Progress) -> Result<(), Strin
         session_timeout_ms: a.client.session_timeout_ms,
         server_pid: a.client.server_pid,
     };
-    let r = load::fanout(&spec, progress).await.map_err(|e| e.to_string())?;
+    let r = load::fanout(&spec, progress)
+        .await
+        .map_err(|e| e.to_string())?;
     print!("{}", r.table());
     println!("{}", r.json());
     Ok(())
@@ -342,7 +354,10 @@ async fn run_fanout_cmd(a: &FanoutArgs, progress: &Progress) -> Result<(), Strin
 
 async fn run_restart_cmd(a: &RestartArgs) -> Result<(), String> {
     let addr = *hosts(&a.client)?.first().ok_or("no host")?;
-    let (prog, rest) = a.command.split_first().ok_or("no server command after --")?;
+    let (prog, rest) = a
+        .command
+        .split_first()
+        .ok_or("no server command after --")?;
     let mut times = Vec::new();
     for round in 0..a.rounds.max(1) {
         let since = Instant::now();
@@ -359,7 +374,11 @@ async fn run_restart_cmd(a: &RestartArgs) -> Result<(), String> {
         .await;
         compare::stop_child(&mut child, pid).await;
         let took = r.map_err(|e| format!("round {}: {e}", round + 1))?;
-        println!("round {}: serving after {:.3} s", round + 1, took.as_secs_f64());
+        println!(
+            "round {}: serving after {:.3} s",
+            round + 1,
+            took.as_secs_f64()
+        );
         times.push(took.as_secs_f64());
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

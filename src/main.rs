@@ -10,14 +10,14 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod tools;
 use geokeeper_conf::Config;
-use geokeeper_core::four_letter::FourLetterSettings;
-use geokeeper_core::net::{serve, NetSettings};
 use geokeeper_core::acl::AuthProviders;
+use geokeeper_core::datadir::{restore, version_dir};
+use geokeeper_core::four_letter::FourLetterSettings;
+use geokeeper_core::net::SnapshotSettings;
+use geokeeper_core::net::{serve, NetSettings};
 use geokeeper_core::prep::PrepSettings;
 use geokeeper_core::sasl::SaslConfig;
 use geokeeper_core::server::{Clock, Server, Settings};
-use geokeeper_core::datadir::{restore, version_dir};
-use geokeeper_core::net::SnapshotSettings;
 use geokeeper_core::snapshot;
 use geokeeper_core::txnlog::FileTxnLog;
 use tracing::{error, info, warn};
@@ -106,10 +106,20 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => run_serve(config),
         Command::Bench(args) => bench::main(*args),
-        Command::Log { cmd: LogCmd::Dump { file, json } } => tools::log_dump(&file, json),
-        Command::Log { cmd: LogCmd::Check { dir, truncate } } => tools::log_check(&dir, truncate),
-        Command::Snapshot { cmd: SnapshotCmd::Dump { file, json } } => tools::snapshot_dump(&file, json),
-        Command::Purge { config, dirs, count } => {
+        Command::Log {
+            cmd: LogCmd::Dump { file, json },
+        } => tools::log_dump(&file, json),
+        Command::Log {
+            cmd: LogCmd::Check { dir, truncate },
+        } => tools::log_check(&dir, truncate),
+        Command::Snapshot {
+            cmd: SnapshotCmd::Dump { file, json },
+        } => tools::snapshot_dump(&file, json),
+        Command::Purge {
+            config,
+            dirs,
+            count,
+        } => {
             let (log_dir, snap_dir) = match (&config, dirs.as_slice()) {
                 (Some(c), _) => match Config::load(c) {
                     Ok((cfg, _)) => (cfg.txn_log_dir().to_owned(), cfg.data_dir.clone()),
@@ -121,7 +131,9 @@ fn main() -> ExitCode {
                 (None, [l]) => (l.clone(), l.clone()),
                 (None, [l, s]) => (l.clone(), s.clone()),
                 _ => {
-                    error!("usage: geokeeper purge (--config FILE | dataLogDir [snapDir]) -n count");
+                    error!(
+                        "usage: geokeeper purge (--config FILE | dataLogDir [snapDir]) -n count"
+                    );
                     return ExitCode::from(2);
                 }
             };
@@ -175,7 +187,10 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
         }
     };
     if let (Some(file), None) = (&cfg.jaas_config, &sasl) {
-        info!("no SASL login section in {}: SASL authentication is off", file.display());
+        info!(
+            "no SASL login section in {}: SASL authentication is off",
+            file.display()
+        );
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -238,7 +253,10 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             // Like ZooKeeper, a fresh data directory starts with snapshot.0, so that
             // ZooKeeper itself can take the directory over (it refuses logs without one).
             if let Err(e) = snapshot::write_tree(&snap_dir, &restored.tree, &[]) {
-                error!("cannot write the initial snapshot in {}: {e}", snap_dir.display());
+                error!(
+                    "cannot write the initial snapshot in {}: {e}",
+                    snap_dir.display()
+                );
                 return ExitCode::from(3);
             }
         }
@@ -251,7 +269,10 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
         ) {
             Ok(l) => l,
             Err(e) => {
-                error!("cannot open the transaction log in {}: {e}", log_dir.display());
+                error!(
+                    "cannot open the transaction log in {}: {e}",
+                    log_dir.display()
+                );
                 return ExitCode::from(3);
             }
         };
@@ -277,8 +298,14 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             limits: client_limits(&cfg),
         };
         // Autopurge (`DatadirCleanupManager`): at start, then every purgeInterval hours.
-        info!("autopurge.snapRetainCount set to {}", cfg.autopurge_snap_retain_count);
-        info!("autopurge.purgeInterval set to {}", cfg.autopurge_purge_interval_hours);
+        info!(
+            "autopurge.snapRetainCount set to {}",
+            cfg.autopurge_snap_retain_count
+        );
+        info!(
+            "autopurge.purgeInterval set to {}",
+            cfg.autopurge_purge_interval_hours
+        );
         if cfg.autopurge_purge_interval_hours > 0 {
             let every = Duration::from_secs(cfg.autopurge_purge_interval_hours as u64 * 3600);
             let keep = (cfg.autopurge_snap_retain_count as usize).max(3);
@@ -309,15 +336,7 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             let _ = stop_tx.send(true);
         });
         info!("serving ZooKeeper clients on {addr}");
-        match serve(
-            listener,
-            server,
-            Box::new(log),
-            net,
-            stop_rx,
-        )
-        .await
-        {
+        match serve(listener, server, Box::new(log), net, stop_rx).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 error!("{e}");

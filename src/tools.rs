@@ -54,14 +54,36 @@ fn body_text(b: &TxnBody) -> String {
             t.ephemeral,
             t.parent_cversion
         ),
-        TxnBody::CreateContainer(t) => format!("{},{},{:?},{}", t.path, data_text(&t.data), t.acl, t.parent_cversion),
-        TxnBody::CreateTtl(t) => format!("{},{},{:?},{},{}", t.path, data_text(&t.data), t.acl, t.parent_cversion, t.ttl),
+        TxnBody::CreateContainer(t) => format!(
+            "{},{},{:?},{}",
+            t.path,
+            data_text(&t.data),
+            t.acl,
+            t.parent_cversion
+        ),
+        TxnBody::CreateTtl(t) => format!(
+            "{},{},{:?},{},{}",
+            t.path,
+            data_text(&t.data),
+            t.acl,
+            t.parent_cversion,
+            t.ttl
+        ),
         TxnBody::Delete(t) | TxnBody::DeleteContainer(t) => format!("'{}", t.path),
-        TxnBody::SetData(t) | TxnBody::Reconfig(t) => format!("{},{},{}", t.path, data_text(&t.data), t.version),
+        TxnBody::SetData(t) | TxnBody::Reconfig(t) => {
+            format!("{},{},{}", t.path, data_text(&t.data), t.version)
+        }
         TxnBody::SetAcl(t) => format!("'{},{:?},{}", t.path, t.acl, t.version),
         TxnBody::Check(t) => format!("'{},{}", t.path, t.version),
         TxnBody::CreateSession(t) => format!("{}", t.time_out),
-        TxnBody::CloseSession(t) => format!("v{{{}}}", t.paths2_delete.iter().map(|p| format!("'{p}")).collect::<Vec<_>>().join(",")),
+        TxnBody::CloseSession(t) => format!(
+            "v{{{}}}",
+            t.paths2_delete
+                .iter()
+                .map(|p| format!("'{p}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
         TxnBody::Error(t) => format!("{}", t.err),
         TxnBody::Multi(ops) => ops
             .iter()
@@ -85,13 +107,19 @@ pub fn log_dump(file: &Path, json: bool) -> ExitCode {
         }
     };
     if !json {
-        println!("ZooKeeper Transactional Log File with dbid 0 txnlog format version {}", txnlog::VERSION);
+        println!(
+            "ZooKeeper Transactional Log File with dbid 0 txnlog format version {}",
+            txnlog::VERSION
+        );
     }
     for e in &scan.entries {
         let entry = match TxnEntry::decode(&e.bytes) {
             Ok(t) => t,
             Err(err) => {
-                eprintln!("offset {}: transaction {:#x} does not decode: {err}", e.offset, e.zxid);
+                eprintln!(
+                    "offset {}: transaction {:#x} does not decode: {err}",
+                    e.offset, e.zxid
+                );
                 return ExitCode::from(1);
             }
         };
@@ -122,7 +150,10 @@ pub fn log_dump(file: &Path, json: bool) -> ExitCode {
         }
     }
     if let Some(why) = scan.torn {
-        eprintln!("Last transaction was partial: {why} at offset {}", scan.valid_end);
+        eprintln!(
+            "Last transaction was partial: {why} at offset {}",
+            scan.valid_end
+        );
         return ExitCode::from(1);
     }
     if !json {
@@ -202,7 +233,11 @@ pub fn snapshot_dump(file: &Path, json: bool) -> ExitCode {
 /// `geokeeper log check DIR [--truncate]`: reads every log file of a data directory (or a
 /// `version-2` directory) and reports the first bad record, if any.
 pub fn log_check(dir: &Path, truncate: bool) -> ExitCode {
-    let dir = if dir.join("version-2").is_dir() { version_dir(dir) } else { dir.to_owned() };
+    let dir = if dir.join("version-2").is_dir() {
+        version_dir(dir)
+    } else {
+        dir.to_owned()
+    };
     let files = match log_files(&dir) {
         Ok(f) => f,
         Err(e) => {
@@ -225,11 +260,17 @@ pub fn log_check(dir: &Path, truncate: bool) -> ExitCode {
                         "{}: first bad record at offset {}: {why}{}",
                         path.display(),
                         scan.valid_end,
-                        if newest { " (a torn tail: the newest file ends mid-write)" } else { " (not the newest file: damage)" }
+                        if newest {
+                            " (a torn tail: the newest file ends mid-write)"
+                        } else {
+                            " (not the newest file: damage)"
+                        }
                     );
                     if truncate && newest {
                         match txnlog::repair_tail(&dir) {
-                            Ok(Some((p, at, _))) => println!("{}: cut back to offset {at}", p.display()),
+                            Ok(Some((p, at, _))) => {
+                                println!("{}: cut back to offset {at}", p.display())
+                            }
                             Ok(None) => {}
                             Err(e) => {
                                 eprintln!("{e}");
@@ -248,7 +289,10 @@ pub fn log_check(dir: &Path, truncate: bool) -> ExitCode {
         }
     }
     match last {
-        Some(z) => println!("ok: {total} transactions in {} files, last zxid {z:#x}", files.len()),
+        Some(z) => println!(
+            "ok: {total} transactions in {} files, last zxid {z:#x}",
+            files.len()
+        ),
         None => println!("ok: no transactions in {} files", files.len()),
     }
     ExitCode::SUCCESS

@@ -33,7 +33,11 @@ pub enum RestoreError {
     #[error("missing transactions: after zxid {after:#x} the log continues at {next:#x} ({file}); the transactions in between are not in any log file, so starting would silently lose them")]
     Gap { after: i64, next: i64, file: String },
     #[error("{file}: transaction {zxid:#x} does not decode: {why}")]
-    BadEntry { file: String, zxid: i64, why: String },
+    BadEntry {
+        file: String,
+        zxid: i64,
+        why: String,
+    },
 }
 
 /// What startup found.
@@ -56,7 +60,11 @@ fn follows(prev: i64, next: i64) -> bool {
 /// Restores the data directory. A torn log tail (a crash mid-write) is cut off first;
 /// a damaged newest snapshot gives way to the previous one; a gap in the history between
 /// the snapshot and the log is an error.
-pub fn restore(snap_dir: &Path, log_dir: &Path, trust_empty: bool) -> Result<Restored, RestoreError> {
+pub fn restore(
+    snap_dir: &Path,
+    log_dir: &Path,
+    trust_empty: bool,
+) -> Result<Restored, RestoreError> {
     let started = Instant::now();
     if let Some((file, at, why)) = txnlog::repair_tail(log_dir)? {
         warn!(
@@ -65,8 +73,13 @@ pub fn restore(snap_dir: &Path, log_dir: &Path, trust_empty: bool) -> Result<Res
         );
     }
     // Only this process writes snapshots here: any temporary file is a dead one's.
-    for p in snapshot::remove_unfinished(snap_dir).map_err(|e| RestoreError::Io(snap_dir.to_owned(), e))? {
-        info!("removed {}, left by a snapshot that did not finish", p.display());
+    for p in snapshot::remove_unfinished(snap_dir)
+        .map_err(|e| RestoreError::Io(snap_dir.to_owned(), e))?
+    {
+        info!(
+            "removed {}, left by a snapshot that did not finish",
+            p.display()
+        );
     }
     let loaded = snapshot::load_newest(snap_dir)?;
     let has_logs = !log_files(log_dir)
@@ -74,7 +87,9 @@ pub fn restore(snap_dir: &Path, log_dir: &Path, trust_empty: bool) -> Result<Res
         .is_empty();
     let (mut tree, mut sessions, snapshot_zxid, zxid_digest) = match loaded {
         Some(l) => (l.tree, l.sessions, Some(l.zxid), l.zxid_digest),
-        None if has_logs && !trust_empty => return Err(RestoreError::NoSnapshot(log_dir.to_owned())),
+        None if has_logs && !trust_empty => {
+            return Err(RestoreError::NoSnapshot(log_dir.to_owned()))
+        }
         None => (DataTree::new(), Vec::new(), None, None),
     };
     let base = tree.last_zxid();
@@ -98,7 +113,12 @@ pub fn restore(snap_dir: &Path, log_dir: &Path, trust_empty: bool) -> Result<Res
         if !first_without_snapshot && !follows(prev, e.zxid) {
             let file = log_files(log_dir)
                 .ok()
-                .and_then(|f| f.iter().rev().find(|(z, _)| *z <= e.zxid).map(|(_, p)| p.display().to_string()))
+                .and_then(|f| {
+                    f.iter()
+                        .rev()
+                        .find(|(z, _)| *z <= e.zxid)
+                        .map(|(_, p)| p.display().to_string())
+                })
                 .unwrap_or_default();
             return Err(RestoreError::Gap {
                 after: prev,
@@ -191,7 +211,11 @@ pub fn purge(snap_dir: &Path, log_dir: &Path, keep: usize) -> std::io::Result<Ve
         return Ok(Vec::new());
     };
     let logs = log_files(log_dir)?;
-    let needed_from = logs.iter().filter(|(z, _)| *z <= least).map(|(z, _)| *z).max();
+    let needed_from = logs
+        .iter()
+        .filter(|(z, _)| *z <= least)
+        .map(|(z, _)| *z)
+        .max();
     let mut removed = Vec::new();
     for (z, p) in logs {
         if z < least && Some(z) != needed_from {
@@ -258,7 +282,17 @@ mod tests {
         // Losing the first file leaves zxids 1 and 2 nowhere.
         std::fs::remove_file(dir.join("log.1")).unwrap();
         let e = restore(&dir, &dir, false).unwrap_err();
-        assert!(matches!(e, RestoreError::Gap { after: 0, next: 3, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                RestoreError::Gap {
+                    after: 0,
+                    next: 3,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]
@@ -267,7 +301,10 @@ mod tests {
         let dir = version_dir(d.path());
         let mut log = FileTxnLog::open(&dir, 4096, false, 1000, 0).unwrap();
         log.append(&[create(1, "/a")]).unwrap();
-        assert!(matches!(restore(&dir, &dir, false), Err(RestoreError::NoSnapshot(_))));
+        assert!(matches!(
+            restore(&dir, &dir, false),
+            Err(RestoreError::NoSnapshot(_))
+        ));
         assert!(restore(&dir, &dir, true).unwrap().tree.contains("/a"));
     }
 

@@ -60,9 +60,15 @@ pub struct SnapshotSettings {
 
 /// What the snapshot writer thread is told.
 enum SnapMsg {
-    Begin { zxid: i64, start: Vec<u8> },
+    Begin {
+        zxid: i64,
+        start: Vec<u8>,
+    },
     Nodes(Vec<u8>),
-    Finish { acl_map: Vec<u8>, zxid_digest: (i64, i64) },
+    Finish {
+        acl_map: Vec<u8>,
+        zxid_digest: (i64, i64),
+    },
 }
 
 enum Msg {
@@ -230,7 +236,10 @@ fn spawn_log_thread(
                 };
                 match log.append(&batch) {
                     Ok(()) => {
-                        if core.send(Msg::Input(Input::Durable { zxid: last })).is_err() {
+                        if core
+                            .send(Msg::Input(Input::Durable { zxid: last }))
+                            .is_err()
+                        {
                             return;
                         }
                         if roll.count(batch.len() as u64) {
@@ -311,13 +320,15 @@ fn spawn_snapshot_thread(dir: std::path::PathBuf) -> io::Result<std::sync::mpsc:
             let mut current: Option<(i64, Vec<u8>, crate::snapshot::NodeSpool, Instant)> = None;
             while let Ok(m) = rx.recv() {
                 match m {
-                    SnapMsg::Begin { zxid, start } => match crate::snapshot::NodeSpool::create(&dir, zxid) {
-                        Ok(spool) => current = Some((zxid, start, spool, Instant::now())),
-                        Err(e) => {
-                            error!("cannot start snapshot {zxid:#x}: {e}");
-                            current = None;
+                    SnapMsg::Begin { zxid, start } => {
+                        match crate::snapshot::NodeSpool::create(&dir, zxid) {
+                            Ok(spool) => current = Some((zxid, start, spool, Instant::now())),
+                            Err(e) => {
+                                error!("cannot start snapshot {zxid:#x}: {e}");
+                                current = None;
+                            }
                         }
-                    },
+                    }
                     SnapMsg::Nodes(b) => {
                         if let Some((zxid, _, spool, _)) = current.as_mut() {
                             if let Err(e) = spool.write(&b) {
@@ -328,15 +339,29 @@ fn spawn_snapshot_thread(dir: std::path::PathBuf) -> io::Result<std::sync::mpsc:
                             }
                         }
                     }
-                    SnapMsg::Finish { acl_map, zxid_digest } => {
+                    SnapMsg::Finish {
+                        acl_map,
+                        zxid_digest,
+                    } => {
                         let Some((zxid, start, spool, t)) = current.take() else {
                             continue;
                         };
                         let r = spool.finish().and_then(|mut nodes| {
-                            crate::snapshot::assemble(&dir, zxid, &start, &acl_map, &mut nodes, zxid_digest)
+                            crate::snapshot::assemble(
+                                &dir,
+                                zxid,
+                                &start,
+                                &acl_map,
+                                &mut nodes,
+                                zxid_digest,
+                            )
                         });
                         match r {
-                            Ok(p) => info!("Snapshot taken in {} ms: {}", t.elapsed().as_millis(), p.display()),
+                            Ok(p) => info!(
+                                "Snapshot taken in {} ms: {}",
+                                t.elapsed().as_millis(),
+                                p.display()
+                            ),
                             Err(e) => error!("snapshot {zxid:#x} failed: {e}"),
                         }
                     }
@@ -391,7 +416,13 @@ async fn core_loop(
                 handle_msg(&mut server, &mut conns, &mut fl, m, now, &mut out);
             }
             if Instant::now() >= wake {
-                timers(&mut server, &clocks, &settings, &mut next_container_check, &mut out);
+                timers(
+                    &mut server,
+                    &clocks,
+                    &settings,
+                    &mut next_container_check,
+                    &mut out,
+                );
             }
             server.snapshot_step(2_000, &mut out);
             if *shutdown.borrow() {
@@ -554,7 +585,10 @@ fn dispatch(
                     let _ = c.tx.send(ConnMsg::Close);
                 }
             }
-            Output::Log { entries, generation } => {
+            Output::Log {
+                entries,
+                generation,
+            } => {
                 if log_tx.send((entries, generation)).is_err() {
                     error!("transaction log thread is gone");
                     return false;
@@ -570,9 +604,15 @@ fn dispatch(
                     let _ = t.send(SnapMsg::Nodes(b));
                 }
             }
-            Output::SnapshotFinish { acl_map, zxid_digest } => {
+            Output::SnapshotFinish {
+                acl_map,
+                zxid_digest,
+            } => {
                 if let Some(t) = snap_tx {
-                    let _ = t.send(SnapMsg::Finish { acl_map, zxid_digest });
+                    let _ = t.send(SnapMsg::Finish {
+                        acl_map,
+                        zxid_digest,
+                    });
                 }
             }
         }
@@ -589,7 +629,10 @@ async fn read_frame(
 ) -> io::Result<Option<Bytes>> {
     loop {
         let len = frame::frame_len(buf, max).map_err(|e| {
-            io::Error::new(io::ErrorKind::InvalidData, e.message_from(&peer.to_string()))
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                e.message_from(&peer.to_string()),
+            )
         })?;
         if let Some(len) = len {
             if buf.len() >= 4 + len {

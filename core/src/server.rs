@@ -109,13 +109,19 @@ pub enum Output {
     Close { conn: ConnId },
     /// Make these durable, then report `Input::Durable` with the last zxid. Batches of an
     /// older `generation` than the last failure are void and must be dropped.
-    Log { entries: Vec<LogEntry>, generation: u64 },
+    Log {
+        entries: Vec<LogEntry>,
+        generation: u64,
+    },
     /// A fuzzy snapshot starts: header and sessions.
     SnapshotBegin { zxid: i64, start: Vec<u8> },
     /// Node records of the snapshot in progress.
     SnapshotNodes(Vec<u8>),
     /// The walk is done: the ACL map it met and the (zxid, digest) trailer.
-    SnapshotFinish { acl_map: Vec<u8>, zxid_digest: (i64, i64) },
+    SnapshotFinish {
+        acl_map: Vec<u8>,
+        zxid_digest: (i64, i64),
+    },
 }
 
 /// One transaction on its way to the log: ZooKeeper's serialized entry
@@ -1413,7 +1419,8 @@ impl Server {
             Origin::Internal => {}
             Origin::CreateSession { conn } => {
                 if let Some(c) = self.conns.get_mut(&conn) {
-                    c.stats.answered(0, zxid, "SESS", f.start_ms, self.now.mono_ms);
+                    c.stats
+                        .answered(0, zxid, "SESS", f.start_ms, self.now.mono_ms);
                 }
                 let latency = self.now.mono_ms.saturating_sub(f.start_ms) as i64;
                 self.stats.latency.add(latency);

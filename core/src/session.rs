@@ -237,7 +237,9 @@ impl SessionTracker {
 
     /// The expiry queue, earliest deadline first, for `dump` (`ExpiryQueue.dump`).
     pub fn expiry_buckets(&self) -> impl Iterator<Item = (u64, impl Iterator<Item = i64> + '_)> {
-        self.buckets.iter().map(|(t, ids)| (*t, ids.iter().copied()))
+        self.buckets
+            .iter()
+            .map(|(t, ids)| (*t, ids.iter().copied()))
     }
 
     /// When the next expiry check is due, if any session is tracked.

@@ -303,7 +303,9 @@ pub fn load(path: &Path) -> Result<Loaded, SnapError> {
         .file_name()
         .and_then(|n| n.to_str())
         .and_then(|n| zxid_from_name(n, "snapshot"))
-        .ok_or_else(|| SnapError::Invalid(path.to_owned(), "name is not snapshot.<hex zxid>".into()))?;
+        .ok_or_else(|| {
+            SnapError::Invalid(path.to_owned(), "name is not snapshot.<hex zxid>".into())
+        })?;
     let mut buf = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut buf))
@@ -335,7 +337,10 @@ pub fn load(path: &Path) -> Result<Loaded, SnapError> {
         if p == "/" {
             break;
         }
-        let data = r.read_buffer_opt().map_err(dec)?.map(Bytes::copy_from_slice);
+        let data = r
+            .read_buffer_opt()
+            .map_err(dec)?
+            .map(Bytes::copy_from_slice);
         let acl = r.read_i64().map_err(dec)?;
         let stat = NodeStat {
             czxid: r.read_i64().map_err(dec)?,
@@ -352,7 +357,10 @@ pub fn load(path: &Path) -> Result<Loaded, SnapError> {
         if path_key != "/" && !tree.contains(crate::tree::split_path(&path_key).0) {
             return Err(SnapError::Invalid(
                 path.to_owned(),
-                format!("unable to find parent {} of path {path_key}", crate::tree::split_path(&path_key).0),
+                format!(
+                    "unable to find parent {} of path {path_key}",
+                    crate::tree::split_path(&path_key).0
+                ),
             ));
         }
         tree.restore_node(&path_key, data, acl, stat);
@@ -405,7 +413,10 @@ pub fn load_newest(dir: &Path) -> Result<Option<Loaded>, SnapError> {
     let mut last_err = None;
     for (_, path) in files.iter().take(100) {
         if !looks_valid(path) {
-            warn!("Invalid snapshot {} (incomplete: no end seal); trying an older one", path.display());
+            warn!(
+                "Invalid snapshot {} (incomplete: no end seal); trying an older one",
+                path.display()
+            );
             continue;
         }
         match load(path) {
@@ -414,7 +425,10 @@ pub fn load_newest(dir: &Path) -> Result<Option<Loaded>, SnapError> {
                 return Ok(Some(l));
             }
             Err(e) => {
-                warn!("problem reading snap file {}: {e}; trying an older one", path.display());
+                warn!(
+                    "problem reading snap file {}: {e}; trying an older one",
+                    path.display()
+                );
                 last_err = Some(e);
             }
         }
@@ -495,7 +509,12 @@ impl NodeSpool {
     pub fn create(dir: &Path, zxid: i64) -> io::Result<NodeSpool> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(format!("{}.nodes.tmp", snapshot_name(zxid)));
-        let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
         Ok(NodeSpool {
             path,
             w: BufWriter::with_capacity(1 << 20, f),
@@ -554,9 +573,30 @@ mod tests {
     fn sample() -> DataTree {
         let mut t = DataTree::new();
         let mut ch = vec![];
-        t.create_node("/a", Some(Bytes::from_static(b"x")), &open_acl_unsafe(), 0, -1, 1, 10, &mut ch).unwrap();
-        t.create_node("/a/b", None, &read_acl_unsafe(), 0x55, -1, 2, 11, &mut ch).unwrap();
-        t.create_node("/c", Some(Bytes::new()), &open_acl_unsafe(), i64::MIN, -1, 3, 12, &mut ch).unwrap();
+        t.create_node(
+            "/a",
+            Some(Bytes::from_static(b"x")),
+            &open_acl_unsafe(),
+            0,
+            -1,
+            1,
+            10,
+            &mut ch,
+        )
+        .unwrap();
+        t.create_node("/a/b", None, &read_acl_unsafe(), 0x55, -1, 2, 11, &mut ch)
+            .unwrap();
+        t.create_node(
+            "/c",
+            Some(Bytes::new()),
+            &open_acl_unsafe(),
+            i64::MIN,
+            -1,
+            3,
+            12,
+            &mut ch,
+        )
+        .unwrap();
         t.set_last_zxid(3);
         t
     }
@@ -577,8 +617,14 @@ mod tests {
             assert_eq!(a.to_stat(), b.to_stat(), "{path}");
             assert_eq!(a.data, b.data, "{path}");
         }
-        assert_eq!(l.tree.ephemerals_of(0x55).cloned().collect::<Vec<_>>(), vec!["/a/b".to_string()]);
-        assert_eq!(l.tree.containers().cloned().collect::<Vec<_>>(), vec!["/c".to_string()]);
+        assert_eq!(
+            l.tree.ephemerals_of(0x55).cloned().collect::<Vec<_>>(),
+            vec!["/a/b".to_string()]
+        );
+        assert_eq!(
+            l.tree.containers().cloned().collect::<Vec<_>>(),
+            vec!["/c".to_string()]
+        );
         let mut lt = l.tree;
         assert_eq!(&*lt.acl_of("/a/b").unwrap(), &read_acl_unsafe()[..]);
     }

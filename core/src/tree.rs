@@ -523,20 +523,21 @@ impl DataTree {
             TxnBody::Create(t) | TxnBody::Create2(t) => {
                 let owner = if t.ephemeral { hdr.client_id } else { 0 };
                 let top_level_create = matches!(body, TxnBody::Create(_));
-                let r = self.create_node(
-                    &t.path,
-                    t.data.clone(),
-                    &t.acl,
-                    owner,
-                    t.parent_cversion,
-                    zxid,
-                    time,
-                    changes,
-                )
-                .map(|stat| TxnResult::Created {
-                    path: t.path.clone(),
-                    stat,
-                });
+                let r = self
+                    .create_node(
+                        &t.path,
+                        t.data.clone(),
+                        &t.acl,
+                        owner,
+                        t.parent_cversion,
+                        zxid,
+                        time,
+                        changes,
+                    )
+                    .map(|stat| TxnResult::Created {
+                        path: t.path.clone(),
+                        stat,
+                    });
                 // Replaying a create over a fuzzy snapshot that already has the node: the
                 // parent's cversion and pzxid still move forward to what the create
                 // left (`DataTree.processTxn`, setCversionPzxid; plain create only).

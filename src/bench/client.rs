@@ -61,7 +61,11 @@ pub struct Session {
 
 impl Session {
     /// Connects and opens a new session asking for `timeout_ms`, within `within`.
-    pub async fn connect(addr: SocketAddr, timeout_ms: i32, within: Duration) -> io::Result<Session> {
+    pub async fn connect(
+        addr: SocketAddr,
+        timeout_ms: i32,
+        within: Duration,
+    ) -> io::Result<Session> {
         Self::connect_from(addr, None, timeout_ms, within).await
     }
 
@@ -218,7 +222,8 @@ impl Session {
             return Ok(None);
         };
         let mut r = Reader::new(&body);
-        let header = ReplyHeader::decode(&mut r).map_err(|e| broken(format!("ReplyHeader: {e}")))?;
+        let header =
+            ReplyHeader::decode(&mut r).map_err(|e| broken(format!("ReplyHeader: {e}")))?;
         let used = r.position();
         body.advance(used);
         Ok(Some(Frame { header, body }))
@@ -290,7 +295,9 @@ impl Session {
     /// Closes the session (its ephemerals go with it) and the connection; bounded by
     /// `within`, errors ignored: the server expires what it did not hear.
     pub async fn close(mut self, within: Duration) {
-        let _ = self.call(OpCode::CloseSession, &Request::CloseSession, within).await;
+        let _ = self
+            .call(OpCode::CloseSession, &Request::CloseSession, within)
+            .await;
         let _ = self.stream.shutdown().await;
     }
 }

@@ -179,7 +179,12 @@ impl Env {
         .map(|s| s.to_string())
         .collect();
         f.push(format!("-Xmx{}", self.args.zk_heap));
-        f.extend(self.args.zk_jvm_flags.split_whitespace().map(str::to_string));
+        f.extend(
+            self.args
+                .zk_jvm_flags
+                .split_whitespace()
+                .map(str::to_string),
+        );
         f
     }
 }
@@ -199,7 +204,12 @@ fn free_port(ip: Ipv4Addr) -> io::Result<u16> {
 impl Server {
     /// Writes zoo.cfg in `dir` (once) and starts the server on it; returns when it was
     /// spawned (not yet serving).
-    fn spawn(env: &Env, kind: Kind, dir: &Path, addr: Option<SocketAddr>) -> io::Result<(Server, Instant)> {
+    fn spawn(
+        env: &Env,
+        kind: Kind,
+        dir: &Path,
+        addr: Option<SocketAddr>,
+    ) -> io::Result<(Server, Instant)> {
         std::fs::create_dir_all(dir.join("data"))?;
         let addr = match addr {
             Some(a) => a,
@@ -240,7 +250,11 @@ impl Server {
             }
             Kind::Gk => {
                 let mut c = Command::new(&env.geokeeper);
-                c.arg("serve").arg("--config").arg(&cfg).env("GEOKEEPER_LOG", "warn");
+                // Warnings, and the log's group-commit counters (transactions per fsync).
+                c.arg("serve")
+                    .arg("--config")
+                    .arg(&cfg)
+                    .env("GEOKEEPER_LOG", "warn,geokeeper_core::txnlog=info");
                 c
             }
         };
@@ -249,10 +263,18 @@ impl Server {
             .stdout(log.try_clone()?)
             .stderr(log);
         let since = Instant::now();
-        let child = cmd.spawn().map_err(|e| {
-            io::Error::other(format!("cannot start {}: {e}", kind.name()))
-        })?;
-        Ok((Server { kind, addr, dir, child }, since))
+        let child = cmd
+            .spawn()
+            .map_err(|e| io::Error::other(format!("cannot start {}: {e}", kind.name())))?;
+        Ok((
+            Server {
+                kind,
+                addr,
+                dir,
+                child,
+            },
+            since,
+        ))
     }
 
     fn pid(&self) -> u32 {
@@ -260,9 +282,17 @@ impl Server {
     }
 
     /// Waits until a session can read `probe`; the time since `since`.
-    async fn wait_serving(&mut self, probe: &str, since: Instant, within: Duration) -> io::Result<Duration> {
+    async fn wait_serving(
+        &mut self,
+        probe: &str,
+        since: Instant,
+        within: Duration,
+    ) -> io::Result<Duration> {
         let child = &mut self.child;
-        let r = load::wait_serving(self.addr, probe, since, within, || matches!(child.try_wait(), Ok(None))).await;
+        let r = load::wait_serving(self.addr, probe, since, within, || {
+            matches!(child.try_wait(), Ok(None))
+        })
+        .await;
         r.map_err(|e| io::Error::other(format!("{}: {e}\n{}", self.kind.name(), self.log_tail())))
     }
 
@@ -293,6 +323,26 @@ impl Server {
         let pid = self.pid();
         stop_child(&mut self.child, pid).await;
     }
+}
+
+/// Transactions per fsync from the last group-commit line geokeeper's log wrote in `dir`
+/// ("txnlog group commit since start: N transactions in W writes and F fsyncs …").
+fn gk_txns_per_fsync(dir: &Path) -> Option<f64> {
+    let log = std::fs::read_to_string(dir.join("server.log")).ok()?;
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("txnlog group commit since start:"))?;
+    let rest = line.split("since start:").nth(1)?;
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let entries: f64 = words.first()?.parse().ok()?;
+    let fsyncs: f64 = words
+        .iter()
+        .position(|w| *w == "fsyncs")
+        .and_then(|i| words.get(i - 1))?
+        .parse()
+        .ok()?;
+    (fsyncs > 0.0).then(|| entries / fsyncs)
 }
 
 /// SIGTERM, up to 30 s for a clean exit, then SIGKILL.
@@ -333,7 +383,8 @@ async fn zk_live_heap(pid: u32) -> io::Result<u64> {
         jcmd(pid, "GC.run").await?;
     }
     let info = jcmd(pid, "GC.heap_info").await?;
-    parse_heap_used(&info).ok_or_else(|| io::Error::other(format!("no heap size in GC.heap_info:\n{info}")))
+    parse_heap_used(&info)
+        .ok_or_else(|| io::Error::other(format!("no heap size in GC.heap_info:\n{info}")))
 }
 
 async fn jcmd(pid: u32, what: &str) -> io::Result<String> {
@@ -346,7 +397,12 @@ async fn jcmd(pid: u32, what: &str) -> io::Result<String> {
             .output(),
     )
     .await
-    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("jcmd {what} took over 120 s")))?
+    .map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("jcmd {what} took over 120 s"),
+        )
+    })?
     .map_err(|e| io::Error::other(format!("jcmd (a JDK's, package default-jdk-headless): {e}")))?;
     if !out.status.success() {
         return Err(io::Error::other(format!(
@@ -361,7 +417,10 @@ async fn jcmd(pid: u32, what: &str) -> io::Result<String> {
 /// the serial and parallel collectors one per generation; Metaspace lines have none).
 fn parse_heap_used(info: &str) -> Option<u64> {
     let mut sum = None;
-    for line in info.lines().filter(|l| l.contains("total") && l.contains("used")) {
+    for line in info
+        .lines()
+        .filter(|l| l.contains("total") && l.contains("used"))
+    {
         let after = line.split("used").nth(1)?.trim_start();
         let num: String = after.chars().take_while(|c| c.is_ascii_digit()).collect();
         let v: u64 = num.parse().ok()?;
@@ -451,7 +510,12 @@ fn table(rows: &[Row]) -> String {
     let _ = writeln!(
         s,
         "{:<20} {:<26} {:>28} {:>28} {:>8} {:>7}",
-        "workload", "figure", "ZooKeeper 3.8 mean (runs)", "geokeeper mean (runs)", "gk/zk", "target"
+        "workload",
+        "figure",
+        "ZooKeeper 3.8 mean (runs)",
+        "geokeeper mean (runs)",
+        "gk/zk",
+        "target"
     );
     for r in rows {
         let ratio = r.ratio();
@@ -467,7 +531,9 @@ fn table(rows: &[Row]) -> String {
             r.metric,
             fmt_cell(&r.zk),
             fmt_cell(&r.gk),
-            ratio.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into()),
+            ratio
+                .map(|x| format!("{x:.2}"))
+                .unwrap_or_else(|| "-".into()),
             r.target.map(Target::text).unwrap_or_default(),
             verdict
         );
@@ -476,7 +542,12 @@ fn table(rows: &[Row]) -> String {
 }
 
 fn rows_json(rows: &[Row]) -> String {
-    let arr = |v: &[f64]| format!("[{}]", v.iter().map(|x| json_num(*x)).collect::<Vec<_>>().join(","));
+    let arr = |v: &[f64]| {
+        format!(
+            "[{}]",
+            v.iter().map(|x| json_num(*x)).collect::<Vec<_>>().join(",")
+        )
+    };
     let items: Vec<String> = rows
         .iter()
         .map(|r| {
@@ -487,7 +558,14 @@ fn rows_json(rows: &[Row]) -> String {
                 .raw("geokeeper", &arr(&r.gk))
                 .opt("ratio", r.ratio());
             match r.target {
-                Some(t) => j.str("target", &t.text()).raw("met", if r.ratio().is_some_and(|x| t.met(x)) { "true" } else { "false" }),
+                Some(t) => j.str("target", &t.text()).raw(
+                    "met",
+                    if r.ratio().is_some_and(|x| t.met(x)) {
+                        "true"
+                    } else {
+                        "false"
+                    },
+                ),
                 None => j.raw("target", "null"),
             };
             j.finish()
@@ -506,16 +584,66 @@ struct LoadDef {
 }
 
 const LOADS: &[LoadDef] = &[
-    LoadDef { name: "reads-if1", mix: "get=100", in_flight: 1, reads: true },
-    LoadDef { name: "reads-if16", mix: "get=100", in_flight: 16, reads: true },
-    LoadDef { name: "writes-if1", mix: "set=100", in_flight: 1, reads: false },
-    LoadDef { name: "writes-if16", mix: "set=100", in_flight: 16, reads: false },
-    LoadDef { name: "mix-if1", mix: "get=90,set=10", in_flight: 1, reads: false },
-    LoadDef { name: "mix-if16", mix: "get=90,set=10", in_flight: 16, reads: false },
-    LoadDef { name: "create-seq-eph-if1", mix: "create-seq-eph=100", in_flight: 1, reads: false },
-    LoadDef { name: "create-seq-eph-if16", mix: "create-seq-eph=100", in_flight: 16, reads: false },
-    LoadDef { name: "multi-if1", mix: "multi=100", in_flight: 1, reads: false },
-    LoadDef { name: "multi-if16", mix: "multi=100", in_flight: 16, reads: false },
+    LoadDef {
+        name: "reads-if1",
+        mix: "get=100",
+        in_flight: 1,
+        reads: true,
+    },
+    LoadDef {
+        name: "reads-if16",
+        mix: "get=100",
+        in_flight: 16,
+        reads: true,
+    },
+    LoadDef {
+        name: "writes-if1",
+        mix: "set=100",
+        in_flight: 1,
+        reads: false,
+    },
+    LoadDef {
+        name: "writes-if16",
+        mix: "set=100",
+        in_flight: 16,
+        reads: false,
+    },
+    LoadDef {
+        name: "mix-if1",
+        mix: "get=90,set=10",
+        in_flight: 1,
+        reads: false,
+    },
+    LoadDef {
+        name: "mix-if16",
+        mix: "get=90,set=10",
+        in_flight: 16,
+        reads: false,
+    },
+    LoadDef {
+        name: "create-seq-eph-if1",
+        mix: "create-seq-eph=100",
+        in_flight: 1,
+        reads: false,
+    },
+    LoadDef {
+        name: "create-seq-eph-if16",
+        mix: "create-seq-eph=100",
+        in_flight: 16,
+        reads: false,
+    },
+    LoadDef {
+        name: "multi-if1",
+        mix: "multi=100",
+        in_flight: 1,
+        reads: false,
+    },
+    LoadDef {
+        name: "multi-if16",
+        mix: "multi=100",
+        in_flight: 16,
+        reads: false,
+    },
 ];
 
 /// The rows a load workload contributes, from each server's runs.
@@ -527,7 +655,11 @@ fn load_rows(def: &LoadDef, zk: &[RunResult], gk: &[RunResult]) -> Vec<Row> {
     let is_read = def.reads;
     let is_write = def.mix == "set=100";
     let throughput_target = match def.name {
-        n if n.starts_with("reads") || n.starts_with("writes") || n.starts_with("mix") || n.starts_with("create-seq-eph") => {
+        n if n.starts_with("reads")
+            || n.starts_with("writes")
+            || n.starts_with("mix")
+            || n.starts_with("create-seq-eph") =>
+        {
             Some(Target::AtLeast(2.0))
         }
         _ => None,
@@ -539,22 +671,50 @@ fn load_rows(def: &LoadDef, zk: &[RunResult], gk: &[RunResult]) -> Vec<Row> {
         gk: pick(gk, f),
         target,
     };
-    rows.push(row("ops/s".into(), &|r| Some(r.ops_per_s()), throughput_target));
-    let names: Vec<&'static str> = zk.first().or(gk.first()).map(|r| r.ops.iter().map(|o| o.name).collect()).unwrap_or_default();
+    rows.push(row(
+        "ops/s".into(),
+        &|r| Some(r.ops_per_s()),
+        throughput_target,
+    ));
+    let names: Vec<&'static str> = zk
+        .first()
+        .or(gk.first())
+        .map(|r| r.ops.iter().map(|o| o.name).collect())
+        .unwrap_or_default();
     for name in names {
         let op = |r: &RunResult| r.ops.iter().find(|o| o.name == name).cloned();
         let p99_target = (is_read || is_write).then_some(Target::AtMost(0.5));
-        rows.push(row(format!("{name} p50 µs"), &|r| op(r).map(|o| o.pct_us(50.0) as f64), None));
-        rows.push(row(format!("{name} p99 µs"), &|r| op(r).map(|o| o.pct_us(99.0) as f64), p99_target));
-        rows.push(row(format!("{name} p99.9 µs"), &|r| op(r).map(|o| o.pct_us(99.9) as f64), None));
-        rows.push(row(format!("{name} errors"), &|r| op(r).map(|o| o.errors as f64), None));
+        rows.push(row(
+            format!("{name} p50 µs"),
+            &|r| op(r).map(|o| o.pct_us(50.0) as f64),
+            None,
+        ));
+        rows.push(row(
+            format!("{name} p99 µs"),
+            &|r| op(r).map(|o| o.pct_us(99.0) as f64),
+            p99_target,
+        ));
+        rows.push(row(
+            format!("{name} p99.9 µs"),
+            &|r| op(r).map(|o| o.pct_us(99.9) as f64),
+            None,
+        ));
+        rows.push(row(
+            format!("{name} errors"),
+            &|r| op(r).map(|o| o.errors as f64),
+            None,
+        ));
     }
     rows.push(row(
         "server CPU s/1k ops".into(),
         &|r| r.server_cpu_per_1k(),
         is_read.then_some(Target::AtMost(0.3)),
     ));
-    rows.push(row("generator CPU s/1k ops".into(), &|r| r.client_cpu_per_1k(), None));
+    rows.push(row(
+        "generator CPU s/1k ops".into(),
+        &|r| r.client_cpu_per_1k(),
+        None,
+    ));
     // Busy CPU of everything else on the machine during the window: noise, if not ~0.
     rows.push(row("other load, cores".into(), &|r| r.others_cores(), None));
     rows
@@ -566,13 +726,21 @@ fn load_rows(def: &LoadDef, zk: &[RunResult], gk: &[RunResult]) -> Vec<Row> {
 
 pub async fn run(args: &CompareArgs, progress: &Progress) -> Result<(), String> {
     let env = Env::new(args).map_err(|e| e.to_string())?;
-    let wanted: Vec<String> = args.workloads.split(',').map(|w| w.trim().to_string()).filter(|w| !w.is_empty()).collect();
+    let wanted: Vec<String> = args
+        .workloads
+        .split(',')
+        .map(|w| w.trim().to_string())
+        .filter(|w| !w.is_empty())
+        .collect();
     for w in &wanted {
-        if !LOADS.iter().any(|l| l.name == w) && !["fanout", "memory", "restart"].contains(&w.as_str()) {
+        if !LOADS.iter().any(|l| l.name == w)
+            && !["fanout", "memory", "restart"].contains(&w.as_str())
+        {
             return Err(format!("unknown workload {w:?}"));
         }
     }
-    if wanted.iter().any(|w| w == "fanout") && sys::nofile_limit() < args.watchers as u64 * 3 + 256 {
+    if wanted.iter().any(|w| w == "fanout") && sys::nofile_limit() < args.watchers as u64 * 3 + 256
+    {
         return Err(format!(
             "fan-out with {} watchers needs about {} open files here (clients and servers); the limit is {}",
             args.watchers,
@@ -606,12 +774,24 @@ pub async fn run(args: &CompareArgs, progress: &Progress) -> Result<(), String> 
     for def in LOADS.iter().filter(|d| wanted.iter().any(|w| w == d.name)) {
         let mut zk = Vec::new();
         let mut gk = Vec::new();
+        let mut batches = Vec::new();
         for round in 0..rounds {
             for kind in [Kind::Zk, Kind::Gk] {
-                progress.note(&format!("[{:>5.0} s] {} round {} on {}", started.elapsed().as_secs_f64(), def.name, round + 1, kind.name()));
-                let dir = env.args.workdir.join(format!("{}-{}-r{}", kind.name(), def.name, round + 1));
+                progress.note(&format!(
+                    "[{:>5.0} s] {} round {} on {}",
+                    started.elapsed().as_secs_f64(),
+                    def.name,
+                    round + 1,
+                    kind.name()
+                ));
+                let dir =
+                    env.args
+                        .workdir
+                        .join(format!("{}-{}-r{}", kind.name(), def.name, round + 1));
                 let _ = std::fs::remove_dir_all(&dir);
-                let server = Server::start(&env, kind, &dir).await.map_err(|e| e.to_string())?;
+                let server = Server::start(&env, kind, &dir)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let spec = LoadSpec {
                     hosts: vec![server.addr],
                     sessions: args.sessions,
@@ -632,6 +812,9 @@ pub async fn run(args: &CompareArgs, progress: &Progress) -> Result<(), String> 
                 .await;
                 let log = server.log_tail();
                 server.stop().await;
+                if kind == Kind::Gk {
+                    batches.extend(gk_txns_per_fsync(&dir));
+                }
                 if !args.keep {
                     let _ = std::fs::remove_dir_all(&dir);
                 }
@@ -641,14 +824,30 @@ pub async fn run(args: &CompareArgs, progress: &Progress) -> Result<(), String> 
                     r.ops_per_s(),
                     r.server_cpu_per_1k().unwrap_or(0.0)
                 ));
-                raw.push(format!("{{\"workload\":{},\"server\":{},\"round\":{},\"run\":{}}}", json_str(def.name), json_str(kind.name()), round + 1, r.json()));
+                raw.push(format!(
+                    "{{\"workload\":{},\"server\":{},\"round\":{},\"run\":{}}}",
+                    json_str(def.name),
+                    json_str(kind.name()),
+                    round + 1,
+                    r.json()
+                ));
                 match kind {
                     Kind::Zk => zk.push(r),
                     Kind::Gk => gk.push(r),
                 }
             }
         }
-        let new_rows = load_rows(def, &zk, &gk);
+        let mut new_rows = load_rows(def, &zk, &gk);
+        if !def.reads {
+            // How well geokeeper's group commit batches (ZooKeeper does not say).
+            new_rows.push(Row {
+                workload: def.name.to_string(),
+                metric: "txns per fsync".into(),
+                zk: Vec::new(),
+                gk: batches,
+                target: None,
+            });
+        }
         progress.note(&table(&new_rows));
         rows.extend(new_rows);
     }
@@ -658,10 +857,20 @@ pub async fn run(args: &CompareArgs, progress: &Progress) -> Result<(), String> 
         let mut gk = Vec::new();
         for round in 0..rounds {
             for kind in [Kind::Zk, Kind::Gk] {
-                progress.note(&format!("[{:>5.0} s] fanout round {} on {}", started.elapsed().as_secs_f64(), round + 1, kind.name()));
-                let dir = env.args.workdir.join(format!("{}-fanout-r{}", kind.name(), round + 1));
+                progress.note(&format!(
+                    "[{:>5.0} s] fanout round {} on {}",
+                    started.elapsed().as_secs_f64(),
+                    round + 1,
+                    kind.name()
+                ));
+                let dir = env
+                    .args
+                    .workdir
+                    .join(format!("{}-fanout-r{}", kind.name(), round + 1));
                 let _ = std::fs::remove_dir_all(&dir);
-                let server = Server::start(&env, kind, &dir).await.map_err(|e| e.to_string())?;
+                let server = Server::start(&env, kind, &dir)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let spec = FanoutSpec {
                     hosts: vec![server.addr],
                     watchers: args.watchers,
@@ -680,7 +889,12 @@ pub async fn run(args: &CompareArgs, progress: &Progress) -> Result<(), String> 
                     let _ = std::fs::remove_dir_all(&dir);
                 }
                 let r = r.map_err(|e| format!("fanout on {}: {e}\n{log}", kind.name()))?;
-                raw.push(format!("{{\"workload\":\"fanout\",\"server\":{},\"round\":{},\"run\":{}}}", json_str(kind.name()), round + 1, r.json()));
+                raw.push(format!(
+                    "{{\"workload\":\"fanout\",\"server\":{},\"round\":{},\"run\":{}}}",
+                    json_str(kind.name()),
+                    round + 1,
+                    r.json()
+                ));
                 match kind {
                     Kind::Zk => zk.push(r),
                     Kind::Gk => gk.push(r),
@@ -688,7 +902,9 @@ pub async fn run(args: &CompareArgs, progress: &Progress) -> Result<(), String> 
             }
         }
         let name = format!("fanout-{}", args.watchers);
-        let f = |runs: &[load::FanoutResult], g: &dyn Fn(&load::FanoutResult) -> f64| runs.iter().map(g).collect::<Vec<_>>();
+        let f = |runs: &[load::FanoutResult], g: &dyn Fn(&load::FanoutResult) -> f64| {
+            runs.iter().map(g).collect::<Vec<_>>()
+        };
         let mk = |metric: &str, g: &dyn Fn(&load::FanoutResult) -> f64, target| Row {
             workload: name.clone(),
             metric: metric.into(),
@@ -699,12 +915,24 @@ pub async fn run(args: &CompareArgs, progress: &Progress) -> Result<(), String> 
         let new_rows = vec![
             mk("rounds", &|r| r.rounds as f64, None),
             mk("all events p50 µs", &|r| r.all.pct_us(50.0) as f64, None),
-            mk("all events p99 µs", &|r| r.all.pct_us(99.0) as f64, Some(Target::AtMost(0.5))),
+            mk(
+                "all events p99 µs",
+                &|r| r.all.pct_us(99.0) as f64,
+                Some(Target::AtMost(0.5)),
+            ),
             mk("each event p50 µs", &|r| r.each.pct_us(50.0) as f64, None),
             mk("each event p99 µs", &|r| r.each.pct_us(99.0) as f64, None),
             mk("setData p99 µs", &|r| r.set.pct_us(99.0) as f64, None),
-            mk("server CPU s/1k events", &|r| r.server_cpu_per_1k_events().unwrap_or(f64::NAN), None),
-            mk("other load, cores", &|r| r.others_cores().unwrap_or(f64::NAN), None),
+            mk(
+                "server CPU s/1k events",
+                &|r| r.server_cpu_per_1k_events().unwrap_or(f64::NAN),
+                None,
+            ),
+            mk(
+                "other load, cores",
+                &|r| r.others_cores().unwrap_or(f64::NAN),
+                None,
+            ),
         ];
         progress.note(&table(&new_rows));
         rows.extend(new_rows);
@@ -716,7 +944,9 @@ pub async fn run(args: &CompareArgs, progress: &Progress) -> Result<(), String> 
         rows.extend(new_rows);
     }
 
-    println!("ratio geokeeper / ZooKeeper of the means; each run's figure in parentheses, in run order:");
+    println!(
+        "ratio geokeeper / ZooKeeper of the means; each run's figure in parentheses, in run order:"
+    );
     print!("{}", table(&rows));
     if wanted.iter().any(|w| w == "memory") {
         println!("bytes/znode: geokeeper's resident-set growth, ZooKeeper's live-heap growth after a full GC (jcmd GC.run, GC.heap_info)");
@@ -763,10 +993,16 @@ async fn znodes_stage(
     };
     let probe = pop_spec(SocketAddr::from(([127, 0, 0, 1], 0)), 0).last_leaf();
     for kind in [Kind::Zk, Kind::Gk] {
-        progress.note(&format!("[{:>5.0} s] populating {n} znodes on {}", started.elapsed().as_secs_f64(), kind.name()));
+        progress.note(&format!(
+            "[{:>5.0} s] populating {n} znodes on {}",
+            started.elapsed().as_secs_f64(),
+            kind.name()
+        ));
         let dir = args.workdir.join(format!("{}-znodes", kind.name()));
         let _ = std::fs::remove_dir_all(&dir);
-        let server = Server::start(env, kind, &dir).await.map_err(|e| e.to_string())?;
+        let server = Server::start(env, kind, &dir)
+            .await
+            .map_err(|e| e.to_string())?;
         let pid = server.pid();
         wait_idle(pid, Duration::from_secs(30)).await;
         let base_rss = sys::rss_bytes(pid).unwrap_or(0) as f64;
@@ -783,12 +1019,18 @@ async fn znodes_stage(
                 return Err(format!("populate on {}: {e}\n{log}", kind.name()));
             }
         };
-        raw.push(format!("{{\"workload\":\"populate\",\"server\":{},\"run\":{}}}", json_str(kind.name()), r.json()));
+        raw.push(format!(
+            "{{\"workload\":\"populate\",\"server\":{},\"run\":{}}}",
+            json_str(kind.name()),
+            r.json()
+        ));
         wait_idle(pid, Duration::from_secs(120)).await;
         let rss = sys::rss_bytes(pid).unwrap_or(0) as f64;
         let growth = (rss - base_rss) / n as f64;
         let per_znode = match (kind, base_heap) {
-            (Kind::Zk, Some(h0)) => (zk_live_heap(pid).await.map_err(|e| e.to_string())? as f64 - h0) / n as f64,
+            (Kind::Zk, Some(h0)) => {
+                (zk_live_heap(pid).await.map_err(|e| e.to_string())? as f64 - h0) / n as f64
+            }
             _ => growth,
         };
         progress.note(&format!(
@@ -808,11 +1050,21 @@ async fn znodes_stage(
         state.push((kind, dir, server.addr, base_heap.unwrap_or(base_rss)));
         server.stop().await;
     }
-    let rounds = if wanted.iter().any(|w| w == "restart") { args.rounds.max(1) } else { 1 };
+    let rounds = if wanted.iter().any(|w| w == "restart") {
+        args.rounds.max(1)
+    } else {
+        1
+    };
     for round in 0..rounds {
         for (kind, dir, addr, base) in &state {
-            progress.note(&format!("[{:>5.0} s] restart round {} on {}", started.elapsed().as_secs_f64(), round + 1, kind.name()));
-            let (mut server, since) = Server::spawn(env, *kind, dir, Some(*addr)).map_err(|e| e.to_string())?;
+            progress.note(&format!(
+                "[{:>5.0} s] restart round {} on {}",
+                started.elapsed().as_secs_f64(),
+                round + 1,
+                kind.name()
+            ));
+            let (mut server, since) =
+                Server::spawn(env, *kind, dir, Some(*addr)).map_err(|e| e.to_string())?;
             let took = server.wait_serving(&probe, since, RESTART_TIMEOUT).await;
             let took = match took {
                 Ok(t) => t,
@@ -821,7 +1073,10 @@ async fn znodes_stage(
                     return Err(format!("restart of {}: {e}", kind.name()));
                 }
             };
-            progress.note(&format!("          serving after {:.2} s", took.as_secs_f64()));
+            progress.note(&format!(
+                "          serving after {:.2} s",
+                took.as_secs_f64()
+            ));
             let pid = server.pid();
             // Let the start-up snapshot finish, so the next restart starts from the same
             // kind of directory (and memory is measured at rest).
@@ -865,7 +1120,11 @@ async fn znodes_stage(
         rows.push(mk("RSS growth bytes/znode", &rss_growth, None));
     }
     if wanted.iter().any(|w| w == "restart") {
-        rows.push(mk("restart to serving s", &restart, Some(Target::AtMost(0.5))));
+        rows.push(mk(
+            "restart to serving s",
+            &restart,
+            Some(Target::AtMost(0.5)),
+        ));
     }
     Ok(rows)
 }
@@ -873,6 +1132,20 @@ async fn znodes_stage(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_commit_line() {
+        let dir = std::env::temp_dir().join(format!("gk-bench-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("server.log"),
+            "x txnlog group commit since start: 10 transactions in 5 writes and 5 fsyncs (2.00 per write)\n\
+             y txnlog group commit since start: 300 transactions in 20 writes and 20 fsyncs (15.00 per write)\n",
+        )
+        .unwrap();
+        assert_eq!(gk_txns_per_fsync(&dir), Some(15.0));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn heap_info_of_g1_and_serial() {

@@ -91,7 +91,12 @@ impl FromStr for Mix {
         let mut v: Vec<(Op, u32)> = Vec::new();
         for part in s.split(',').filter(|p| !p.trim().is_empty()) {
             let (op, w) = match part.split_once('=') {
-                Some((o, w)) => (o, w.trim().parse::<u32>().map_err(|_| format!("bad weight in {part:?}"))?),
+                Some((o, w)) => (
+                    o,
+                    w.trim()
+                        .parse::<u32>()
+                        .map_err(|_| format!("bad weight in {part:?}"))?,
+                ),
                 None => (part, 1),
             };
             let op: Op = op.parse()?;
@@ -112,7 +117,11 @@ impl FromStr for Mix {
 
 impl fmt::Display for Mix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self.0.iter().map(|(o, w)| format!("{}={w}", o.name())).collect();
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(o, w)| format!("{}={w}", o.name()))
+            .collect();
         f.write_str(&parts.join(","))
     }
 }
@@ -152,7 +161,11 @@ impl Rng {
 
 /// A value of `size` bytes (printable, so dumps of the data directory stay readable).
 pub fn value_of(size: usize) -> Bytes {
-    Bytes::from((0..size).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>())
+    Bytes::from(
+        (0..size)
+            .map(|i| b'a' + (i % 26) as u8)
+            .collect::<Vec<u8>>(),
+    )
 }
 
 /// Parses a connect string (`127.0.0.1:2181,127.0.0.2:2181`; port 2181 when omitted).
@@ -204,7 +217,9 @@ pub async fn connect_all(
         for j in i..(i + CONNECT_CONCURRENCY).min(n) {
             let addr = hosts[j % hosts.len()];
             set.spawn(async move {
-                let s = Session::connect_from(addr, source_for(addr, j), timeout_ms, CONNECT_TIMEOUT).await;
+                let s =
+                    Session::connect_from(addr, source_for(addr, j), timeout_ms, CONNECT_TIMEOUT)
+                        .await;
                 (j, s)
             });
         }
@@ -249,9 +264,15 @@ where
     let mut q: VecDeque<Pending> = VecDeque::with_capacity(in_flight);
     let now = Instant::now();
     while q.len() < in_flight {
-        let Some((op, code, req)) = next(now) else { break };
+        let Some((op, code, req)) = next(now) else {
+            break;
+        };
         let x = s.queue(code, &req);
-        q.push_back(Pending { xid: x, op, start: now });
+        q.push_back(Pending {
+            xid: x,
+            op,
+            start: now,
+        });
     }
     let t = Instant::now();
     q.iter_mut().for_each(|p| p.start = t);
@@ -265,9 +286,9 @@ where
                 // A notification or a ping reply: not an answer to a request.
                 continue;
             }
-            let p = q
-                .pop_front()
-                .ok_or_else(|| io::Error::other(format!("reply xid {} with nothing pending", f.header.xid)))?;
+            let p = q.pop_front().ok_or_else(|| {
+                io::Error::other(format!("reply xid {} with nothing pending", f.header.xid))
+            })?;
             if p.xid != f.header.xid {
                 return Err(io::Error::other(format!(
                     "reply xid {} where {} was due: replies out of order",
@@ -286,7 +307,11 @@ where
             got += 1;
             if let Some((op, code, req)) = next(now) {
                 let x = s.queue(code, &req);
-                q.push_back(Pending { xid: x, op, start: now });
+                q.push_back(Pending {
+                    xid: x,
+                    op,
+                    start: now,
+                });
                 added += 1;
             }
         }
@@ -331,7 +356,11 @@ impl LoadSpec {
     }
 
     fn hosts_text(&self) -> String {
-        self.hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",")
+        self.hosts
+            .iter()
+            .map(|h| h.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
@@ -349,7 +378,10 @@ impl Ctx {
         match op {
             Op::Get => (
                 OpCode::GetData,
-                Request::GetData(GetDataRequest { path: path(), watch: false }),
+                Request::GetData(GetDataRequest {
+                    path: path(),
+                    watch: false,
+                }),
             ),
             Op::Set => (
                 OpCode::SetData,
@@ -361,11 +393,17 @@ impl Ctx {
             ),
             Op::Exists => (
                 OpCode::Exists,
-                Request::Exists(ExistsRequest { path: path(), watch: false }),
+                Request::Exists(ExistsRequest {
+                    path: path(),
+                    watch: false,
+                }),
             ),
             Op::Children => (
                 OpCode::GetChildren,
-                Request::GetChildren(GetChildrenRequest { path: path(), watch: false }),
+                Request::GetChildren(GetChildrenRequest {
+                    path: path(),
+                    watch: false,
+                }),
             ),
             Op::CreateSeqEph => (
                 OpCode::Create,
@@ -382,7 +420,10 @@ impl Ctx {
             Op::Multi => (
                 OpCode::Multi,
                 Request::Multi(vec![
-                    MultiOp::Check(CheckVersionRequest { path: path(), version: -1 }),
+                    MultiOp::Check(CheckVersionRequest {
+                        path: path(),
+                        version: -1,
+                    }),
                     MultiOp::SetData(SetDataRequest {
                         path: path(),
                         data: Some(self.value.clone()),
@@ -407,33 +448,49 @@ pub async fn prepare(spec: &LoadSpec) -> io::Result<()> {
     let paths = Arc::new(paths);
     let data = value.clone();
     let creates = paths.clone();
-    run_batch(&spec.hosts, 4, 32, spec.keys, spec.session_timeout_ms, None, move |i| {
-        (
-            OpCode::Create,
-            Request::Create {
-                op: OpCode::Create,
-                req: CreateRequest {
-                    path: creates[i].clone(),
-                    data: Some(data.clone()),
-                    acl: open_acl_unsafe(),
-                    flags: 0,
+    run_batch(
+        &spec.hosts,
+        4,
+        32,
+        spec.keys,
+        spec.session_timeout_ms,
+        None,
+        move |i| {
+            (
+                OpCode::Create,
+                Request::Create {
+                    op: OpCode::Create,
+                    req: CreateRequest {
+                        path: creates[i].clone(),
+                        data: Some(data.clone()),
+                        acl: open_acl_unsafe(),
+                        flags: 0,
+                    },
                 },
-            },
-        )
-    })
+            )
+        },
+    )
     .await?;
     // Keys left by an earlier run may hold another size of value.
     let sets = paths.clone();
-    run_batch(&spec.hosts, 4, 32, spec.keys, spec.session_timeout_ms, None, move |i| {
-        (
-            OpCode::SetData,
-            Request::SetData(SetDataRequest {
-                path: sets[i].clone(),
-                data: Some(value.clone()),
-                version: -1,
-            }),
-        )
-    })
+    run_batch(
+        &spec.hosts,
+        4,
+        32,
+        spec.keys,
+        spec.session_timeout_ms,
+        None,
+        move |i| {
+            (
+                OpCode::SetData,
+                Request::SetData(SetDataRequest {
+                    path: sets[i].clone(),
+                    data: Some(value.clone()),
+                    version: -1,
+                }),
+            )
+        },
+    )
     .await?;
     Ok(())
 }
@@ -449,7 +506,9 @@ async fn create_path(s: &mut Session, path: &str, data: Bytes) -> io::Result<()>
             flags: 0,
         },
     };
-    let f = s.call(OpCode::Create, &req, Duration::from_secs(30)).await?;
+    let f = s
+        .call(OpCode::Create, &req, Duration::from_secs(30))
+        .await?;
     match f.header.err {
         0 => Ok(()),
         e if e == ErrorCode::NodeExists.code() => Ok(()),
@@ -491,7 +550,17 @@ where
                     (0, code, req)
                 })
             };
-            let r = pump(&mut s, in_flight, next, start, far, &mut stats, ErrorCode::NodeExists.code(), &done).await;
+            let r = pump(
+                &mut s,
+                in_flight,
+                next,
+                start,
+                far,
+                &mut stats,
+                ErrorCode::NodeExists.code(),
+                &done,
+            )
+            .await;
             s.close(Duration::from_secs(5)).await;
             (stats, r)
         });
@@ -511,7 +580,10 @@ where
     }
     let took = start.elapsed();
     if failures.len() == sessions {
-        return Err(io::Error::other(format!("every session failed: {}", failures[0])));
+        return Err(io::Error::other(format!(
+            "every session failed: {}",
+            failures[0]
+        )));
     }
     Ok((total, took, failures))
 }
@@ -564,7 +636,10 @@ pub async fn run_load(spec: &LoadSpec, progress: &Progress) -> io::Result<RunRes
             .await;
             let r = match r {
                 Ok(r) => r,
-                Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "replies did not drain in time")),
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "replies did not drain in time",
+                )),
             };
             if r.is_ok() {
                 s.close(Duration::from_secs(5)).await;
@@ -580,7 +655,10 @@ pub async fn run_load(spec: &LoadSpec, progress: &Progress) -> io::Result<RunRes
         tokio::time::sleep_until(until.into()).await;
         sys::CpuUse::between(&a, &sys::CpuSample::take(pid))
     });
-    let bar = progress.bar((spec.warmup + spec.duration).as_millis() as u64, "{spinner} {elapsed_precise} [{bar:30}] {msg}");
+    let bar = progress.bar(
+        (spec.warmup + spec.duration).as_millis() as u64,
+        "{spinner} {elapsed_precise} [{bar:30}] {msg}",
+    );
     let ticker = {
         let bar = bar.clone();
         let done = done.clone();
@@ -592,7 +670,11 @@ pub async fn run_load(spec: &LoadSpec, progress: &Progress) -> io::Result<RunRes
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 let d = done.load(Ordering::Relaxed);
                 let rate = (d - last) as f64 / at.elapsed().as_secs_f64().max(1e-3);
-                let phase = if Instant::now() < from { "warm-up" } else { "measuring" };
+                let phase = if Instant::now() < from {
+                    "warm-up"
+                } else {
+                    "measuring"
+                };
                 bar.set_message(format!("{phase}  {rate:.0} ops/s"));
                 bar.set_position((start.elapsed().as_millis() as u64).min(total));
                 last = d;
@@ -615,7 +697,10 @@ pub async fn run_load(spec: &LoadSpec, progress: &Progress) -> io::Result<RunRes
     bar.finish_and_clear();
     let cpu = cpu.await.unwrap_or_default();
     if failures.len() == spec.sessions {
-        return Err(io::Error::other(format!("every session failed: {}", failures[0])));
+        return Err(io::Error::other(format!(
+            "every session failed: {}",
+            failures[0]
+        )));
     }
     failures.truncate(5);
     Ok(RunResult {
@@ -682,26 +767,37 @@ pub async fn populate(spec: &PopulateSpec, progress: &Progress) -> io::Result<Ru
     if spec.per_dir > 0 {
         let dirs = spec.count.div_ceil(spec.per_dir);
         let parent = spec.parent.clone();
-        run_batch(&spec.hosts, spec.sessions, spec.in_flight, dirs, spec.session_timeout_ms, None, move |d| {
-            (
-                OpCode::Create,
-                Request::Create {
-                    op: OpCode::Create,
-                    req: CreateRequest {
-                        path: format!("{parent}/d{d:04}"),
-                        data: Some(Bytes::new()),
-                        acl: open_acl_unsafe(),
-                        flags: 0,
+        run_batch(
+            &spec.hosts,
+            spec.sessions,
+            spec.in_flight,
+            dirs,
+            spec.session_timeout_ms,
+            None,
+            move |d| {
+                (
+                    OpCode::Create,
+                    Request::Create {
+                        op: OpCode::Create,
+                        req: CreateRequest {
+                            path: format!("{parent}/d{d:04}"),
+                            data: Some(Bytes::new()),
+                            acl: open_acl_unsafe(),
+                            flags: 0,
+                        },
                     },
-                },
-            )
-        })
+                )
+            },
+        )
         .await?;
     }
     let value = value_of(spec.value_size);
     let leaf_spec = spec.clone();
     let acl = open_acl_unsafe();
-    let bar = progress.bar(spec.count as u64, "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} znodes ({per_sec}, eta {eta})");
+    let bar = progress.bar(
+        spec.count as u64,
+        "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} znodes ({per_sec}, eta {eta})",
+    );
     let (stats, took, failures) = run_batch(
         &spec.hosts,
         spec.sessions,
@@ -729,7 +825,12 @@ pub async fn populate(spec: &PopulateSpec, progress: &Progress) -> io::Result<Ru
     let cpu = sys::CpuUse::between(&cpu0, &sys::CpuSample::take(spec.server_pid));
     Ok(RunResult {
         workload: "populate".into(),
-        hosts: spec.hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(","),
+        hosts: spec
+            .hosts
+            .iter()
+            .map(|h| h.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
         sessions: spec.sessions,
         in_flight: spec.in_flight,
         value_size: spec.value_size,
@@ -780,7 +881,10 @@ pub struct FanoutResult {
 impl FanoutResult {
     /// Server CPU seconds per 1,000 notifications delivered.
     pub fn server_cpu_per_1k_events(&self) -> Option<f64> {
-        self.cpu.server_s.filter(|_| self.each.count > 0).map(|c| c * 1000.0 / self.each.count as f64)
+        self.cpu
+            .server_s
+            .filter(|_| self.each.count > 0)
+            .map(|c| c * 1000.0 / self.each.count as f64)
     }
 
     pub fn others_cores(&self) -> Option<f64> {
@@ -814,10 +918,14 @@ impl FanoutResult {
             ));
         }
         if let Some(c) = self.server_cpu_per_1k_events() {
-            s.push_str(&format!("server CPU: {c:.4} s per 1,000 events delivered\n"));
+            s.push_str(&format!(
+                "server CPU: {c:.4} s per 1,000 events delivered\n"
+            ));
         }
         if let Some(c) = self.others_cores() {
-            s.push_str(&format!("other load on the machine: {c:.2} cores busy (noise when not near 0)\n"));
+            s.push_str(&format!(
+                "other load on the machine: {c:.2} cores busy (noise when not near 0)\n"
+            ));
         }
         s
     }
@@ -837,7 +945,10 @@ impl FanoutResult {
                 .num("max_us", o.hist.max() as f64);
             j.raw(k, &x.finish());
         }
-        let per_1k = |c: Option<f64>| c.filter(|_| self.each.count > 0).map(|c| c * 1000.0 / self.each.count as f64);
+        let per_1k = |c: Option<f64>| {
+            c.filter(|_| self.each.count > 0)
+                .map(|c| c * 1000.0 / self.each.count as f64)
+        };
         j.opt("server_cpu_s_per_1k_events", per_1k(self.cpu.server_s))
             .opt("client_cpu_s_per_1k_events", per_1k(self.cpu.client_s))
             .opt("other_load_cores", self.others_cores());
@@ -864,8 +975,16 @@ struct FanShared {
     each: Mutex<Histogram<u64>>,
 }
 
-async fn watcher(mut s: Session, path: String, sh: Arc<FanShared>, max_wait: Duration) -> io::Result<()> {
-    let arm = Request::GetData(GetDataRequest { path: path.clone(), watch: true });
+async fn watcher(
+    mut s: Session,
+    path: String,
+    sh: Arc<FanShared>,
+    max_wait: Duration,
+) -> io::Result<()> {
+    let arm = Request::GetData(GetDataRequest {
+        path: path.clone(),
+        watch: true,
+    });
     let mut rounds = sh.done_round.subscribe();
     for round in 1u64.. {
         let f = s.call(OpCode::GetData, &arm, max_wait).await?;
@@ -906,7 +1025,12 @@ async fn watcher(mut s: Session, path: String, sh: Arc<FanShared>, max_wait: Dur
         match tokio::time::timeout(max_wait, wait).await {
             Ok(Ok(_)) => {}
             Ok(Err(_)) => break,
-            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "the round did not end")),
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the round did not end",
+                ))
+            }
         }
         if sh.stop.load(Ordering::Acquire) {
             break;
@@ -917,7 +1041,13 @@ async fn watcher(mut s: Session, path: String, sh: Arc<FanShared>, max_wait: Dur
 }
 
 /// Waits until `counter` reaches `target`, within `within`.
-async fn wait_count(sh: &FanShared, counter: &AtomicUsize, target: usize, within: Duration, what: &str) -> io::Result<()> {
+async fn wait_count(
+    sh: &FanShared,
+    counter: &AtomicUsize,
+    target: usize,
+    within: Duration,
+    what: &str,
+) -> io::Result<()> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let n = sh.notify.notified();
@@ -927,7 +1057,10 @@ async fn wait_count(sh: &FanShared, counter: &AtomicUsize, target: usize, within
         if tokio::time::timeout_at(deadline, n).await.is_err() {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("{what}: {} of {target} after {within:?}", counter.load(Ordering::Acquire)),
+                format!(
+                    "{what}: {} of {target} after {within:?}",
+                    counter.load(Ordering::Acquire)
+                ),
             ));
         }
     }
@@ -936,10 +1069,20 @@ async fn wait_count(sh: &FanShared, counter: &AtomicUsize, target: usize, within
 pub async fn fanout(spec: &FanoutSpec, progress: &Progress) -> io::Result<FanoutResult> {
     let max_wait = Duration::from_secs(30);
     let value = value_of(spec.value_size);
-    let mut writer = Session::connect(spec.hosts[0], spec.session_timeout_ms, CONNECT_TIMEOUT).await?;
+    let mut writer =
+        Session::connect(spec.hosts[0], spec.session_timeout_ms, CONNECT_TIMEOUT).await?;
     create_path(&mut writer, &spec.path, value.clone()).await?;
-    let bar = progress.bar(spec.watchers as u64, "{spinner} connecting watchers [{bar:30}] {pos}/{len}");
-    let conns = connect_all(&spec.hosts, spec.watchers, spec.session_timeout_ms, Some(&bar)).await?;
+    let bar = progress.bar(
+        spec.watchers as u64,
+        "{spinner} connecting watchers [{bar:30}] {pos}/{len}",
+    );
+    let conns = connect_all(
+        &spec.hosts,
+        spec.watchers,
+        spec.session_timeout_ms,
+        Some(&bar),
+    )
+    .await?;
     bar.finish_and_clear();
     let sh = Arc::new(FanShared {
         base: Instant::now(),
@@ -969,7 +1112,10 @@ pub async fn fanout(spec: &FanoutSpec, progress: &Progress) -> io::Result<Fanout
     let from = start + spec.warmup;
     let until = from + spec.duration;
     let mut cpu0 = None;
-    let bar = progress.bar(spec.max_rounds as u64, "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} rounds {msg}");
+    let bar = progress.bar(
+        spec.max_rounds as u64,
+        "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} rounds {msg}",
+    );
     let mut result: io::Result<()> = Ok(());
     let mut window_start = None;
     for round in 1..=(spec.max_rounds as u64 + 1_000_000) {
@@ -990,7 +1136,10 @@ pub async fn fanout(spec: &FanoutSpec, progress: &Progress) -> io::Result<Fanout
         sh.received.store(0, Ordering::Release);
         sh.last_ns.store(0, Ordering::Release);
         let t0 = Instant::now();
-        sh.t0_ns.store(t0.duration_since(sh.base).as_nanos() as u64, Ordering::Release);
+        sh.t0_ns.store(
+            t0.duration_since(sh.base).as_nanos() as u64,
+            Ordering::Release,
+        );
         match writer.call(OpCode::SetData, &set_req, max_wait).await {
             Ok(f) if f.header.err == 0 => {
                 if measuring {
@@ -1007,7 +1156,8 @@ pub async fn fanout(spec: &FanoutSpec, progress: &Progress) -> io::Result<Fanout
                 break;
             }
         }
-        if let Err(e) = wait_count(&sh, &sh.received, sh.watchers, max_wait, "notifications").await {
+        if let Err(e) = wait_count(&sh, &sh.received, sh.watchers, max_wait, "notifications").await
+        {
             result = Err(e);
             break;
         }
@@ -1017,7 +1167,10 @@ pub async fn fanout(spec: &FanoutSpec, progress: &Progress) -> io::Result<Fanout
             all.count += 1;
             record(&mut all.hist, Duration::from_nanos(last.saturating_sub(t0)));
             bar.set_position(all.count);
-            bar.set_message(format!("last {:.1} ms", last.saturating_sub(t0) as f64 / 1e6));
+            bar.set_message(format!(
+                "last {:.1} ms",
+                last.saturating_sub(t0) as f64 / 1e6
+            ));
         }
         sh.done_round.send_replace(round);
     }
@@ -1076,7 +1229,9 @@ pub async fn wait_serving(
     let mut last_err = String::from("not tried");
     while Instant::now() < deadline {
         if !alive() {
-            return Err(io::Error::other(format!("the server exited before serving ({last_err})")));
+            return Err(io::Error::other(format!(
+                "the server exited before serving ({last_err})"
+            )));
         }
         match Session::connect(addr, 30_000, Duration::from_secs(2)).await {
             Ok(mut s) => match s.get(probe, Duration::from_secs(10)).await {

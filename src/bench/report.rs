@@ -226,7 +226,9 @@ pub fn per_s(n: u64, d: Duration) -> f64 {
 
 /// CPU seconds over a window as cores kept busy.
 pub fn cores(cpu_s: Option<f64>, window: Duration) -> Option<f64> {
-    cpu_s.filter(|_| window.as_secs_f64() > 0.0).map(|c| c / window.as_secs_f64())
+    cpu_s
+        .filter(|_| window.as_secs_f64() > 0.0)
+        .map(|c| c / window.as_secs_f64())
 }
 
 fn per_1k(cpu: Option<f64>, ops: u64) -> Option<f64> {

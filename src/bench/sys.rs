@@ -32,7 +32,11 @@ fn clock_ticks() -> f64 {
 pub fn machine_cpu_seconds() -> Option<(f64, f64)> {
     let stat = fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let f: Vec<f64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     // user nice system idle iowait irq softirq steal …
     let busy = f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)?;
     let steal = f.get(7).copied().unwrap_or(0.0);
@@ -75,7 +79,8 @@ impl CpuUse {
         let server_s = d(a.server, b.server);
         let client_s = d(a.me, b.me);
         let busy = d(a.machine.map(|m| m.0), b.machine.map(|m| m.0));
-        let others_s = busy.map(|t| (t - server_s.unwrap_or(0.0) - client_s.unwrap_or(0.0)).max(0.0));
+        let others_s =
+            busy.map(|t| (t - server_s.unwrap_or(0.0) - client_s.unwrap_or(0.0)).max(0.0));
         CpuUse {
             server_s,
             client_s,
