@@ -46,24 +46,7 @@ pub fn snapshot_name(zxid: i64) -> String {
 
 /// Valid-looking `snapshot.*` files, newest first (`FileSnap.findNValidSnapshots`).
 pub fn snapshot_files(dir: &Path) -> io::Result<Vec<(i64, PathBuf)>> {
-    let mut v = Vec::new();
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(v),
-        Err(e) => return Err(e),
-    };
-    for e in rd {
-        let e = e?;
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if name.ends_with(".tmp") {
-            continue;
-        }
-        if let Some(z) = zxid_from_name(name, "snapshot") {
-            v.push((z, e.path()));
-        }
-    }
-    v.sort();
+    let mut v = crate::txnlog::zxid_files(dir, "snapshot")?;
     v.reverse();
     Ok(v)
 }

@@ -294,17 +294,7 @@ impl DataTree {
     /// A fresh tree: `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`
     /// (world-readable only, ZOOKEEPER-2014), all with zero stats, as `DataTree()` builds it.
     pub fn new() -> Self {
-        let mut t = DataTree {
-            nodes: HashMap::new(),
-            ephemerals: HashMap::new(),
-            containers: BTreeSet::new(),
-            ttls: BTreeSet::new(),
-            acls: AclCache::new(),
-            quota_paths: BTreeSet::new(),
-            digest: 0,
-            data_size: 0,
-            last_zxid: 0,
-        };
+        let mut t = DataTree::empty();
         let mut root = Node {
             // `DataTree()` gives the built-in nodes empty data, not null.
             data: Some(Bytes::new()),

@@ -58,8 +58,9 @@ pub fn zxid_from_name(name: &str, prefix: &str) -> Option<i64> {
         .map(|v| v as i64)
 }
 
-/// The `log.*` files of a directory, sorted by starting zxid.
-pub fn log_files(dir: &Path) -> io::Result<Vec<(i64, PathBuf)>> {
+/// The `<prefix>.<hex zxid>` files of a directory (ZooKeeper's `Util.sortDataDir` input),
+/// sorted by zxid; our own `.tmp` files never count.
+pub fn zxid_files(dir: &Path, prefix: &str) -> io::Result<Vec<(i64, PathBuf)>> {
     let mut v = Vec::new();
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
@@ -70,16 +71,20 @@ pub fn log_files(dir: &Path) -> io::Result<Vec<(i64, PathBuf)>> {
         let e = e?;
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        // Our own temporary files never count as logs.
         if name.ends_with(".tmp") {
             continue;
         }
-        if let Some(z) = zxid_from_name(name, "log") {
+        if let Some(z) = zxid_from_name(name, prefix) {
             v.push((z, e.path()));
         }
     }
     v.sort();
     Ok(v)
+}
+
+/// The `log.*` files of a directory, sorted by starting zxid.
+pub fn log_files(dir: &Path) -> io::Result<Vec<(i64, PathBuf)>> {
+    zxid_files(dir, "log")
 }
 
 /// Why a log could not be read.
