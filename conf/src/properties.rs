@@ -8,7 +8,7 @@
 //! * the key runs to the first unescaped `=`, `:` or white space (space, tab, form feed); then
 //!   white space, at most one `=` or `:`, and white space are skipped; the rest is the value,
 //!   trailing white space included (ZooKeeper trims it afterwards);
-//! * `\t`, `\n`, `\r`, `\f` and `\uXXXX` are escapes, and `\` before any other character stands
+//! * `\t`, `\n`, `\r`, `\f` and `\u` plus four hex digits are escapes, and `\` before any other character stands
 //!   for that character.
 //!
 //! One deliberate difference: Java reads the bytes as ISO-8859-1. We take the text as UTF-8
