@@ -715,8 +715,12 @@ fn load_rows(def: &LoadDef, zk: &[RunResult], gk: &[RunResult]) -> Vec<Row> {
         &|r| r.client_cpu_per_1k(),
         None,
     ));
-    // Busy CPU of everything else on the machine during the window: noise, if not ~0.
-    rows.push(row("other load, cores".into(), &|r| r.others_cores(), None));
+    // User CPU of every other process during the window: noise, if not ~0.
+    rows.push(row(
+        "other processes, cores".into(),
+        &|r| r.others_cores(),
+        None,
+    ));
     rows
 }
 
@@ -929,7 +933,7 @@ pub async fn run(args: &CompareArgs, progress: &Progress) -> Result<(), String> 
                 None,
             ),
             mk(
-                "other load, cores",
+                "other processes, cores",
                 &|r| r.others_cores().unwrap_or(f64::NAN),
                 None,
             ),

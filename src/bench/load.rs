@@ -924,7 +924,7 @@ impl FanoutResult {
         }
         if let Some(c) = self.others_cores() {
             s.push_str(&format!(
-                "other load on the machine: {c:.2} cores busy (noise when not near 0)\n"
+                "other processes: {c:.2} cores of user CPU (noise when not near 0)\n"
             ));
         }
         s

@@ -165,7 +165,7 @@ impl RunResult {
         if let Some(c) = self.others_cores() {
             let _ = writeln!(
                 s,
-                "other load on the machine: {c:.2} cores busy, {:.2} stolen (noise when not near 0)",
+                "other processes: {c:.2} cores of user CPU, {:.2} stolen (noise when not near 0)",
                 self.steal_cores().unwrap_or(0.0)
             );
         }

@@ -6,6 +6,11 @@ use std::fs;
 
 /// CPU seconds (user + system) the process has used so far; `None` if it is gone.
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    cpu_split(pid).map(|(u, s)| u + s)
+}
+
+/// User and system CPU seconds of a process (utime, stime of `/proc/<pid>/stat`).
+pub fn cpu_split(pid: u32) -> Option<(f64, f64)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces: count fields
     // after the last ')'. There, field 3 (state) is index 0, so utime (14) is 11 and
@@ -14,7 +19,8 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let utime: f64 = f.get(11)?.parse().ok()?;
     let stime: f64 = f.get(12)?.parse().ok()?;
-    Some((utime + stime) / clock_ticks())
+    let t = clock_ticks();
+    Some((utime / t, stime / t))
 }
 
 fn clock_ticks() -> f64 {
@@ -27,8 +33,8 @@ fn clock_ticks() -> f64 {
     }
 }
 
-/// CPU seconds the whole machine has been busy (user, nice, system, irq, softirq, over
-/// all cores) and stolen by the hypervisor, from the `cpu` line of /proc/stat.
+/// User-space CPU seconds of the whole machine (user + nice over all cores, from the
+/// `cpu` line of /proc/stat) and seconds stolen by the hypervisor.
 pub fn machine_cpu_seconds() -> Option<(f64, f64)> {
     let stat = fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
@@ -38,25 +44,25 @@ pub fn machine_cpu_seconds() -> Option<(f64, f64)> {
         .filter_map(|x| x.parse().ok())
         .collect();
     // user nice system idle iowait irq softirq steal …
-    let busy = f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)?;
+    let user = f.first()? + f.get(1)?;
     let steal = f.get(7).copied().unwrap_or(0.0);
     let t = clock_ticks();
-    Some((busy / t, steal / t))
+    Some((user / t, steal / t))
 }
 
-/// CPU seconds over a window: this process, the server (if known), and the machine.
+/// CPU seconds so far: the server (if known), this process, and the machine.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CpuSample {
-    pub server: Option<f64>,
-    pub me: Option<f64>,
+    pub server: Option<(f64, f64)>,
+    pub me: Option<(f64, f64)>,
     pub machine: Option<(f64, f64)>,
 }
 
 impl CpuSample {
     pub fn take(server: Option<u32>) -> CpuSample {
         CpuSample {
-            server: server.and_then(cpu_seconds),
-            me: cpu_seconds(std::process::id()),
+            server: server.and_then(cpu_split),
+            me: cpu_split(std::process::id()),
             machine: machine_cpu_seconds(),
         }
     }
@@ -67,8 +73,9 @@ impl CpuSample {
 pub struct CpuUse {
     pub server_s: Option<f64>,
     pub client_s: Option<f64>,
-    /// Busy CPU seconds of everything else on the machine (other processes, the kernel
-    /// on their behalf): noise in the measurement when it is not near zero.
+    /// User-space CPU seconds of every other process on the machine: noise in the
+    /// measurement when not near zero. (Kernel time is left out: the disk and network
+    /// work the two processes cause runs partly in kernel threads and softirqs.)
     pub others_s: Option<f64>,
     pub steal_s: Option<f64>,
 }
@@ -76,15 +83,15 @@ pub struct CpuUse {
 impl CpuUse {
     pub fn between(a: &CpuSample, b: &CpuSample) -> CpuUse {
         let d = |x: Option<f64>, y: Option<f64>| Some(y? - x?);
-        let server_s = d(a.server, b.server);
-        let client_s = d(a.me, b.me);
-        let busy = d(a.machine.map(|m| m.0), b.machine.map(|m| m.0));
-        let others_s =
-            busy.map(|t| (t - server_s.unwrap_or(0.0) - client_s.unwrap_or(0.0)).max(0.0));
+        let total = |p: Option<(f64, f64)>| p.map(|(u, s)| u + s);
+        let user = |p: Option<(f64, f64)>| p.map(|(u, _)| u);
+        let users = d(a.machine.map(|m| m.0), b.machine.map(|m| m.0));
+        let ours = d(user(a.server), user(b.server)).unwrap_or(0.0)
+            + d(user(a.me), user(b.me)).unwrap_or(0.0);
         CpuUse {
-            server_s,
-            client_s,
-            others_s,
+            server_s: d(total(a.server), total(b.server)),
+            client_s: d(total(a.me), total(b.me)),
+            others_s: users.map(|u| (u - ours).max(0.0)),
             steal_s: d(a.machine.map(|m| m.1), b.machine.map(|m| m.1)),
         }
     }
