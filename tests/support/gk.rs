@@ -25,42 +25,18 @@ pub fn binary() -> PathBuf {
 }
 
 impl Geokeeper {
-    /// Starts a server with `tickTime=2000` plus `extra_cfg` lines (zoo.cfg dialect).
+    /// Starts a server with `tickTime=2000` plus `extra_cfg` lines (zoo.cfg dialect), on a
+    /// fresh 127.0.0.x address.
     pub fn start(extra_cfg: &str) -> Geokeeper {
+        let mut last = String::new();
         for _ in 0..5 {
-            let addr = free_loopback_addr();
-            let dir = tempfile::tempdir().expect("tempdir");
-            let cfg = format!(
-                "tickTime=2000\ndataDir={}\nclientPort={}\nclientPortAddress={}\n{}\n",
-                dir.path().join("data").display(),
-                addr.port(),
-                addr.ip(),
-                extra_cfg
-            );
-            let cfg_path = dir.path().join("zoo.cfg");
-            std::fs::write(&cfg_path, cfg).expect("write zoo.cfg");
-            let log = std::fs::File::create(dir.path().join("geokeeper.log")).expect("log file");
-            let child = Command::new(binary())
-                .arg("serve")
-                .arg("--config")
-                .arg(&cfg_path)
-                .env("GEOKEEPER_LOG", "info")
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("spawn geokeeper");
-            let mut gk = Geokeeper {
-                addr,
-                dir,
-                child: Some(child),
-            };
-            if gk.wait_listening(Duration::from_secs(10)) {
-                return gk;
+            // A failure is most likely the port taken between picking and binding.
+            match Geokeeper::try_start_at(free_loopback_addr(), extra_cfg) {
+                Ok(gk) => return gk,
+                Err(log) => last = log,
             }
-            // Most likely the port was taken between picking and binding: try another.
-            gk.kill();
         }
-        panic!("geokeeper did not start");
+        panic!("geokeeper did not start; last log:\n{last}");
     }
 
     /// Starts a server on a given data directory (an existing ZooKeeper or geokeeper data
