@@ -935,8 +935,8 @@ fn quota_gauges(server: &Server) -> Vec<(String, [Option<i64>; 4])> {
         let Some(node) = tree.get(&path) else {
             continue;
         };
-        if !node.children.is_empty() {
-            for c in &node.children {
+        if node.child_count() > 0 {
+            for c in node.children() {
                 stack.push(format!("{path}/{c}"));
             }
             continue;
@@ -1166,12 +1166,7 @@ mod tests {
         use crate::tree::NodeStat;
         let mut t = DataTree::new();
         let node = |t: &mut DataTree, p: &str, d: &str| {
-            t.restore_node(
-                p,
-                Some(d.as_bytes().to_vec().into()),
-                -1,
-                NodeStat::default(),
-            )
+            t.restore_node(p, Some(d.as_bytes()), -1, NodeStat::default())
         };
         node(&mut t, "/zookeeper/quota/h", "");
         node(

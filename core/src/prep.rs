@@ -188,13 +188,13 @@ impl Prep {
         Ok(ChangeRecord {
             zxid: -1,
             stat: Some(n.stat),
-            child_count: n.children.len() as i32,
+            child_count: n.child_count() as i32,
             acl: tree
                 .acls
                 .lookup(n.acl)
                 .map(Arc::from)
                 .unwrap_or_else(|| crate::acl::open_acl_unsafe().into()),
-            data: n.data.clone(),
+            data: n.data.map(Bytes::copy_from_slice),
             node_digest: node_digest(key, n.data_bytes(), &n.stat),
             tree_digest: 0,
         })

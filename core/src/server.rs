@@ -551,7 +551,7 @@ impl Server {
         let mut candidates = Vec::new();
         for p in self.tree.containers() {
             if let Some(n) = self.tree.get(p) {
-                if n.children.is_empty() && n.stat.cversion > 0 {
+                if n.child_count() == 0 && n.stat.cversion > 0 {
                     candidates.push(p.clone());
                 }
             }
@@ -559,7 +559,7 @@ impl Server {
         for p in self.tree.ttls() {
             if let Some(n) = self.tree.get(p) {
                 let ttl = n.stat.ephemeral_owner & crate::tree::ephemeral::MAX_TTL;
-                if n.children.is_empty() && ttl != 0 && now.wall_ms - n.stat.mtime > ttl {
+                if n.child_count() == 0 && ttl != 0 && now.wall_ms - n.stat.mtime > ttl {
                     candidates.push(p.clone());
                 }
             }
@@ -1267,7 +1267,7 @@ impl Server {
             self.watches.add_data_watch(path, conn);
         }
         let n = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
-        Ok((n.data.clone(), n.to_stat()))
+        Ok((n.data.map(Bytes::copy_from_slice), n.to_stat()))
     }
 
     fn get_children(

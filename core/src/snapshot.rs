@@ -25,13 +25,12 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tracing::{info, warn};
 
 use crate::proto::jute::{DecodeError, Reader};
 use crate::proto::records::Acl;
 use crate::proto::{JuteWrite, Record};
-use crate::tree::{DataTree, Node, NodeStat};
+use crate::tree::{DataTree, NodeStat, NodeView};
 use crate::txnlog::zxid_from_name;
 
 /// "ZKSN" (`FileSnap.SNAP_MAGIC`).
@@ -136,9 +135,9 @@ pub fn encode_start(sessions: &[(i64, i32)]) -> Vec<u8> {
 }
 
 /// One node record; the root is written with path "".
-pub fn encode_node(path: &str, node: &Node, w: &mut Vec<u8>) {
+pub fn encode_node(path: &str, node: &NodeView<'_>, w: &mut Vec<u8>) {
     put_str(w, if path == "/" { "" } else { path });
-    match &node.data {
+    match node.data {
         None => put_i32(w, -1),
         Some(d) => {
             put_i32(w, d.len() as i32);
@@ -232,7 +231,7 @@ pub fn write_tree(dir: &Path, tree: &DataTree, sessions: &[(i64, i32)]) -> io::R
             if let Some(l) = tree.acls.lookup(n.acl) {
                 acls.entry(n.acl).or_insert_with(|| Arc::from(l));
             }
-            encode_node(&p, n, &mut nodes);
+            encode_node(&p, &n, &mut nodes);
         }
     }
     assemble(
@@ -309,6 +308,9 @@ pub fn load(path: &Path) -> Result<Loaded, SnapError> {
         sessions.push((id, t));
     }
     let mut tree = DataTree::empty();
+    // A node record takes at least 85 bytes (path, data length, ACL id, stat), so this
+    // bounds the node count and the slot table never regrows while loading.
+    tree.reserve(buf.len() / 85);
     let n = r.read_vec_len(12).map_err(dec)?.unwrap_or(0);
     for _ in 0..n {
         let id = r.read_i64().map_err(dec)?;
@@ -320,10 +322,7 @@ pub fn load(path: &Path) -> Result<Loaded, SnapError> {
         if p == "/" {
             break;
         }
-        let data = r
-            .read_buffer_opt()
-            .map_err(dec)?
-            .map(Bytes::copy_from_slice);
+        let data = r.read_buffer_opt().map_err(dec)?;
         let acl = r.read_i64().map_err(dec)?;
         let stat = NodeStat {
             czxid: r.read_i64().map_err(dec)?,
@@ -337,7 +336,7 @@ pub fn load(path: &Path) -> Result<Loaded, SnapError> {
             pzxid: r.read_i64().map_err(dec)?,
         };
         let path_key = if p.is_empty() { "/".to_owned() } else { p };
-        if path_key != "/" && !tree.contains(crate::tree::split_path(&path_key).0) {
+        if !tree.restore_node(&path_key, data, acl, stat) {
             return Err(SnapError::Invalid(
                 path.to_owned(),
                 format!(
@@ -346,7 +345,6 @@ pub fn load(path: &Path) -> Result<Loaded, SnapError> {
                 ),
             ));
         }
-        tree.restore_node(&path_key, data, acl, stat);
     }
     let checked = |upto: usize| adler2::adler32_slice(&buf[..upto]) as i64;
     let at = r.position();
@@ -461,9 +459,9 @@ impl SnapshotWalk {
                     v.insert(Arc::from(l));
                 }
             }
-            encode_node(&path, n, out);
+            encode_node(&path, &n, out);
             self.nodes += 1;
-            for c in n.children.iter() {
+            for c in n.children() {
                 let mut p = String::with_capacity(path.len() + 1 + c.len());
                 if path != "/" {
                     p.push_str(&path);
@@ -556,22 +554,13 @@ mod tests {
     fn sample() -> DataTree {
         let mut t = DataTree::new();
         let mut ch = vec![];
-        t.create_node(
-            "/a",
-            Some(Bytes::from_static(b"x")),
-            &open_acl_unsafe(),
-            0,
-            -1,
-            1,
-            10,
-            &mut ch,
-        )
-        .unwrap();
+        t.create_node("/a", Some(b"x"), &open_acl_unsafe(), 0, -1, 1, 10, &mut ch)
+            .unwrap();
         t.create_node("/a/b", None, &read_acl_unsafe(), 0x55, -1, 2, 11, &mut ch)
             .unwrap();
         t.create_node(
             "/c",
-            Some(Bytes::new()),
+            Some(&[][..]),
             &open_acl_unsafe(),
             i64::MIN,
             -1,

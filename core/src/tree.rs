@@ -7,7 +7,8 @@
 //! come inside transactions. Every change reports what happened as [`Change`]s, which the
 //! watch table turns into events.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -76,26 +77,57 @@ pub struct NodeStat {
     pub pzxid: i64,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct Node {
+/// A znode as a query sees it: decoded from the tree's packed record, borrowing its data.
+#[derive(Clone, Copy)]
+pub struct NodeView<'a> {
     /// `None` is null data, which ZooKeeper keeps apart from empty data.
-    pub data: Option<Bytes>,
+    pub data: Option<&'a [u8]>,
     pub acl: i64,
     pub stat: NodeStat,
-    pub children: HashSet<Box<str>>,
+    tree: &'a DataTree,
+    id: Id,
 }
 
-impl Node {
+impl std::fmt::Debug for NodeView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeView")
+            .field("data", &self.data)
+            .field("acl", &self.acl)
+            .field("stat", &self.stat)
+            .field("children", &self.child_count())
+            .finish()
+    }
+}
+
+impl<'a> NodeView<'a> {
     pub fn data_len(&self) -> usize {
-        self.data.as_ref().map_or(0, |d| d.len())
+        self.data.map_or(0, <[u8]>::len)
     }
 
-    pub fn data_bytes(&self) -> &[u8] {
-        self.data.as_deref().unwrap_or(&[])
+    pub fn data_bytes(&self) -> &'a [u8] {
+        self.data.unwrap_or(&[])
+    }
+
+    pub fn child_count(&self) -> usize {
+        self.tree.slots[self.id as usize]
+            .kids
+            .as_ref()
+            .map_or(0, |k| k.len())
+    }
+
+    /// The children's names, in no particular order (as ZooKeeper's set).
+    pub fn children(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let tree = self.tree;
+        tree.slots[self.id as usize]
+            .kids
+            .iter()
+            .flat_map(|k| k.iter())
+            .map(move |&c| tree.name(c))
     }
 
     pub fn to_stat(&self) -> Stat {
         let s = &self.stat;
+        let kids = self.child_count() as i32;
         Stat {
             czxid: s.czxid,
             mzxid: s.mzxid,
@@ -104,10 +136,7 @@ impl Node {
             version: s.version,
             // The stored cversion counts child creates; clients see creates plus deletes,
             // which is twice the creates less the children still there (`DataNode.copyStat`).
-            cversion: s
-                .cversion
-                .wrapping_mul(2)
-                .wrapping_sub(self.children.len() as i32),
+            cversion: s.cversion.wrapping_mul(2).wrapping_sub(kids),
             aversion: s.aversion,
             // Containers and TTL nodes show no owner (`getClientEphemeralOwner`).
             ephemeral_owner: match ephemeral::kind(s.ephemeral_owner) {
@@ -115,10 +144,141 @@ impl Node {
                 _ => 0,
             },
             data_length: self.data_len() as i32,
-            num_children: self.children.len() as i32,
+            num_children: kids,
             pzxid: s.pzxid,
         }
     }
+}
+
+/// A node's index in the tree's slot table.
+type Id = u32;
+const ROOT_ID: Id = 0;
+/// The root's parent.
+const NO_PARENT: Id = u32::MAX;
+/// A slot on the free list.
+const FREE: Id = u32::MAX - 1;
+
+/// A parent's children, found by name (hashed by `DataTree::hash_name`).
+type Kids = hashbrown::HashTable<Id>;
+
+/// One znode, packed: a million znodes of 100 B should cost little more than their data.
+/// `rec` holds the name, then the ACL id and the stat as zigzag varints (zxids and times
+/// as deltas from czxid and ctime, so an ordinary node's stat takes ~15 bytes instead of
+/// 60), a data-present byte, then the data. Leaves have no child table at all.
+#[derive(Clone)]
+struct Slot {
+    rec: Box<[u8]>,
+    parent: Id,
+    name_len: u32,
+    kids: Option<Box<Kids>>,
+}
+
+impl Slot {
+    fn free() -> Slot {
+        Slot {
+            rec: Box::new([]),
+            parent: FREE,
+            name_len: 0,
+            kids: None,
+        }
+    }
+
+    fn is_live(&self) -> bool {
+        self.parent != FREE
+    }
+
+    fn name(&self) -> &[u8] {
+        &self.rec[..self.name_len as usize]
+    }
+
+    fn unpack(&self) -> (i64, NodeStat, Option<&[u8]>) {
+        unpack(&self.rec[self.name_len as usize..])
+    }
+}
+
+/// Longest packed header: 10 varints of at most 10 bytes and the data-present byte.
+const MAX_HEADER: usize = 101;
+
+fn put_varint(buf: &mut [u8; MAX_HEADER], at: &mut usize, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        buf[*at] = (z as u8) | 0x80;
+        *at += 1;
+        z >>= 7;
+    }
+    buf[*at] = z as u8;
+    *at += 1;
+}
+
+fn get_varint(b: &[u8], at: &mut usize) -> i64 {
+    let mut z = 0u64;
+    let mut shift = 0;
+    while let Some(&byte) = b.get(*at) {
+        *at += 1;
+        z |= u64::from(byte & 0x7f).checked_shl(shift).unwrap_or(0);
+        if byte & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    ((z >> 1) as i64) ^ -((z & 1) as i64)
+}
+
+/// The packed header of a record (ACL id, stat, data present); returns its length.
+fn pack_header(acl: i64, s: &NodeStat, has_data: bool, buf: &mut [u8; MAX_HEADER]) -> usize {
+    let mut at = 0;
+    put_varint(buf, &mut at, acl);
+    put_varint(buf, &mut at, s.czxid);
+    put_varint(buf, &mut at, s.mzxid.wrapping_sub(s.czxid));
+    put_varint(buf, &mut at, s.pzxid.wrapping_sub(s.czxid));
+    put_varint(buf, &mut at, s.ctime);
+    put_varint(buf, &mut at, s.mtime.wrapping_sub(s.ctime));
+    put_varint(buf, &mut at, s.version as i64);
+    put_varint(buf, &mut at, s.cversion as i64);
+    put_varint(buf, &mut at, s.aversion as i64);
+    put_varint(buf, &mut at, s.ephemeral_owner);
+    buf[at] = has_data as u8;
+    at + 1
+}
+
+/// Decodes what `pack_header` wrote, followed by the data.
+fn unpack(b: &[u8]) -> (i64, NodeStat, Option<&[u8]>) {
+    let mut at = 0;
+    let acl = get_varint(b, &mut at);
+    let czxid = get_varint(b, &mut at);
+    let mzxid = czxid.wrapping_add(get_varint(b, &mut at));
+    let pzxid = czxid.wrapping_add(get_varint(b, &mut at));
+    let ctime = get_varint(b, &mut at);
+    let mtime = ctime.wrapping_add(get_varint(b, &mut at));
+    let version = get_varint(b, &mut at) as i32;
+    let cversion = get_varint(b, &mut at) as i32;
+    let aversion = get_varint(b, &mut at) as i32;
+    let ephemeral_owner = get_varint(b, &mut at);
+    let has_data = b.get(at).copied().unwrap_or(0) != 0;
+    let data = has_data.then(|| b.get(at + 1..).unwrap_or(&[]));
+    let stat = NodeStat {
+        czxid,
+        mzxid,
+        ctime,
+        mtime,
+        version,
+        cversion,
+        aversion,
+        ephemeral_owner,
+        pzxid,
+    };
+    (acl, stat, data)
+}
+
+fn pack(name: &[u8], acl: i64, stat: &NodeStat, data: Option<&[u8]>) -> Box<[u8]> {
+    let mut hdr = [0u8; MAX_HEADER];
+    let h = pack_header(acl, stat, data.is_some(), &mut hdr);
+    let d = data.unwrap_or(&[]);
+    let mut v = Vec::with_capacity(name.len() + h + d.len());
+    v.extend_from_slice(name);
+    v.extend_from_slice(&hdr[..h]);
+    v.extend_from_slice(d);
+    v.into_boxed_slice()
 }
 
 /// What a transaction did to the tree, in order; the watch table maps these to events.
@@ -270,9 +430,13 @@ impl StatsTrack {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DataTree {
-    nodes: HashMap<Box<str>, Node>,
+    /// Every znode, by id; the root is always slot 0 (free until a root exists).
+    slots: Vec<Slot>,
+    free: Vec<Id>,
+    live: usize,
+    hasher: hashbrown::DefaultHashBuilder,
     ephemerals: HashMap<i64, BTreeSet<String>>,
     containers: BTreeSet<String>,
     ttls: BTreeSet<String>,
@@ -282,6 +446,16 @@ pub struct DataTree {
     digest: i64,
     data_size: i64,
     last_zxid: i64,
+}
+
+impl std::fmt::Debug for DataTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataTree")
+            .field("nodes", &self.live)
+            .field("digest", &self.digest)
+            .field("last_zxid", &self.last_zxid)
+            .finish()
+    }
 }
 
 impl Default for DataTree {
@@ -295,53 +469,32 @@ impl DataTree {
     /// (world-readable only, ZOOKEEPER-2014), all with zero stats, as `DataTree()` builds it.
     pub fn new() -> Self {
         let mut t = DataTree::empty();
-        let mut root = Node {
-            // `DataTree()` gives the built-in nodes empty data, not null.
-            data: Some(Bytes::new()),
-            acl: OPEN_UNSAFE_ACL_ID,
-            ..Node::default()
-        };
-        root.children.insert("zookeeper".into());
-        let mut zk = Node {
-            data: Some(Bytes::new()),
-            acl: OPEN_UNSAFE_ACL_ID,
-            ..Node::default()
-        };
-        zk.children.insert("quota".into());
-        zk.children.insert("config".into());
-        let quota = Node {
-            data: Some(Bytes::new()),
-            acl: OPEN_UNSAFE_ACL_ID,
-            ..Node::default()
-        };
         let cfg_acl = t.acls.intern(&read_acl_unsafe());
+        // `DataTree()` gives the built-in nodes empty data, not null.
+        let zero = NodeStat::default();
+        t.restore_node(ROOT, Some(&[]), OPEN_UNSAFE_ACL_ID, zero);
+        t.restore_node(ZOOKEEPER, Some(&[]), OPEN_UNSAFE_ACL_ID, zero);
+        t.restore_node(QUOTA, Some(&[]), OPEN_UNSAFE_ACL_ID, zero);
         // `addConfigNode` sets its ACL through setACL with version -1, which leaves
         // aversion at -1.
-        let config = Node {
-            data: Some(Bytes::new()),
-            acl: cfg_acl,
-            stat: NodeStat {
-                aversion: -1,
-                ..NodeStat::default()
-            },
-            ..Node::default()
+        let cfg_stat = NodeStat {
+            aversion: -1,
+            ..zero
         };
-        t.insert_node(ROOT, root);
-        t.insert_node(ZOOKEEPER, zk);
-        t.insert_node(QUOTA, quota);
-        t.insert_node(CONFIG, config);
-        t.data_size = t
-            .nodes
-            .iter()
-            .map(|(p, n)| node_size(p, n.data_bytes()))
-            .sum();
+        t.restore_node(CONFIG, Some(&[]), cfg_acl, cfg_stat);
+        // `restore_node` counted the uses; the built-in nodes hold their ACLs as
+        // `DataTree()` does (interned once above, used by the config node).
+        t.acls.release(cfg_acl);
         t
     }
 
     /// A tree with no nodes at all, not even the root: what a snapshot loads into.
     pub fn empty() -> Self {
         DataTree {
-            nodes: HashMap::new(),
+            slots: vec![Slot::free()],
+            free: Vec::new(),
+            live: 0,
+            hasher: hashbrown::DefaultHashBuilder::default(),
             ephemerals: HashMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
@@ -353,49 +506,192 @@ impl DataTree {
         }
     }
 
-    // ---- the node map, keeping the digest current (`NodeHashMapImpl`) ----
+    /// Room for `nodes` znodes without regrowing the slot table (snapshot loading).
+    pub fn reserve(&mut self, nodes: usize) {
+        self.slots.reserve(nodes.saturating_sub(self.slots.len()));
+    }
 
-    fn insert_node(&mut self, path: &str, node: Node) {
-        self.digest = self
-            .digest
-            .wrapping_add(node_digest(path, node.data_bytes(), &node.stat));
-        if let Some(old) = self.nodes.insert(path.into(), node) {
-            self.digest = self
-                .digest
-                .wrapping_sub(node_digest(path, old.data_bytes(), &old.stat));
+    // ---- the slot table ----
+
+    fn hash_name(&self, name: &[u8]) -> u64 {
+        self.hasher.hash_one(name)
+    }
+
+    fn name(&self, id: Id) -> &str {
+        // Names come in as `&str` and are stored whole, so this never fails.
+        std::str::from_utf8(self.slots[id as usize].name()).unwrap_or("")
+    }
+
+    fn child(&self, parent: Id, name: &[u8]) -> Option<Id> {
+        let kids = self.slots[parent as usize].kids.as_ref()?;
+        let h = self.hash_name(name);
+        kids.find(h, |&c| self.slots[c as usize].name() == name)
+            .copied()
+    }
+
+    /// The id of `path` (`""` and `"/"` are the root).
+    fn find(&self, path: &str) -> Option<Id> {
+        if !self.slots[ROOT_ID as usize].is_live() {
+            return None;
+        }
+        if path.is_empty() || path == ROOT {
+            return Some(ROOT_ID);
+        }
+        let mut cur = ROOT_ID;
+        for comp in path.strip_prefix('/')?.split('/') {
+            cur = self.child(cur, comp.as_bytes())?;
+        }
+        Some(cur)
+    }
+
+    fn view(&self, id: Id) -> NodeView<'_> {
+        let (acl, stat, data) = self.slots[id as usize].unpack();
+        NodeView {
+            data,
+            acl,
+            stat,
+            tree: self,
+            id,
         }
     }
 
-    fn remove_node(&mut self, path: &str) -> Option<Node> {
-        let old = self.nodes.remove(path)?;
+    /// Links a new node under `parent` (which must not have a child `name`), counting it
+    /// in the digest.
+    fn link(
+        &mut self,
+        parent: Id,
+        path: &str,
+        name: &str,
+        acl: i64,
+        stat: &NodeStat,
+        data: Option<&[u8]>,
+    ) -> Id {
+        let slot = Slot {
+            rec: pack(name.as_bytes(), acl, stat, data),
+            parent,
+            name_len: name.len() as u32,
+            kids: None,
+        };
+        let id = if parent == NO_PARENT {
+            self.slots[ROOT_ID as usize] = slot;
+            ROOT_ID
+        } else if let Some(id) = self.free.pop() {
+            self.slots[id as usize] = slot;
+            id
+        } else {
+            self.slots.push(slot);
+            (self.slots.len() - 1) as Id
+        };
+        if parent != NO_PARENT {
+            let h = self.hash_name(name.as_bytes());
+            let mut kids = self.slots[parent as usize].kids.take().unwrap_or_default();
+            kids.insert_unique(h, id, |&c| {
+                self.hasher.hash_one(self.slots[c as usize].name())
+            });
+            self.slots[parent as usize].kids = Some(kids);
+        }
+        self.live += 1;
         self.digest = self
             .digest
-            .wrapping_sub(node_digest(path, old.data_bytes(), &old.stat));
-        Some(old)
+            .wrapping_add(node_digest(path, data.unwrap_or(&[]), stat));
+        self.data_size += node_size(path, data.unwrap_or(&[]));
+        id
     }
 
-    /// Changes a node in place, taking its old digest out and the new one in.
-    fn change_node<R>(&mut self, path: &str, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
-        let n = self.nodes.get_mut(path)?;
-        let before = node_digest(path, n.data_bytes(), &n.stat);
-        let r = f(n);
-        let after = node_digest(path, n.data_bytes(), &n.stat);
+    /// Unlinks `name` from `parent` and frees it (and, should a replay ever delete a node
+    /// that still has children, its whole subtree); returns its ACL id, stat and data length.
+    fn unlink(&mut self, parent: Id, path: &str, name: &str) -> Option<(i64, NodeStat, usize)> {
+        let id = self.child(parent, name.as_bytes())?;
+        let h = self.hash_name(name.as_bytes());
+        if let Some(mut kids) = self.slots[parent as usize].kids.take() {
+            if let Ok(e) = kids.find_entry(h, |&c| c == id) {
+                e.remove();
+            }
+            if !kids.is_empty() {
+                self.slots[parent as usize].kids = Some(kids);
+            }
+        }
+        let (acl, stat, data) = self.slots[id as usize].unpack();
+        let len = data.map_or(0, <[u8]>::len);
+        self.digest = self
+            .digest
+            .wrapping_sub(node_digest(path, data.unwrap_or(&[]), &stat));
+        self.data_size -= node_size(path, data.unwrap_or(&[]));
+        let mut stack = vec![id];
+        while let Some(x) = stack.pop() {
+            let slot = std::mem::replace(&mut self.slots[x as usize], Slot::free());
+            if let Some(k) = slot.kids {
+                tracing::warn!(path, "deleted a node that still had children");
+                stack.extend(k.iter().copied());
+            }
+            self.free.push(x);
+            self.live -= 1;
+        }
+        Some((acl, stat, len))
+    }
+
+    /// Rewrites a node's stat and ACL id (and its data, when `data` is given), keeping the
+    /// digest and data size current. The record is rewritten in place when its length
+    /// does not change.
+    fn rewrite<R>(
+        &mut self,
+        id: Id,
+        path: &str,
+        data: Option<Option<&[u8]>>,
+        f: impl FnOnce(&mut i64, &mut NodeStat) -> R,
+    ) -> R {
+        let slot = &self.slots[id as usize];
+        let (mut acl, mut stat, old) = slot.unpack();
+        let before = node_digest(path, old.unwrap_or(&[]), &stat);
+        let old_size = node_size(path, old.unwrap_or(&[]));
+        let r = f(&mut acl, &mut stat);
+        let new = match data {
+            Some(d) => d,
+            None => old,
+        };
+        let after = node_digest(path, new.unwrap_or(&[]), &stat);
+        let new_size = node_size(path, new.unwrap_or(&[]));
+        let mut hdr = [0u8; MAX_HEADER];
+        let h = pack_header(acl, &stat, new.is_some(), &mut hdr);
+        let n = slot.name_len as usize;
+        let old_hdr = slot.rec.len() - n - old.map_or(0, <[u8]>::len);
+        let same_len = n + h + new.map_or(0, <[u8]>::len) == slot.rec.len();
+        if data.is_none() && h == old_hdr {
+            self.slots[id as usize].rec[n..n + h].copy_from_slice(&hdr[..h]);
+        } else if same_len {
+            let rec = &mut self.slots[id as usize].rec;
+            rec[n..n + h].copy_from_slice(&hdr[..h]);
+            if let Some(d) = data.flatten() {
+                rec[n + h..].copy_from_slice(d);
+            }
+        } else {
+            let name = slot.name().to_vec();
+            self.slots[id as usize].rec = pack(&name, acl, &stat, new);
+        }
         self.digest = self.digest.wrapping_sub(before).wrapping_add(after);
-        Some(r)
+        self.data_size += new_size - old_size;
+        r
+    }
+
+    /// Changes a node's stat in place (by path), taking its old digest out and the new
+    /// one in.
+    fn change_stat<R>(&mut self, path: &str, f: impl FnOnce(&mut NodeStat) -> R) -> Option<R> {
+        let id = self.find(path)?;
+        Some(self.rewrite(id, root_alias(path), None, |_, s| f(s)))
     }
 
     // ---- queries ----
 
-    pub fn get(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(root_alias(path))
+    pub fn get(&self, path: &str) -> Option<NodeView<'_>> {
+        self.find(path).map(|id| self.view(id))
     }
 
     pub fn contains(&self, path: &str) -> bool {
-        self.nodes.contains_key(root_alias(path))
+        self.find(path).is_some()
     }
 
     pub fn node_count(&self) -> usize {
-        self.nodes.len()
+        self.live
     }
 
     /// The 3.8 tree digest (`DataTree.getTreeDigest`).
@@ -444,42 +740,54 @@ impl DataTree {
     /// Children of `path`, sorted by name.
     pub fn children(&self, path: &str) -> Option<Vec<String>> {
         let n = self.get(path)?;
-        let mut v: Vec<String> = n.children.iter().map(|c| c.to_string()).collect();
+        let mut v: Vec<String> = n.children().map(str::to_owned).collect();
         v.sort_unstable();
         Some(v)
     }
 
     /// `getAllChildrenNumber`: every descendant of `path`, not counting `path` itself.
     pub fn all_children_number(&self, path: &str) -> Option<i32> {
-        let n = self.get(path)?;
+        let id = self.find(path)?;
         // ZooKeeper counts the keys that start with `path + "/"`: for `""` that is every
         // key but `""`, so the root itself is counted too.
         let mut count = if path.is_empty() { 1i64 } else { 0 };
-        let mut stack: Vec<String> = n.children.iter().map(|c| join(path, c)).collect();
-        while let Some(p) = stack.pop() {
-            count += 1;
-            if let Some(n) = self.nodes.get(p.as_str()) {
-                stack.extend(n.children.iter().map(|c| join(&p, c)));
+        let mut stack = vec![id];
+        while let Some(x) = stack.pop() {
+            if let Some(k) = &self.slots[x as usize].kids {
+                count += k.len() as i64;
+                stack.extend(k.iter().copied());
             }
         }
         Some(count.min(i32::MAX as i64) as i32)
     }
 
-    /// Every path of the tree, parents before children (snapshots, dumps).
+    /// Every path of the tree, parents before children, siblings sorted (snapshots, dumps).
     pub fn walk(&self) -> Vec<String> {
-        let mut out = Vec::with_capacity(self.nodes.len());
-        let mut stack = vec![ROOT.to_string()];
-        while let Some(p) = stack.pop() {
-            if let Some(n) = self.nodes.get(p.as_str()) {
-                let mut kids: Vec<&str> = n.children.iter().map(|c| &**c).collect();
-                kids.sort_unstable_by(|a, b| b.cmp(a));
-                for c in kids {
-                    stack.push(join(&p, c));
+        let mut out = Vec::with_capacity(self.live);
+        if !self.slots[ROOT_ID as usize].is_live() {
+            return out;
+        }
+        let mut stack = vec![(ROOT_ID, ROOT.to_string())];
+        while let Some((id, p)) = stack.pop() {
+            if let Some(k) = &self.slots[id as usize].kids {
+                let mut kids: Vec<(&str, Id)> = k.iter().map(|&c| (self.name(c), c)).collect();
+                kids.sort_unstable_by(|a, b| b.0.cmp(a.0));
+                for (name, c) in kids {
+                    stack.push((c, join(&p, name)));
                 }
             }
             out.push(p);
         }
         out
+    }
+
+    /// The children of `path` with their ids' paths, for walks that keep their own stack
+    /// (the fuzzy snapshot).
+    pub fn child_paths(&self, path: &str, out: &mut Vec<String>) {
+        let Some(id) = self.find(path) else { return };
+        if let Some(k) = &self.slots[id as usize].kids {
+            out.extend(k.iter().map(|&c| join(path, self.name(c))));
+        }
     }
 
     // ---- applying transactions ----
@@ -516,7 +824,7 @@ impl DataTree {
                 let r = self
                     .create_node(
                         &t.path,
-                        t.data.clone(),
+                        t.data.as_deref(),
                         &t.acl,
                         owner,
                         t.parent_cversion,
@@ -534,11 +842,11 @@ impl DataTree {
                 if top_level_create && r == Err(ErrorCode::NodeExists) {
                     let parent = split_path(&t.path).0.to_owned();
                     let cv = t.parent_cversion;
-                    self.change_node(&parent, |p| {
-                        let cv = if cv == -1 { p.stat.cversion + 1 } else { cv };
-                        if cv > p.stat.cversion {
-                            p.stat.cversion = cv;
-                            p.stat.pzxid = zxid;
+                    self.change_stat(&parent, |p| {
+                        let cv = if cv == -1 { p.cversion + 1 } else { cv };
+                        if cv > p.cversion {
+                            p.cversion = cv;
+                            p.pzxid = zxid;
                         }
                     });
                 }
@@ -547,7 +855,7 @@ impl DataTree {
             TxnBody::CreateContainer(t) => self
                 .create_node(
                     &t.path,
-                    t.data.clone(),
+                    t.data.as_deref(),
                     &t.acl,
                     ephemeral::CONTAINER,
                     t.parent_cversion,
@@ -562,7 +870,7 @@ impl DataTree {
             TxnBody::CreateTtl(t) => self
                 .create_node(
                     &t.path,
-                    t.data.clone(),
+                    t.data.as_deref(),
                     &t.acl,
                     ephemeral::ttl_owner(t.ttl),
                     t.parent_cversion,
@@ -578,7 +886,7 @@ impl DataTree {
                 .delete_node(&t.path, zxid, changes)
                 .map(|_| TxnResult::Done),
             TxnBody::SetData(t) => self
-                .set_data(&t.path, t.data.clone(), t.version, zxid, time, changes)
+                .set_data(&t.path, t.data.as_deref(), t.version, zxid, time, changes)
                 .map(TxnResult::Stat),
             TxnBody::SetAcl(t) => self
                 .set_acl(&t.path, &t.acl, t.version)
@@ -595,7 +903,7 @@ impl DataTree {
                 ErrorCode::from_i32(t.err).unwrap_or(ErrorCode::SystemError),
             )),
             TxnBody::Reconfig(t) => self
-                .set_data(&t.path, t.data.clone(), t.version, zxid, time, changes)
+                .set_data(&t.path, t.data.as_deref(), t.version, zxid, time, changes)
                 .map(TxnResult::Stat),
             TxnBody::Multi(ops) => {
                 // All sub-transactions share the multi's zxid and time. If the leader
@@ -632,7 +940,7 @@ impl DataTree {
     pub fn create_node(
         &mut self,
         path: &str,
-        data: Option<Bytes>,
+        data: Option<&[u8]>,
         acl: &[Acl],
         owner: i64,
         parent_cversion: i32,
@@ -641,64 +949,43 @@ impl DataTree {
         changes: &mut Vec<Change>,
     ) -> Result<Stat, ErrorCode> {
         let (parent, name) = split_path(path);
-        let Some(p) = self.nodes.get(parent) else {
+        let Some(pid) = self.find(parent) else {
             return Err(ErrorCode::NoNode);
         };
-        if p.children.contains(name) {
+        if name.is_empty() || self.child(pid, name.as_bytes()).is_some() {
             return Err(ErrorCode::NodeExists);
         }
         // `createNode` interns the ACL before it checks anything else; the reference is
         // released again below on failure paths that follow (none do after this point).
         let acl_id = self.acls.intern(acl);
-        self.change_node(parent, |p| {
+        self.rewrite(pid, root_alias(parent), None, |_, p| {
             let cv = if parent_cversion == -1 {
-                p.stat.cversion + 1
+                p.cversion + 1
             } else {
                 parent_cversion
             };
             // A replayed create of a node that came and went inside a fuzzy snapshot must
             // not move the parent's cversion and pzxid backwards.
-            if cv > p.stat.cversion {
-                p.stat.cversion = cv;
-                p.stat.pzxid = zxid;
+            if cv > p.cversion {
+                p.cversion = cv;
+                p.pzxid = zxid;
             }
-            p.children.insert(name.into());
         });
-        let node = Node {
-            data,
-            acl: acl_id,
-            stat: NodeStat {
-                czxid: zxid,
-                mzxid: zxid,
-                ctime: time,
-                mtime: time,
-                version: 0,
-                cversion: 0,
-                aversion: 0,
-                ephemeral_owner: owner,
-                pzxid: zxid,
-            },
-            children: HashSet::new(),
+        let stat = NodeStat {
+            czxid: zxid,
+            mzxid: zxid,
+            ctime: time,
+            mtime: time,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: owner,
+            pzxid: zxid,
         };
-        let stat = node.to_stat();
-        let bytes = node.data_len() as i64;
-        self.data_size += node_size(path, node.data_bytes());
-        self.insert_node(path, node);
-        match ephemeral::kind(owner) {
-            ephemeral::Kind::Container => {
-                self.containers.insert(path.to_owned());
-            }
-            ephemeral::Kind::Ttl(_) => {
-                self.ttls.insert(path.to_owned());
-            }
-            ephemeral::Kind::Normal(s) => {
-                self.ephemerals
-                    .entry(s)
-                    .or_default()
-                    .insert(path.to_owned());
-            }
-            ephemeral::Kind::Void => {}
-        }
+        let id = self.link(pid, path, name, acl_id, &stat, data);
+        let reply = self.view(id).to_stat();
+        let bytes = data.map_or(0, <[u8]>::len) as i64;
+        self.index_kind(path, owner);
         if let Some(qp) = parent.strip_prefix(QUOTA) {
             if name == QUOTA_LIMITS {
                 self.quota_paths.insert(trim_quota_path(qp));
@@ -716,7 +1003,26 @@ impl DataTree {
             acl: self.acls.get(acl_id),
             parent_acl,
         });
-        Ok(stat)
+        Ok(reply)
+    }
+
+    /// Adds a node to the ephemeral, container or TTL index its owner puts it in.
+    fn index_kind(&mut self, path: &str, owner: i64) {
+        match ephemeral::kind(owner) {
+            ephemeral::Kind::Container => {
+                self.containers.insert(path.to_owned());
+            }
+            ephemeral::Kind::Ttl(_) => {
+                self.ttls.insert(path.to_owned());
+            }
+            ephemeral::Kind::Normal(s) => {
+                self.ephemerals
+                    .entry(s)
+                    .or_default()
+                    .insert(path.to_owned());
+            }
+            ephemeral::Kind::Void => {}
+        }
     }
 
     pub fn delete_node(
@@ -726,26 +1032,23 @@ impl DataTree {
         changes: &mut Vec<Change>,
     ) -> Result<(), ErrorCode> {
         let (parent, name) = split_path(path);
-        // The parent's pzxid moves even when the child is already gone (a replay over a
-        // fuzzy snapshot), but only forwards.
-        if self
-            .change_node(parent, |p| {
-                p.children.remove(name);
-                if zxid > p.stat.pzxid {
-                    p.stat.pzxid = zxid;
-                }
-            })
-            .is_none()
-        {
-            return Err(ErrorCode::NoNode);
-        }
-        let Some(node) = self.remove_node(path) else {
+        let Some(pid) = self.find(parent) else {
             return Err(ErrorCode::NoNode);
         };
-        let acl = self.acls.get(node.acl);
-        self.acls.release(node.acl);
-        self.data_size -= node_size(path, node.data_bytes());
-        match ephemeral::kind(node.stat.ephemeral_owner) {
+        // The parent's pzxid moves even when the child is already gone (a replay over a
+        // fuzzy snapshot), but only forwards.
+        let gone = self.unlink(pid, path, name);
+        self.rewrite(pid, root_alias(parent), None, |_, p| {
+            if zxid > p.pzxid {
+                p.pzxid = zxid;
+            }
+        });
+        let Some((acl_id, stat, len)) = gone else {
+            return Err(ErrorCode::NoNode);
+        };
+        let acl = self.acls.get(acl_id);
+        self.acls.release(acl_id);
+        match ephemeral::kind(stat.ephemeral_owner) {
             ephemeral::Kind::Container => {
                 self.containers.remove(path);
             }
@@ -768,7 +1071,7 @@ impl DataTree {
             }
         }
         if let Some(prefix) = self.max_prefix_with_quota(path) {
-            self.update_quota_stat(&prefix, -(node.data_len() as i64), -1);
+            self.update_quota_stat(&prefix, -(len as i64), -1);
         }
         let parent_acl = self.acl_of(parent).unwrap_or_else(|| Arc::from(Vec::new()));
         changes.push(Change::Deleted {
@@ -783,49 +1086,42 @@ impl DataTree {
     pub fn set_data(
         &mut self,
         path: &str,
-        data: Option<Bytes>,
+        data: Option<&[u8]>,
         version: i32,
         zxid: i64,
         time: i64,
         changes: &mut Vec<Change>,
     ) -> Result<Stat, ErrorCode> {
-        let new_len = data.as_ref().map_or(0, |d| d.len()) as i64;
-        let new_size = node_size(path, data.as_deref().unwrap_or(&[]));
-        let (old_len, old_size, stat) = self
-            .change_node(path, |n| {
-                let old = std::mem::replace(&mut n.data, data);
-                n.stat.mtime = time;
-                n.stat.mzxid = zxid;
-                n.stat.version = version;
-                (
-                    old.as_ref().map_or(0, |d| d.len()) as i64,
-                    node_size(path, old.as_deref().unwrap_or(&[])),
-                    n.to_stat(),
-                )
-            })
-            .ok_or(ErrorCode::NoNode)?;
+        let id = self.find(path).ok_or(ErrorCode::NoNode)?;
+        let new_len = data.map_or(0, <[u8]>::len) as i64;
+        let old_len = self.view(id).data_len() as i64;
+        let acl_id = self.rewrite(id, root_alias(path), Some(data), |acl, s| {
+            s.mtime = time;
+            s.mzxid = zxid;
+            s.version = version;
+            *acl
+        });
+        let stat = self.view(id).to_stat();
         if let Some(prefix) = self.max_prefix_with_quota(path) {
             self.update_quota_stat(&prefix, new_len - old_len, 0);
         }
-        self.data_size += new_size - old_size;
-        let acl = self.acl_of(path).unwrap_or_else(|| Arc::from(Vec::new()));
         changes.push(Change::DataChanged {
             path: path.to_owned(),
-            acl,
+            acl: self.acls.get(acl_id),
         });
         Ok(stat)
     }
 
     pub fn set_acl(&mut self, path: &str, acl: &[Acl], version: i32) -> Result<Stat, ErrorCode> {
-        let old = self.nodes.get(path).ok_or(ErrorCode::NoNode)?.acl;
+        let id = self.find(path).ok_or(ErrorCode::NoNode)?;
+        let old = self.view(id).acl;
         self.acls.release(old);
-        let id = self.acls.intern(acl);
-        self.change_node(path, |n| {
-            n.stat.aversion = version;
-            n.acl = id;
-            n.to_stat()
-        })
-        .ok_or(ErrorCode::NoNode)
+        let new = self.acls.intern(acl);
+        self.rewrite(id, root_alias(path), None, |a, s| {
+            s.aversion = version;
+            *a = new;
+        });
+        Ok(self.view(id).to_stat())
     }
 
     /// Removes a closed session's ephemerals (`killSession`). A 3.8 closeSession txn lists
@@ -892,28 +1188,27 @@ impl DataTree {
     /// any transaction (the node is under `/zookeeper/`, so the digest does not see it).
     fn update_quota_stat(&mut self, prefix: &str, bytes_diff: i64, count_diff: i64) {
         let sp = Self::stats_path(prefix);
-        let Some(n) = self.nodes.get_mut(sp.as_str()) else {
+        let Some(id) = self.find(&sp) else {
             tracing::error!(path = %sp, "missing node for quota stat");
             return;
         };
-        let mut t = StatsTrack::parse(n.data_bytes());
+        let mut t = StatsTrack::parse(self.view(id).data_bytes());
         // Java's long arithmetic: the stats node holds whatever a client last wrote there.
         t.set("count", t.get("count").wrapping_add(count_diff));
         t.set("bytes", t.get("bytes").wrapping_add(bytes_diff));
         let new = t.to_bytes();
-        self.data_size += new.len() as i64 - n.data_len() as i64;
-        n.data = Some(new);
+        self.rewrite(id, &sp, Some(Some(&new)), |_, _| ());
     }
 
     /// `updateQuotaForPath`: counts the subtree when its `zookeeper_stats` appears.
     fn recount_quota(&mut self, path: &str) {
         let (mut count, mut bytes) = (0i64, 0i64);
-        let mut stack = vec![path.to_owned()];
-        while let Some(p) = stack.pop() {
-            if let Some(n) = self.nodes.get(p.as_str()) {
-                count += 1;
-                bytes += n.data_len() as i64;
-                stack.extend(n.children.iter().map(|c| join(&p, c)));
+        let mut stack: Vec<Id> = self.find(path).into_iter().collect();
+        while let Some(x) = stack.pop() {
+            count += 1;
+            bytes += self.view(x).data_len() as i64;
+            if let Some(k) = &self.slots[x as usize].kids {
+                stack.extend(k.iter().copied());
             }
         }
         let mut t = StatsTrack::default();
@@ -921,52 +1216,58 @@ impl DataTree {
         t.set("bytes", bytes);
         let sp = Self::stats_path(path);
         let new = t.to_bytes();
-        let mut grow = 0;
-        self.change_node(&sp, |n| {
-            grow = new.len() as i64 - n.data_len() as i64;
-            n.data = Some(new);
-        });
-        self.data_size += grow;
+        if let Some(id) = self.find(&sp) {
+            self.rewrite(id, &sp, Some(Some(&new)), |_, _| ());
+        }
     }
 
-    /// Restores a node from a snapshot as is (stats, ACL id, owner); the parent link is
-    /// made when the parent is known. Used by snapshot loading.
-    pub fn restore_node(&mut self, path: &str, data: Option<Bytes>, acl: i64, stat: NodeStat) {
-        self.acls.add_usage(acl);
-        let node = Node {
-            data,
-            acl,
-            stat,
-            children: HashSet::new(),
+    /// Restores a node from a snapshot as is (stats, ACL id, owner). False when its parent
+    /// is not in the tree (snapshots list parents first). A node already there is
+    /// replaced, keeping its children. Used by snapshot loading.
+    pub fn restore_node(
+        &mut self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: i64,
+        stat: NodeStat,
+    ) -> bool {
+        let path = root_alias(path);
+        let pid = if path == ROOT {
+            NO_PARENT
+        } else {
+            match self.find(split_path(path).0) {
+                Some(p) => p,
+                None => return false,
+            }
         };
-        self.data_size += node_size(path, node.data_bytes());
-        if path != ROOT {
-            let (parent, name) = split_path(path);
-            if let Some(p) = self.nodes.get_mut(parent) {
-                p.children.insert(name.into());
-            }
+        self.acls.add_usage(acl);
+        let existing = if pid == NO_PARENT {
+            self.find(ROOT)
+        } else {
+            self.child(pid, split_path(path).1.as_bytes())
+        };
+        if let Some(id) = existing {
+            let old = self.view(id).acl;
+            self.acls.release(old);
+            self.rewrite(id, path, Some(data), |a, s| {
+                *a = acl;
+                *s = stat;
+            });
+            return true;
         }
-        match ephemeral::kind(stat.ephemeral_owner) {
-            ephemeral::Kind::Container => {
-                self.containers.insert(path.to_owned());
-            }
-            ephemeral::Kind::Ttl(_) => {
-                self.ttls.insert(path.to_owned());
-            }
-            ephemeral::Kind::Normal(s) => {
-                self.ephemerals
-                    .entry(s)
-                    .or_default()
-                    .insert(path.to_owned());
-            }
-            ephemeral::Kind::Void => {}
-        }
+        let name = if pid == NO_PARENT {
+            ""
+        } else {
+            split_path(path).1
+        };
+        self.link(pid, path, name, acl, &stat, data);
+        self.index_kind(path, stat.ephemeral_owner);
         if let Some(qp) = split_path(path).0.strip_prefix(QUOTA) {
             if split_path(path).1 == QUOTA_LIMITS {
                 self.quota_paths.insert(trim_quota_path(qp));
             }
         }
-        self.insert_node(path, node);
+        true
     }
 }
 
@@ -992,7 +1293,7 @@ mod tests {
     fn create(t: &mut DataTree, path: &str, zxid: i64) -> Result<Stat, ErrorCode> {
         t.create_node(
             path,
-            Some(Bytes::from_static(b"x")),
+            Some(b"x"),
             &open_acl_unsafe(),
             0,
             -1,
@@ -1038,10 +1339,76 @@ mod tests {
         a.delete_node("/b", 3, &mut vec![]).unwrap();
         let mut b = DataTree::new();
         create(&mut b, "/a", 1).unwrap();
-        b.change_node("/", |r| r.stat.pzxid = 3);
-        b.change_node("/", |r| r.stat.cversion = 2);
+        b.change_stat("/", |r| r.pzxid = 3);
+        b.change_stat("/", |r| r.cversion = 2);
         assert_eq!(a.digest(), b.digest());
         assert_ne!(a.digest(), DataTree::new().digest());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn packed_records_hold_any_stat_acl_and_data(
+            f in proptest::array::uniform9(proptest::num::i64::ANY),
+            acl in proptest::num::i64::ANY,
+            data in proptest::option::of(proptest::collection::vec(0u8..=255, 0..40)),
+            name in "[a-z0-9]{0,12}",
+        ) {
+            let stat = NodeStat {
+                czxid: f[0],
+                mzxid: f[1],
+                ctime: f[2],
+                mtime: f[3],
+                version: f[4] as i32,
+                cversion: f[5] as i32,
+                aversion: f[6] as i32,
+                ephemeral_owner: f[7],
+                pzxid: f[8],
+            };
+            let rec = pack(name.as_bytes(), acl, &stat, data.as_deref());
+            let (a, s, d) = unpack(&rec[name.len()..]);
+            proptest::prop_assert_eq!(&rec[..name.len()], name.as_bytes());
+            proptest::prop_assert_eq!((a, s, d), (acl, stat, data.as_deref()));
+        }
+    }
+
+    #[test]
+    fn rewrites_in_place_and_by_reallocation_keep_the_digest() {
+        // One tree changed through every rewrite path (same length in place, longer and
+        // shorter data, null data, a stat that grows), one built directly in the end state.
+        let mut a = DataTree::new();
+        create(&mut a, "/n", 1).unwrap();
+        for (i, d) in [&b"y"[..], b"longer data", b"", b"zz"]
+            .into_iter()
+            .enumerate()
+        {
+            a.set_data(
+                "/n",
+                Some(d),
+                i as i32 + 1,
+                10 + i as i64,
+                5000,
+                &mut vec![],
+            )
+            .unwrap();
+        }
+        a.set_data("/n", None, 5, 1 << 40, 6000, &mut vec![])
+            .unwrap();
+        let n = a.get("/n").unwrap();
+        assert_eq!((n.data, n.stat.version, n.stat.mzxid), (None, 5, 1 << 40));
+        let mut b = DataTree::new();
+        create(&mut b, "/n", 1).unwrap();
+        b.set_data("/n", None, 5, 1 << 40, 6000, &mut vec![])
+            .unwrap();
+        assert_eq!(a.digest(), b.digest());
+        assert_eq!(a.approximate_data_size(), b.approximate_data_size());
+        assert_eq!(a.get("/").unwrap().to_stat(), b.get("/").unwrap().to_stat());
+        // Deleted slots are reused; lookups of bad paths find nothing.
+        a.delete_node("/n", 1 << 41, &mut vec![]).unwrap();
+        create(&mut a, "/m", (1 << 41) + 1).unwrap();
+        assert_eq!(a.node_count(), 5);
+        for bad in ["/m/", "//m", "m", "/m//", "/zookeeper/"] {
+            assert!(a.get(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]
@@ -1063,7 +1430,7 @@ mod tests {
         create(&mut t, "/zookeeper/quota/q", 2).unwrap();
         t.create_node(
             "/zookeeper/quota/q/zookeeper_limits",
-            Some(Bytes::from_static(b"count=10,bytes=-1")),
+            Some(b"count=10,bytes=-1"),
             &open_acl_unsafe(),
             0,
             -1,
@@ -1074,7 +1441,7 @@ mod tests {
         .unwrap();
         t.create_node(
             "/zookeeper/quota/q/zookeeper_stats",
-            Some(Bytes::from_static(b"count=0,bytes=0")),
+            Some(b"count=0,bytes=0"),
             &open_acl_unsafe(),
             0,
             -1,
@@ -1092,15 +1459,8 @@ mod tests {
         assert_eq!(&stats(&t)[..], b"count=1,bytes=1");
         create(&mut t, "/q/a", 5).unwrap();
         assert_eq!(&stats(&t)[..], b"count=2,bytes=2");
-        t.set_data(
-            "/q/a",
-            Some(Bytes::from_static(b"hello")),
-            1,
-            6,
-            0,
-            &mut vec![],
-        )
-        .unwrap();
+        t.set_data("/q/a", Some(b"hello"), 1, 6, 0, &mut vec![])
+            .unwrap();
         assert_eq!(&stats(&t)[..], b"count=2,bytes=6");
         t.delete_node("/q/a", 7, &mut vec![]).unwrap();
         assert_eq!(&stats(&t)[..], b"count=1,bytes=1");
