@@ -9,6 +9,11 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod tools;
+
+/// mimalloc: glibc's per-thread arenas kept ~60 B per znode of freed request, log and
+/// snapshot buffers resident after populating a million znodes; mimalloc returns them.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use geokeeper_conf::Config;
 use geokeeper_core::acl::AuthProviders;
 use geokeeper_core::datadir::{restore, version_dir};
@@ -192,7 +197,11 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             file.display()
         );
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    // One thread runs every connection and the core: the core is one task whatever the
+    // runtime, and at one request per connection in flight a second worker only added
+    // cross-thread wake-ups (measured: 17% more CPU per read, p99 1.9× higher). The log,
+    // the snapshot writer, the purge task and four-letter words run on their own threads.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -249,6 +258,10 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
                 return ExitCode::from(3);
             }
         };
+        // Loading read the whole snapshot into one buffer, now freed: hand it back to the
+        // system now rather than whenever the allocator next tidies up.
+        // SAFETY: mi_collect only walks mimalloc's own free lists; it takes no pointers.
+        unsafe { libmimalloc_sys::mi_collect(true) };
         if restored.snapshot_zxid.is_none() {
             // Like ZooKeeper, a fresh data directory starts with snapshot.0, so that
             // ZooKeeper itself can take the directory over (it refuses logs without one).

@@ -15,11 +15,12 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -77,6 +78,7 @@ enum Msg {
         conn: ConnId,
         peer: SocketAddr,
         tx: mpsc::UnboundedSender<ConnMsg>,
+        direct: Direct,
         /// Told the session id once the handshake is done.
         ready: oneshot::Sender<i64>,
     },
@@ -97,12 +99,76 @@ enum ConnMsg {
     Close,
 }
 
+/// The core's own way to a connection's socket. Replies go out from the core with one
+/// non-blocking write when the connection's writer task has nothing queued (no task wake,
+/// no copy); whatever the socket does not take, and everything after it until the writer
+/// has caught up, goes through the writer task, so a connection's bytes stay in order.
+struct Direct {
+    wr: Arc<OwnedWriteHalf>,
+    /// Frames handed to the writer task and not yet written by it. Only the core adds
+    /// (before it hands one over) and only the writer subtracts (after writing), so zero
+    /// means the socket is the core's to write.
+    queued: Arc<AtomicUsize>,
+    throttle: Arc<ConnThrottle>,
+}
+
 struct ConnHandle {
     tx: mpsc::UnboundedSender<ConnMsg>,
+    direct: Direct,
     ready: Option<oneshot::Sender<i64>>,
     peer: SocketAddr,
     accepted: Clock,
     four_letter: bool,
+}
+
+impl ConnHandle {
+    /// Hands bytes to the writer task.
+    fn queue(&self, b: Bytes) {
+        self.direct.queued.fetch_add(1, Ordering::AcqRel);
+        if self.tx.send(ConnMsg::Frame(b)).is_err() {
+            self.direct.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Sends reply and event frames, in order: straight to the socket while it takes
+    /// them and nothing is queued, the rest through the writer task.
+    fn deliver(&self, frames: &[Bytes]) {
+        for f in frames {
+            self.direct.throttle.frame_sent(f);
+        }
+        let (mut i, mut off) = (0usize, 0usize);
+        if self.direct.queued.load(Ordering::Acquire) == 0 {
+            while i < frames.len() {
+                let mut slices = [io::IoSlice::new(&[]); 64];
+                let mut n = 0;
+                for (k, f) in frames[i..].iter().take(64).enumerate() {
+                    slices[k] = io::IoSlice::new(if k == 0 { &f[off..] } else { &f[..] });
+                    n += 1;
+                }
+                match self.direct.wr.try_write_vectored(&slices[..n]) {
+                    Ok(mut w) => {
+                        while w > 0 && i < frames.len() {
+                            let left = frames[i].len() - off;
+                            if w >= left {
+                                w -= left;
+                                i += 1;
+                                off = 0;
+                            } else {
+                                off += w;
+                                w = 0;
+                            }
+                        }
+                    }
+                    // Full socket buffer, or a broken connection: the writer task waits
+                    // for room, or fails and ends the connection.
+                    Err(_) => break,
+                }
+            }
+        }
+        for (k, f) in frames[i..].iter().enumerate() {
+            self.queue(if k == 0 { f.slice(off..) } else { f.clone() });
+        }
+    }
 }
 
 /// The core task's side of the four-letter words.
@@ -312,8 +378,36 @@ impl SnapRoll {
     }
 }
 
-fn spawn_snapshot_thread(dir: std::path::PathBuf) -> io::Result<std::sync::mpsc::Sender<SnapMsg>> {
+/// The snapshot thread's inbox, and how many node chunks wait in it.
+struct SnapLink {
+    tx: std::sync::mpsc::Sender<SnapMsg>,
+    backlog: Arc<AtomicUsize>,
+}
+
+/// Node chunks the walk may run ahead of the snapshot thread: the walk pauses rather than
+/// queue a whole tree's worth of bytes behind a slow disk.
+const SNAP_BACKLOG: usize = 4;
+
+impl SnapLink {
+    fn send(&self, m: SnapMsg) {
+        let chunk = matches!(m, SnapMsg::Nodes(_));
+        if chunk {
+            self.backlog.fetch_add(1, Ordering::AcqRel);
+        }
+        if self.tx.send(m).is_err() && chunk {
+            self.backlog.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    fn behind(&self) -> bool {
+        self.backlog.load(Ordering::Acquire) >= SNAP_BACKLOG
+    }
+}
+
+fn spawn_snapshot_thread(dir: std::path::PathBuf) -> io::Result<SnapLink> {
     let (tx, rx) = std::sync::mpsc::channel::<SnapMsg>();
+    let backlog = Arc::new(AtomicUsize::new(0));
+    let left = backlog.clone();
     std::thread::Builder::new()
         .name("snapshot".into())
         .spawn(move || {
@@ -338,6 +432,7 @@ fn spawn_snapshot_thread(dir: std::path::PathBuf) -> io::Result<std::sync::mpsc:
                                 }
                             }
                         }
+                        left.fetch_sub(1, Ordering::AcqRel);
                     }
                     SnapMsg::Finish {
                         acl_map,
@@ -368,7 +463,7 @@ fn spawn_snapshot_thread(dir: std::path::PathBuf) -> io::Result<std::sync::mpsc:
                 }
             }
         })?;
-    Ok(tx)
+    Ok(SnapLink { tx, backlog })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -376,7 +471,7 @@ async fn core_loop(
     mut server: Server,
     mut rx: mpsc::UnboundedReceiver<Msg>,
     log_tx: mpsc::UnboundedSender<(Vec<LogEntry>, u64)>,
-    snap_tx: Option<std::sync::mpsc::Sender<SnapMsg>>,
+    snap_tx: Option<SnapLink>,
     clocks: Clocks,
     settings: NetSettings,
     mut shutdown: watch::Receiver<bool>,
@@ -397,8 +492,14 @@ async fn core_loop(
             .next_deadline()
             .map(|ms| clocks.start + Duration::from_millis(ms))
             .unwrap_or(next_container_check);
-        let wake = session_deadline.min(next_container_check);
-        if server.snapshot_in_progress() {
+        let mut wake = session_deadline.min(next_container_check);
+        let stepping = server.snapshot_in_progress();
+        // The snapshot thread is behind: serve requests as usual and look again soon.
+        let paused = stepping && snap_tx.as_ref().is_some_and(SnapLink::behind);
+        if paused {
+            wake = wake.min(Instant::now() + Duration::from_millis(1));
+        }
+        if stepping && !paused {
             // A snapshot walks the tree in slices between batches of requests: take what
             // is queued without waiting, then one slice.
             loop {
@@ -472,12 +573,14 @@ fn handle_msg(
             conn,
             peer,
             tx,
+            direct,
             ready,
         } => {
             conns.insert(
                 conn,
                 ConnHandle {
                     tx,
+                    direct,
                     ready: Some(ready),
                     peer,
                     accepted: now,
@@ -540,7 +643,7 @@ fn four_letter_word(
     let text = four_letter::answer(word, arg, server, &driver, &mut fl.state);
     if let Some(c) = conns.remove(&conn) {
         if let Some(t) = text.filter(|t| !t.is_empty()) {
-            let _ = c.tx.send(ConnMsg::Frame(Bytes::from(t)));
+            c.queue(Bytes::from(t));
         }
         let _ = c.tx.send(ConnMsg::Close);
     }
@@ -566,21 +669,20 @@ fn dispatch(
     out: &mut Vec<Output>,
     conns: &mut HashMap<ConnId, ConnHandle>,
     log_tx: &mpsc::UnboundedSender<(Vec<LogEntry>, u64)>,
-    snap_tx: Option<&std::sync::mpsc::Sender<SnapMsg>>,
+    snap_tx: Option<&SnapLink>,
 ) -> bool {
+    // Frames are gathered per connection and written once per connection per batch.
+    let mut sends: Vec<(ConnId, Bytes)> = Vec::new();
     for o in out.drain(..) {
         match o {
-            Output::Send { conn, frame } => {
-                if let Some(c) = conns.get(&conn) {
-                    let _ = c.tx.send(ConnMsg::Frame(frame));
-                }
-            }
+            Output::Send { conn, frame } => sends.push((conn, frame)),
             Output::Established { conn, session } => {
                 if let Some(r) = conns.get_mut(&conn).and_then(|c| c.ready.take()) {
                     let _ = r.send(session);
                 }
             }
             Output::Close { conn } => {
+                deliver_all(&mut sends, conns);
                 if let Some(c) = conns.remove(&conn) {
                     let _ = c.tx.send(ConnMsg::Close);
                 }
@@ -589,6 +691,7 @@ fn dispatch(
                 entries,
                 generation,
             } => {
+                deliver_all(&mut sends, conns);
                 if log_tx.send((entries, generation)).is_err() {
                     error!("transaction log thread is gone");
                     return false;
@@ -596,12 +699,12 @@ fn dispatch(
             }
             Output::SnapshotBegin { zxid, start } => {
                 if let Some(t) = snap_tx {
-                    let _ = t.send(SnapMsg::Begin { zxid, start });
+                    t.send(SnapMsg::Begin { zxid, start });
                 }
             }
             Output::SnapshotNodes(b) => {
                 if let Some(t) = snap_tx {
-                    let _ = t.send(SnapMsg::Nodes(b));
+                    t.send(SnapMsg::Nodes(b));
                 }
             }
             Output::SnapshotFinish {
@@ -609,7 +712,7 @@ fn dispatch(
                 zxid_digest,
             } => {
                 if let Some(t) = snap_tx {
-                    let _ = t.send(SnapMsg::Finish {
+                    t.send(SnapMsg::Finish {
                         acl_map,
                         zxid_digest,
                     });
@@ -617,7 +720,28 @@ fn dispatch(
             }
         }
     }
+    deliver_all(&mut sends, conns);
     true
+}
+
+/// Sends gathered frames, each connection's in their order.
+fn deliver_all(sends: &mut Vec<(ConnId, Bytes)>, conns: &HashMap<ConnId, ConnHandle>) {
+    if sends.is_empty() {
+        return;
+    }
+    sends.sort_by_key(|s| s.0);
+    let mut frames: Vec<Bytes> = Vec::new();
+    let mut it = sends.drain(..).peekable();
+    while let Some((conn, f)) = it.next() {
+        frames.push(f);
+        if it.peek().is_some_and(|n| n.0 == conn) {
+            continue;
+        }
+        if let Some(c) = conns.get(&conn) {
+            c.deliver(&frames);
+        }
+        frames.clear();
+    }
 }
 
 /// Reads one frame: `Ok(None)` at a clean end of stream.
@@ -672,20 +796,28 @@ async fn connection(
     four_letter: Arc<FourLetterSettings>,
 ) {
     let (mut rd, wr) = stream.into_split();
+    let wr = Arc::new(wr);
+    let queued = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = oneshot::channel();
+    let direct = Direct {
+        wr: wr.clone(),
+        queued: queued.clone(),
+        throttle: adm.throttle.clone(),
+    };
     if core
         .send(Msg::Register {
             conn,
             peer,
             tx,
+            direct,
             ready: ready_tx,
         })
         .is_err()
     {
         return;
     }
-    let mut writer = tokio::spawn(writer(wr, rx, adm.throttle.clone()).in_current_span());
+    let mut writer = tokio::spawn(writer(wr, rx, queued).in_current_span());
     // The reader stops when the client goes away, or when the server closes the
     // connection (the writer ends after flushing).
     tokio::select! {
@@ -874,18 +1006,19 @@ async fn four_letter_request(
 }
 
 async fn writer(
-    mut wr: OwnedWriteHalf,
+    wr: Arc<OwnedWriteHalf>,
     mut rx: mpsc::UnboundedReceiver<ConnMsg>,
-    throttle: Arc<ConnThrottle>,
+    queued: Arc<AtomicUsize>,
 ) {
     let mut batch = Vec::with_capacity(64);
     let mut buf = BytesMut::with_capacity(16 * 1024);
-    while rx.recv_many(&mut batch, 256).await > 0 {
+    'run: while rx.recv_many(&mut batch, 256).await > 0 {
         let mut close = false;
+        let mut frames = 0;
         for m in batch.drain(..) {
             match m {
                 ConnMsg::Frame(f) => {
-                    throttle.frame_sent(&f);
+                    frames += 1;
                     buf.extend_from_slice(&f);
                 }
                 ConnMsg::Close => {
@@ -894,15 +1027,23 @@ async fn writer(
                 }
             }
         }
-        if !buf.is_empty() {
-            if wr.write_all(&buf).await.is_err() {
-                break;
+        let mut at = 0;
+        while at < buf.len() {
+            if wr.writable().await.is_err() {
+                break 'run;
             }
-            buf.clear();
+            match wr.try_write(&buf[at..]) {
+                Ok(n) => at += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => break 'run,
+            }
         }
+        buf.clear();
+        queued.fetch_sub(frames, Ordering::AcqRel);
         if close {
             break;
         }
     }
-    let _ = wr.shutdown().await;
+    // The write side shuts down (FIN) when the last holder drops it: this task, and the
+    // core when it forgets the connection.
 }

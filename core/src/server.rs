@@ -1085,11 +1085,17 @@ impl Server {
 
     fn can_read(&self, conn: ConnId, path: &str, perm: i32) -> Result<(), ErrorCode> {
         let n = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
-        let acl = self.tree.acls.lookup(n.acl).map(|a| a.to_vec());
-        let acl = acl.unwrap_or_else(crate::acl::open_acl_unsafe);
+        let open;
+        let acl = match self.tree.acls.lookup(n.acl) {
+            Some(a) => a,
+            None => {
+                open = crate::acl::open_acl_unsafe();
+                &open[..]
+            }
+        };
         if check_acl(
             &self.settings.prep.auth_providers,
-            &acl,
+            acl,
             perm,
             self.conn_auth(conn),
             self.settings.prep.skip_acl,
