@@ -1499,6 +1499,8 @@ impl Server {
     }
 
     fn deliver(&mut self, fired: Vec<Fired>, out: &mut Vec<Output>) {
+        // Every watcher of one change gets the same bytes: encode them once.
+        let mut last: Option<(EventType, String, Bytes)> = None;
         for f in fired {
             let Some(c) = self.conns.get(&f.watcher) else {
                 continue;
@@ -1513,7 +1515,14 @@ impl Server {
             ) {
                 continue;
             }
-            let frame = event_frame(f.event, &f.path);
+            let frame = match &last {
+                Some((e, p, b)) if *e == f.event && *p == f.path => b.clone(),
+                _ => {
+                    let b = event_frame(f.event, &f.path);
+                    last = Some((f.event, f.path, b.clone()));
+                    b
+                }
+            };
             self.send(f.watcher, frame, out);
         }
     }
