@@ -251,6 +251,13 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
         let snap_dir = version_dir(&cfg.data_dir);
         let log_dir = version_dir(cfg.txn_log_dir());
         let trust_empty = cfg.system_property("zookeeper.snapshot.trust.empty") == Some("true");
+        let compression = snapshot::Compression::from_property(
+            cfg.system_property("zookeeper.snapshot.compression.method"),
+        );
+        if compression == snapshot::Compression::Snappy {
+            error!("zookeeper.snapshot.compression.method=snappy is not supported; use gz or leave it unset");
+            return ExitCode::from(2);
+        }
         let restored = match restore(&snap_dir, &log_dir, trust_empty) {
             Ok(r) => r,
             Err(e) => {
@@ -265,7 +272,9 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
         if restored.snapshot_zxid.is_none() {
             // Like ZooKeeper, a fresh data directory starts with snapshot.0, so that
             // ZooKeeper itself can take the directory over (it refuses logs without one).
-            if let Err(e) = snapshot::write_tree(&snap_dir, &restored.tree, &[]) {
+            if let Err(e) =
+                snapshot::write_tree_as(&snap_dir, &restored.tree, &[], compression)
+            {
                 error!(
                     "cannot write the initial snapshot in {}: {e}",
                     snap_dir.display()
@@ -306,6 +315,7 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
                 dir: snap_dir.clone(),
                 snap_count: cfg.snap_count.max(2) as u64,
                 at_start: replayed > 0,
+                compression,
             }),
             four_letter: four_letter_settings(&cfg, &snap_dir, &log_dir),
             limits: client_limits(&cfg),

@@ -1028,13 +1028,35 @@ async fn geokeeper_killed_and_restarted_keeps_everything_and_carries_on() {
 // 4. Tools
 // ---------------------------------------------------------------------------------------
 
+/// Every snapshot file of `v2`, plain (`snapshot.<zxid>`) or gzip (`snapshot.<zxid>.gz`),
+/// oldest first.
+fn snapshot_paths(v2: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<(i64, PathBuf)> = std::fs::read_dir(v2)
+        .unwrap_or_else(|e| panic!("{}: {e}", v2.display()))
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let name = e.file_name().into_string().ok()?;
+            let rest = name.strip_prefix("snapshot.")?;
+            let hex = rest.strip_suffix(".gz").unwrap_or(rest);
+            let z = i64::from_str_radix(hex, 16).ok()?;
+            Some((z, e.path()))
+        })
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, p)| p).collect()
+}
+
+fn is_gz(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "gz")
+}
+
 /// Waits (up to 30 s) until every snapshot in `v2` dumps cleanly, twice in a row 500 ms
 /// apart with the same files (a snapshot thread may start a file just after a check).
 fn wait_for_complete_snapshots(v2: &Path) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut clean_before: Option<Vec<PathBuf>> = None;
     loop {
-        let all: Vec<PathBuf> = files(v2, "snapshot").into_iter().map(|(_, p)| p).collect();
+        let all = snapshot_paths(v2);
         let bad: Vec<&PathBuf> = all
             .iter()
             .filter(|p| gk_tool(&["snapshot", "dump", &path_arg(p)]).0 != 0)
@@ -1212,4 +1234,87 @@ async fn log_and_snapshot_tools_check_repair_and_purge() {
     blocking(|| gk.restart());
     let purged = blocking(|| dump(gk.addr));
     assert_same_tree(&repaired, &purged, "before purge vs restored after it");
+}
+
+/// `zookeeper.snapshot.compression.method=gz` (a zoo.cfg key both servers turn into that
+/// property): ZooKeeper's gzip snapshots restore in geokeeper, geokeeper writes gzip
+/// snapshots in turn, and ZooKeeper restores from those.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gzip_snapshots_restore_both_ways() {
+    let gz = "snapshot.compression.method=gz";
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let v2 = data.join("version-2");
+
+    let mut java = blocking(|| JavaZk::start_on(&data, &format!("{}\n{gz}", common_cfg())));
+    {
+        let c = Client::connect(&java.connect_string()).await.unwrap();
+        c.create("/g", b"", &persistent()).await.unwrap();
+        for i in 0..40 {
+            c.create(&format!("/g/z{i}"), b"from zookeeper", &persistent())
+                .await
+                .unwrap();
+        }
+    }
+    let v = v2.clone();
+    blocking(move || wait_for_complete_snapshots(&v));
+    let before = blocking(|| dump(java.addr));
+    blocking(|| java.kill());
+    let zk_snaps = snapshot_paths(&v2);
+    assert!(
+        zk_snaps.iter().filter(|p| is_gz(p)).count() >= 2,
+        "ZooKeeper wrote no gzip snapshots: {zk_snaps:?}"
+    );
+    let zk_newest = zk_snaps.last().cloned().unwrap();
+
+    let mut gk = blocking(|| Geokeeper::start_on(&data, &format!("{}\n{gz}", gk_cfg(60_000))));
+    let restored = blocking(|| dump(gk.addr));
+    assert_same_tree(
+        &before,
+        &restored,
+        "geokeeper on ZooKeeper's gzip snapshots",
+    );
+    assert!(
+        gk.log()
+            .contains(&format!("Reading snapshot {}", zk_newest.display())),
+        "geokeeper did not restore from {}:\n{}",
+        zk_newest.display(),
+        gk.log()
+    );
+    {
+        let c = Client::connect(&gk.addr.to_string()).await.unwrap();
+        for i in 0..40 {
+            c.create(&format!("/g/k{i}"), b"from geokeeper", &persistent())
+                .await
+                .unwrap();
+        }
+    }
+    let v = v2.clone();
+    let newest_before = zk_newest.clone();
+    blocking(move || {
+        eventually(Duration::from_secs(10), "a geokeeper gzip snapshot", || {
+            snapshot_paths(&v)
+                .last()
+                .is_some_and(|p| *p != newest_before && is_gz(p))
+        })
+    });
+    let written = blocking(|| dump(gk.addr));
+    blocking(|| gk.kill());
+    // geokeeper's snapshots are renamed into place whole: the newest is the one to read.
+    let gk_newest = snapshot_paths(&v2).last().cloned().unwrap();
+    assert!(is_gz(&gk_newest) && gk_newest != zk_newest, "{gk_newest:?}");
+    let (code, out, err) = gk_tool(&["snapshot", "dump", &path_arg(&gk_newest)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("/g/k0"), "{out}");
+
+    let java = blocking(|| JavaZk::start_on(&data, &format!("{}\n{gz}", common_cfg())));
+    let after = blocking(|| dump(java.addr));
+    let log = java.log();
+    assert_same_tree(&written, &after, "ZooKeeper on geokeeper's gzip snapshots");
+    assert!(
+        log.contains(&format!("Reading snapshot {}", gk_newest.display())),
+        "ZooKeeper did not restore from {}:\n{log}",
+        gk_newest.display()
+    );
+    assert!(digest_complaints(&log).is_empty(), "{log}");
 }

@@ -57,6 +57,8 @@ pub struct SnapshotSettings {
     pub snap_count: u64,
     /// Take one as soon as the server starts (after a restore that replayed the log).
     pub at_start: bool,
+    /// `zookeeper.snapshot.compression.method`.
+    pub compression: crate::snapshot::Compression,
 }
 
 /// What the snapshot writer thread is told.
@@ -211,7 +213,7 @@ pub async fn serve(
     let snap_count = settings.snapshots.as_ref().map(|s| s.snap_count);
     let log_thread = spawn_log_thread(log, log_rx, done_tx, snap_count)?;
     let snap_tx = match &settings.snapshots {
-        Some(s) => Some(spawn_snapshot_thread(s.dir.clone())?),
+        Some(s) => Some(spawn_snapshot_thread(s.dir.clone(), s.compression)?),
         None => None,
     };
     let clocks = Clocks {
@@ -455,7 +457,10 @@ impl SnapLink {
     }
 }
 
-fn spawn_snapshot_thread(dir: std::path::PathBuf) -> io::Result<SnapLink> {
+fn spawn_snapshot_thread(
+    dir: std::path::PathBuf,
+    compression: crate::snapshot::Compression,
+) -> io::Result<SnapLink> {
     let (tx, rx) = std::sync::mpsc::channel::<SnapMsg>();
     let backlog = Arc::new(AtomicUsize::new(0));
     let left = backlog.clone();
@@ -500,6 +505,7 @@ fn spawn_snapshot_thread(dir: std::path::PathBuf) -> io::Result<SnapLink> {
                                 &acl_map,
                                 &mut nodes,
                                 zxid_digest,
+                                compression,
                             )
                         });
                         match r {
