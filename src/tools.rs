@@ -223,7 +223,7 @@ pub fn snapshot_dump(file: &Path, json: bool) -> ExitCode {
     println!("----");
     println!("Session Details (sid, timeout, ephemeralCount):");
     for (id, t) in &l.sessions {
-        println!("{id:#016x}, {t}, {}", l.tree.ephemerals_of(*id).count());
+        println!("{id:#016x}, {t}, {}", l.tree.ephemerals_of(*id).len());
     }
     println!("----");
     println!("Last zxid: {:#x}", l.zxid);

@@ -285,7 +285,7 @@ impl Prep {
     ) -> (TxnBody, Option<TxnDigest>) {
         hdr.r#type = OpCode::CloseSession as i32;
         let mut es: std::collections::BTreeSet<String> =
-            tree.ephemerals_of(session).cloned().collect();
+            tree.ephemerals_of(session).into_iter().cloned().collect();
         for (path, c) in &self.changes {
             match &c.stat {
                 None => {

@@ -1154,6 +1154,7 @@ impl Server {
                 let ephemerals = self
                     .tree
                     .ephemerals_of(session)
+                    .into_iter()
                     .filter(|p| all || p.starts_with(&r.prefix_path))
                     .cloned()
                     .collect();

@@ -733,7 +733,11 @@ mod tests {
             assert_eq!(a.data, b.data, "{path}");
         }
         assert_eq!(
-            l.tree.ephemerals_of(0x55).cloned().collect::<Vec<_>>(),
+            l.tree
+                .ephemerals_of(0x55)
+                .into_iter()
+                .cloned()
+                .collect::<Vec<_>>(),
             vec!["/a/b".to_string()]
         );
         assert_eq!(

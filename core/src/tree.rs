@@ -437,7 +437,9 @@ pub struct DataTree {
     free: Vec<Id>,
     live: usize,
     hasher: hashbrown::DefaultHashBuilder,
-    ephemerals: HashMap<i64, BTreeSet<String>>,
+    /// Each session's ephemeral paths (`DataTree.ephemerals`: a hash set, as ZooKeeper's;
+    /// a sorted set cost a dozen long-prefix comparisons per create under a busy parent).
+    ephemerals: HashMap<i64, hashbrown::HashSet<String>>,
     containers: BTreeSet<String>,
     ttls: BTreeSet<String>,
     pub acls: AclCache,
@@ -717,8 +719,16 @@ impl DataTree {
         Some(self.acls.get(id))
     }
 
-    pub fn ephemerals_of(&self, session: i64) -> impl Iterator<Item = &String> {
-        self.ephemerals.get(&session).into_iter().flatten()
+    /// A session's ephemeral paths, sorted.
+    pub fn ephemerals_of(&self, session: i64) -> Vec<&String> {
+        let mut v: Vec<&String> = self
+            .ephemerals
+            .get(&session)
+            .into_iter()
+            .flatten()
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     pub fn sessions_with_ephemerals(&self) -> impl Iterator<Item = (i64, usize)> + '_ {
