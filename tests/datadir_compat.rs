@@ -1265,7 +1265,14 @@ async fn gzip_snapshots_restore_both_ways() {
         zk_snaps.iter().filter(|p| is_gz(p)).count() >= 2,
         "ZooKeeper wrote no gzip snapshots: {zk_snaps:?}"
     );
-    let zk_newest = zk_snaps.last().cloned().unwrap();
+    // The dump's own session is a transaction, so ZooKeeper may have been killed in the
+    // middle of one more snapshot: restore takes the newest complete one.
+    let zk_newest = zk_snaps
+        .iter()
+        .rev()
+        .find(|p| gk_tool(&["snapshot", "dump", &path_arg(p)]).0 == 0)
+        .cloned()
+        .unwrap();
 
     let mut gk = blocking(|| Geokeeper::start_on(&data, &format!("{}\n{gz}", gk_cfg(60_000))));
     let restored = blocking(|| dump(gk.addr));
