@@ -577,7 +577,8 @@ async fn frame_over_jute_maxbuffer_closes_the_connection_but_not_the_session() {
         .await
         .unwrap_err();
     assert_eq!(err, Error::ConnectionLoss);
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // Promptly (the suite's bound for prompt things; 16 tests share two cores here).
+    assert!(t.elapsed() < PROMPT, "{:?}", t.elapsed());
     // The client reconnects to the same session; nothing was written.
     state_becomes(&c, SessionState::SyncConnected, PROMPT).await;
     assert_eq!(c.session_id(), sid);
