@@ -132,10 +132,11 @@ impl ConnHandle {
         }
     }
 
-    /// Sends reply and event frames, in order: straight to the socket while it takes
-    /// them and nothing is queued, the rest through the writer task.
-    fn deliver(&self, frames: &[Bytes]) {
-        for f in frames {
+    /// Sends reply and event frames (this connection's run of the batch), in order:
+    /// straight to the socket while it takes them and nothing is queued, the rest through
+    /// the writer task.
+    fn deliver(&self, frames: &[(ConnId, Bytes)]) {
+        for (_, f) in frames {
             self.direct.throttle.frame_sent(f);
         }
         let (mut i, mut off) = (0usize, 0usize);
@@ -143,14 +144,14 @@ impl ConnHandle {
             while i < frames.len() {
                 let mut slices = [io::IoSlice::new(&[]); 64];
                 let mut n = 0;
-                for (k, f) in frames[i..].iter().take(64).enumerate() {
+                for (k, (_, f)) in frames[i..].iter().take(64).enumerate() {
                     slices[k] = io::IoSlice::new(if k == 0 { &f[off..] } else { &f[..] });
                     n += 1;
                 }
                 match self.direct.wr.try_write_vectored(&slices[..n]) {
                     Ok(mut w) => {
                         while w > 0 && i < frames.len() {
-                            let left = frames[i].len() - off;
+                            let left = frames[i].1.len() - off;
                             if w >= left {
                                 w -= left;
                                 i += 1;
@@ -167,7 +168,7 @@ impl ConnHandle {
                 }
             }
         }
-        for (k, f) in frames[i..].iter().enumerate() {
+        for (k, (_, f)) in frames[i..].iter().enumerate() {
             self.queue(if k == 0 { f.slice(off..) } else { f.clone() });
         }
     }
@@ -807,36 +808,17 @@ fn dispatch(
     true
 }
 
-/// Sends gathered frames, each connection's in their order.
+/// Sends gathered frames, each connection's run in its order; a connection gone
+/// meanwhile gets none.
 fn deliver_all(sends: &mut Vec<(ConnId, Bytes)>, conns: &HashMap<ConnId, ConnHandle>) {
-    if sends.is_empty() {
-        return;
-    }
+    // Stable: a connection's frames keep their order.
     sends.sort_by_key(|s| s.0);
-    // Runs of one connection's frames (a connection gone meanwhile gets none).
-    let mut groups: Vec<(&ConnHandle, Vec<Bytes>)> = Vec::new();
-    let mut run: Option<(ConnId, bool)> = None;
-    for (conn, f) in sends.drain(..) {
-        match run {
-            Some((c, live)) if c == conn => {
-                if live {
-                    if let Some(g) = groups.last_mut() {
-                        g.1.push(f);
-                    }
-                }
-            }
-            _ => {
-                let handle = conns.get(&conn);
-                run = Some((conn, handle.is_some()));
-                if let Some(h) = handle {
-                    groups.push((h, vec![f]));
-                }
-            }
+    for run in sends.chunk_by(|a, b| a.0 == b.0) {
+        if let Some(c) = conns.get(&run[0].0) {
+            c.deliver(run);
         }
     }
-    for (c, frames) in &groups {
-        c.deliver(frames);
-    }
+    sends.clear();
 }
 
 /// Reads one frame: `Ok(None)` at a clean end of stream.

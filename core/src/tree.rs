@@ -791,15 +791,6 @@ impl DataTree {
         out
     }
 
-    /// The children of `path` with their ids' paths, for walks that keep their own stack
-    /// (the fuzzy snapshot).
-    pub fn child_paths(&self, path: &str, out: &mut Vec<String>) {
-        let Some(id) = self.find(path) else { return };
-        if let Some(k) = &self.slots[id as usize].kids {
-            out.extend(k.iter().map(|&c| join(path, self.name(c))));
-        }
-    }
-
     // ---- applying transactions ----
 
     /// Applies one committed transaction. Errors inside it (a create that finds its node
@@ -852,13 +843,7 @@ impl DataTree {
                 if top_level_create && r == Err(ErrorCode::NodeExists) {
                     let parent = split_path(&t.path).0.to_owned();
                     let cv = t.parent_cversion;
-                    self.change_stat(&parent, |p| {
-                        let cv = if cv == -1 { p.cversion + 1 } else { cv };
-                        if cv > p.cversion {
-                            p.cversion = cv;
-                            p.pzxid = zxid;
-                        }
-                    });
+                    self.change_stat(&parent, |p| advance_cversion(p, cv, zxid));
                 }
                 r
             }
@@ -969,17 +954,7 @@ impl DataTree {
         // released again below on failure paths that follow (none do after this point).
         let acl_id = self.acls.intern(acl);
         self.rewrite(pid, root_alias(parent), None, |_, p| {
-            let cv = if parent_cversion == -1 {
-                p.cversion + 1
-            } else {
-                parent_cversion
-            };
-            // A replayed create of a node that came and went inside a fuzzy snapshot must
-            // not move the parent's cversion and pzxid backwards.
-            if cv > p.cversion {
-                p.cversion = cv;
-                p.pzxid = zxid;
-            }
+            advance_cversion(p, parent_cversion, zxid)
         });
         let stat = NodeStat {
             czxid: zxid,
@@ -1278,6 +1253,21 @@ impl DataTree {
             }
         }
         true
+    }
+}
+
+/// A create's effect on its parent: cversion becomes the txn's `parentCVersion` (-1: one
+/// more) and pzxid the create's zxid, but only forwards, so that replaying a create of a
+/// node that came and went inside a fuzzy snapshot moves nothing back.
+fn advance_cversion(p: &mut NodeStat, parent_cversion: i32, zxid: i64) {
+    let cv = if parent_cversion == -1 {
+        p.cversion + 1
+    } else {
+        parent_cversion
+    };
+    if cv > p.cversion {
+        p.cversion = cv;
+        p.pzxid = zxid;
     }
 }
 
