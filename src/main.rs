@@ -80,12 +80,20 @@ enum LogCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Reads every log file of a data directory and reports the first bad record.
+    /// Checks a data directory as startup does (framing and checksums of every log file,
+    /// then the newest good snapshot and the replay after it: decoding, zxid gaps) and
+    /// reports the first problem.
     Check {
         dir: PathBuf,
         /// Cut a torn tail (a crash mid-write) back to the last whole transaction.
         #[arg(long)]
         truncate: bool,
+        /// Where the snapshots are, when dataLogDir is set apart from dataDir (default: DIR).
+        #[arg(long, value_name = "DIR")]
+        snap_dir: Option<PathBuf>,
+        /// Accept logs without any snapshot (`zookeeper.snapshot.trust.empty=true`).
+        #[arg(long)]
+        trust_empty: bool,
     },
 }
 
@@ -115,8 +123,14 @@ fn main() -> ExitCode {
             cmd: LogCmd::Dump { file, json },
         } => tools::log_dump(&file, json),
         Command::Log {
-            cmd: LogCmd::Check { dir, truncate },
-        } => tools::log_check(&dir, truncate),
+            cmd:
+                LogCmd::Check {
+                    dir,
+                    truncate,
+                    snap_dir,
+                    trust_empty,
+                },
+        } => tools::log_check(&dir, snap_dir.as_deref(), truncate, trust_empty),
         Command::Snapshot {
             cmd: SnapshotCmd::Dump { file, json },
         } => tools::snapshot_dump(&file, json),
@@ -167,6 +181,13 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
     for w in &warnings {
         warn!("{w}");
     }
+    let inert = cfg.inert_settings();
+    if !inert.is_empty() {
+        info!(
+            "recognised but not acted on (none of them changes a guarantee): {}",
+            inert.join(", ")
+        );
+    }
     let addr = cfg.client_socket_addr();
     if config.is_none() {
         info!(
@@ -183,6 +204,22 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
         AuthProviders::from_properties(props.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     for w in &provider_warnings {
         warn!("{w}");
+    }
+    // AuthenticationHelper.validateConfiguredProperties: every enforced scheme needs a
+    // registered provider (`super` never has one), or the server does not start.
+    let enforce_auth_schemes = cfg.enforced_auth_schemes();
+    if let Some(schemes) = &enforce_auth_schemes {
+        if let Some(s) = schemes.iter().find(|s| auth_providers.get(s).is_none()) {
+            error!(
+                "Authentication scheme {s} is not available. (zookeeper.enforce.auth.schemes; registered: {})",
+                auth_providers.list()
+            );
+            return ExitCode::from(2);
+        }
+        info!(
+            "zookeeper.enforce.auth.enabled = true, zookeeper.enforce.auth.schemes = [{}]",
+            schemes.join(", ")
+        );
     }
     let sasl = match SaslConfig::configure(cfg.jaas_config.as_deref(), props) {
         Ok(s) => s,
@@ -246,6 +283,7 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             },
             super_digest: cfg.super_digest.clone(),
             sasl: sasl.map(std::sync::Arc::new),
+            enforce_auth_schemes,
         };
         // The data directory: ZooKeeper's version-2 layout, restored before serving.
         let snap_dir = version_dir(&cfg.data_dir);

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use geokeeper_core::datadir::{purge, version_dir};
+use geokeeper_core::datadir::{load, purge, version_dir};
 use geokeeper_core::proto::txn::{TxnBody, TxnEntry};
 use geokeeper_core::proto::OpCode;
 use geokeeper_core::snapshot;
@@ -230,14 +230,27 @@ pub fn snapshot_dump(file: &Path, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `geokeeper log check DIR [--truncate]`: reads every log file of a data directory (or a
-/// `version-2` directory) and reports the first bad record, if any.
-pub fn log_check(dir: &Path, truncate: bool) -> ExitCode {
-    let dir = if dir.join("version-2").is_dir() {
+/// A data directory's `version-2`, or `dir` itself when it is one.
+fn files_dir(dir: &Path) -> std::path::PathBuf {
+    if dir.join("version-2").is_dir() {
         version_dir(dir)
     } else {
         dir.to_owned()
-    };
+    }
+}
+
+/// `geokeeper log check DIR [--truncate]`: reads every log file of a data directory (or a
+/// `version-2` directory) and reports the first bad record, if any; then loads the newest
+/// good snapshot and replays the log after it exactly as startup does
+/// ([`geokeeper_core::datadir::load`]), so a directory startup refuses is never "ok".
+pub fn log_check(
+    dir: &Path,
+    snap_dir: Option<&Path>,
+    truncate: bool,
+    trust_empty: bool,
+) -> ExitCode {
+    let snap_dir = files_dir(snap_dir.unwrap_or(dir));
+    let dir = files_dir(dir);
     let files = match log_files(&dir) {
         Ok(f) => f,
         Err(e) => {
@@ -288,12 +301,28 @@ pub fn log_check(dir: &Path, truncate: bool) -> ExitCode {
             }
         }
     }
+    let restored = match load(&snap_dir, &dir, trust_empty) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("startup would refuse this directory: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let from = match restored.snapshot_zxid {
+        Some(z) => format!("snapshot {z:#x} + {} replayed", restored.replayed),
+        None => format!("no snapshot, {} replayed", restored.replayed),
+    };
     match last {
         Some(z) => println!(
-            "ok: {total} transactions in {} files, last zxid {z:#x}",
-            files.len()
+            "ok: {total} transactions in {} files, last zxid {z:#x}; {from}, tree at zxid {:#x}",
+            files.len(),
+            restored.tree.last_zxid()
         ),
-        None => println!("ok: no transactions in {} files", files.len()),
+        None => println!(
+            "ok: no transactions in {} files; {from}, tree at zxid {:#x}",
+            files.len(),
+            restored.tree.last_zxid()
+        ),
     }
     ExitCode::SUCCESS
 }

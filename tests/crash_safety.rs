@@ -33,7 +33,7 @@ use geokeeper_core::request::{MultiOp, Request};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use support::gk::{Geokeeper, StartError};
+use support::gk::{gk_tool, Geokeeper, StartError};
 use support::rawzk::{decode_body, Body, Frame, OpResult, RawZk};
 
 // ---------------------------------------------------------------------------------------
@@ -1316,6 +1316,15 @@ fn missing_middle_log_file_is_a_startup_error_naming_the_gap() {
             }
             Err((e, log)) => panic!("{case}: {e:?}:\n{log}"),
         }
+        // The checker refuses what startup refuses, naming the same gap.
+        let (code, out, err) = gk_tool(&["log", "check", &dir.display().to_string()]);
+        assert_eq!(code, 1, "{case}: log check: {out}{err}");
+        assert!(
+            out.contains("startup would refuse")
+                && out.contains(&format!("after zxid {after:#x}"))
+                && out.contains(&format!("continues at {next:#x}")),
+            "{case}: log check should name the gap {after:#x}..{next:#x}: {out}{err}"
+        );
     }
 }
 

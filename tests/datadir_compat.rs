@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use geokeeper_core::proto::records::*;
 use geokeeper_core::proto::OpCode;
 use geokeeper_core::request::Request;
-use support::gk::{binary, Geokeeper};
+use support::gk::{gk_tool, Geokeeper};
 use support::java_zk::{kazoo, snapshot_formatter, txn_log_toolkit, zkcli, JavaZk};
 use support::rawzk::{decode_body, Body, RawZk, AUTH_XID};
 use support::zkc::{mode, persistent};
@@ -464,19 +464,6 @@ fn names(v: &[(i64, PathBuf)]) -> Vec<String> {
 }
 
 /// Runs `geokeeper args…`; returns (exit code, stdout, stderr).
-fn gk_tool(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(binary())
-        .args(args)
-        .env("GEOKEEPER_LOG", "warn")
-        .output()
-        .expect("run geokeeper");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn path_arg(p: &Path) -> String {
     p.display().to_string()
 }

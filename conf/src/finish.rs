@@ -111,6 +111,18 @@ pub(crate) fn finish(
 
 /// Checks that depend on system properties, run again after `-D` flags are applied.
 pub(crate) fn check_properties(cfg: &Config) -> Result<(), ConfigError> {
+    crate::inert::refuse(cfg)?;
+    if cfg.enforced_auth_schemes().is_some_and(|s| s.is_empty()) {
+        // AuthenticationHelper.validateConfiguredProperties (its message, two spaces and all).
+        let loc = cfg
+            .prov
+            .props
+            .get(crate::sysprops::ENFORCE_AUTH_ENABLED)
+            .map_or_else(|| cfg.loc("enforce.auth.enabled"), |p| p.loc.clone());
+        return Err(loc.error(
+            "zookeeper.enforce.auth.enabled is true zookeeper.enforce.auth.schemes must be  configured.",
+        ));
+    }
     if !cfg.multi_address_enabled {
         if let Some(spec) = cfg.servers.values().find(|s| s.addresses.len() > 1) {
             return Err(server_loc(cfg, spec.id).error(format!(

@@ -23,6 +23,7 @@
 
 mod error;
 mod finish;
+mod inert;
 mod properties;
 mod server;
 mod sysprops;
@@ -48,6 +49,8 @@ pub const DEFAULT_JUTE_MAXBUFFER: u32 = 0xfffff;
 pub const EMBEDDED_DATA_DIR: &str = "./geokeeper-data";
 /// The client port ZooKeeper users expect.
 pub const DEFAULT_CLIENT_PORT: u16 = 2181;
+/// `zookeeper.snapSizeLimitInKb`'s default: 4 GiB of log between snapshots.
+pub const DEFAULT_SNAP_SIZE_LIMIT_KB: i64 = 4 * 1024 * 1024;
 /// `PurgeTxnLog` never keeps fewer snapshots than this.
 pub const MIN_SNAP_RETAIN_COUNT: u32 = 3;
 /// `EphemeralType.MAX_EXTENDED_SERVER_ID`: the largest server id usable with extended types.
@@ -161,6 +164,21 @@ pub struct Config {
     /// Property `readonlymode.enabled` — serve reads when cut off from the quorum.
     /// Default false.
     pub readonly_mode_enabled: bool,
+    /// `enforce.auth.enabled` (property `zookeeper.enforce.auth.enabled`) — every request but
+    /// auth and sasl needs an identity of a scheme in `enforce.auth.schemes`. Default false.
+    pub enforce_auth_enabled: bool,
+    /// `enforce.auth.schemes` (property `zookeeper.enforce.auth.schemes`) — comma-separated,
+    /// each trimmed, as `AuthenticationHelper` splits it. Default none.
+    pub enforce_auth_schemes: Vec<String>,
+    /// `sessionRequireClientSASLAuth` (property `zookeeper.sessionRequireClientSASLAuth`) —
+    /// the 3.6 name of enforcement: when true it means enabled with schemes `sasl`, and
+    /// wins over both settings above. Default false.
+    pub session_require_client_sasl_auth: bool,
+    /// `snapSizeLimitInKb` (property `zookeeper.snapSizeLimitInKb`) — also snapshot once the
+    /// log written since the last snapshot passes half of this plus a random share of the
+    /// other half (`SyncRequestProcessor`); zero or negative disables it. Default 4194304
+    /// (4 GiB).
+    pub snap_size_limit_kb: i64,
     /// This server's id: the `myid` file in `dataDir` (zoo.cfg), or `[server] server_id`
     /// (TOML). 0 for a standalone server without one.
     pub server_id: u64,
@@ -199,6 +217,8 @@ pub(crate) struct Provenance {
     pub keys: BTreeMap<&'static str, Loc>,
     /// Property → who set it, with which precedence.
     pub props: BTreeMap<String, PropSource>,
+    /// [`Config::other_settings`] key → where it was written.
+    pub other: BTreeMap<String, Loc>,
     /// `server.N` / `[[quorum.servers]]` → where it was written.
     pub servers: BTreeMap<u64, Loc>,
     /// Whether `server_id` was given (TOML `server_id`, or a `myid` file was read).
@@ -290,6 +310,10 @@ impl Default for Config {
             super_digest: None,
             jaas_config: None,
             readonly_mode_enabled: false,
+            enforce_auth_enabled: false,
+            enforce_auth_schemes: Vec::new(),
+            session_require_client_sasl_auth: false,
+            snap_size_limit_kb: DEFAULT_SNAP_SIZE_LIMIT_KB,
             server_id: 0,
             servers: BTreeMap::new(),
             peer_type: PeerType::Participant,
@@ -410,6 +434,26 @@ impl Config {
             }
             Dialect::ZooCfg => zoo_cfg::parse(&properties::decode(&bytes), &name),
         }
+    }
+
+    /// The schemes a connection must hold an identity of before any request but auth and
+    /// sasl (`AuthenticationHelper`): `sessionRequireClientSASLAuth` means `["sasl"]` and
+    /// wins; otherwise `enforce.auth.schemes` when `enforce.auth.enabled`. `None`: off.
+    pub fn enforced_auth_schemes(&self) -> Option<Vec<String>> {
+        if self.session_require_client_sasl_auth {
+            Some(vec!["sasl".to_string()])
+        } else if self.enforce_auth_enabled {
+            Some(self.enforce_auth_schemes.clone())
+        } else {
+            None
+        }
+    }
+
+    /// Recognised settings geokeeper does not act on and that change no guarantee, each as
+    /// `key (file:line)`: what the one startup line names. Settings that would weaken
+    /// security or durability if ignored never get here: they stop startup.
+    pub fn inert_settings(&self) -> Vec<String> {
+        inert::harmless(self)
     }
 
     /// The effective minimum session timeout: `minSessionTimeout`, or 2 × tickTime.

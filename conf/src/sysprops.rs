@@ -61,6 +61,29 @@ pub(crate) const JAAS_CONFIG: &str = "java.security.auth.login.config";
 pub(crate) const READONLY_MODE: &str = "readonlymode.enabled";
 pub(crate) const MAX_CNXNS: &str = "zookeeper.maxCnxns";
 pub(crate) const MULTI_ADDRESS: &str = "zookeeper.multiAddress.enabled";
+pub(crate) const ENFORCE_AUTH_ENABLED: &str = "zookeeper.enforce.auth.enabled";
+pub(crate) const ENFORCE_AUTH_SCHEMES: &str = "zookeeper.enforce.auth.schemes";
+pub(crate) const SESSION_REQUIRE_SASL: &str = "zookeeper.sessionRequireClientSASLAuth";
+pub(crate) const SNAP_SIZE_LIMIT: &str = "zookeeper.snapSizeLimitInKb";
+
+/// Properties geokeeper reads by name outside [`apply_typed`]: the server, its auth
+/// providers and its SASL login look them up in [`Config::system_properties`].
+pub(crate) const READ_BY_NAME: &[&str] = &[
+    "zookeeper.digest.enabled",
+    "zookeeper.snapshot.trust.empty",
+    "zookeeper.snapshot.compression.method",
+    "zookeeper.jute.maxbuffer.extrasize",
+    "zookeeper.nio.sessionlessCnxnTimeout",
+    "zookeeper.DigestAuthenticationProvider.enabled",
+    "zookeeper.letAnySaslUserDoX",
+    "zookeeper.sasl.serverconfig",
+    "zookeeper.superUser",
+    "zookeeper.SASLAuthenticationProvider.superPassword",
+    "zookeeper.allowSaslFailedClients",
+];
+
+/// Property families read by name: `authProvider.N` registers a provider.
+pub(crate) const READ_BY_PREFIX: &[&str] = &["zookeeper.authProvider."];
 
 /// Properties without the `zookeeper.` prefix that a zoo.cfg line may name in full.
 pub(crate) const UNPREFIXED_PROPERTIES: &[&str] = &[
@@ -280,6 +303,32 @@ pub(crate) fn set_property(
     apply_typed(cfg, name, value, &loc, warnings)
 }
 
+/// The properties [`apply_typed`] feeds into typed fields.
+pub(crate) const TYPED: &[&str] = &[
+    JUTE_MAXBUFFER,
+    GLOBAL_OUTSTANDING_LIMIT,
+    SNAP_COUNT,
+    PRE_ALLOC_SIZE,
+    FORCE_SYNC,
+    FSYNC_WARNING,
+    FSYNC_WARNING_OLD,
+    FOUR_LETTER_WHITELIST,
+    EXTENDED_TYPES,
+    CONTAINER_CHECK_INTERVAL,
+    CONTAINER_MAX_PER_MINUTE,
+    ENFORCE_QUOTA,
+    SKIP_ACL,
+    SUPER_DIGEST,
+    JAAS_CONFIG,
+    READONLY_MODE,
+    MAX_CNXNS,
+    MULTI_ADDRESS,
+    ENFORCE_AUTH_ENABLED,
+    ENFORCE_AUTH_SCHEMES,
+    SESSION_REQUIRE_SASL,
+    SNAP_SIZE_LIMIT,
+];
+
 /// Feeds a property into its typed field, parsing the value as the ZooKeeper class reading it
 /// does, but refusing values ZooKeeper would silently replace by its default (a non-number
 /// `snapCount` becomes 100000 in `Integer.getInteger`; here it is an error).
@@ -398,6 +447,29 @@ fn apply_typed(
         }
         // QuorumPeer.QuorumServer: Boolean.parseBoolean(System.getProperty(...)).
         MULTI_ADDRESS => cfg.multi_address_enabled = java_boolean(value, loc, warnings),
+        // AuthenticationHelper: Boolean.parseBoolean; the schemes split on ',' and trimmed
+        // (empty pieces are kept, and name no provider, so validation refuses them).
+        ENFORCE_AUTH_ENABLED => cfg.enforce_auth_enabled = java_boolean(value, loc, warnings),
+        ENFORCE_AUTH_SCHEMES => {
+            cfg.enforce_auth_schemes = value
+                .split(',')
+                .map(|s| crate::properties::java_trim(s).to_string())
+                .collect();
+        }
+        SESSION_REQUIRE_SASL => {
+            cfg.session_require_client_sasl_auth = java_boolean(value, loc, warnings);
+        }
+        // ZooKeeperServer.getSnapSizeLimitInKb: Long.getLong. Zero divides by zero when
+        // ZooKeeper draws its random share and stops the server; here it is an error.
+        SNAP_SIZE_LIMIT => {
+            let n = decode_long(value, loc)?;
+            if n == 0 {
+                return Err(loc.error(
+                    "0 stops ZooKeeper at startup (a division by zero); use a negative value to disable snapshots by log size",
+                ));
+            }
+            cfg.snap_size_limit_kb = n;
+        }
         _ => {}
     }
     Ok(())

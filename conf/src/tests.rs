@@ -344,8 +344,10 @@ fn unmodeled_zookeeper_keys_are_kept_and_validated() {
         "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n",
         "metricsProvider.httpPort=7000\n",
         "clientPortListenBacklog=100\n",
-        "secureClientPort=2281\n",
+        "secureClientPort=0\n",
         "admin.enableServer=false\n",
+        "txnLogSizeLimitInKb=1024\n",
+        "snapCount=5000\n",
     ));
     assert_eq!(
         c.other_settings
@@ -354,16 +356,21 @@ fn unmodeled_zookeeper_keys_are_kept_and_validated() {
         Some("7000")
     );
     assert_eq!(
-        c.other_settings.get("secureClientPort").map(String::as_str),
-        Some("2281")
-    );
-    assert_eq!(
         c.system_property("zookeeper.admin.enableServer"),
         Some("false")
     );
+    assert!(shown(&warnings).is_empty(), "{warnings:?}");
+    // Not acted on and harmless: named together (the startup line), with where each is.
     assert_eq!(
-        shown(&warnings),
-        ["zoo.cfg:6: secureClientPort: not supported by geokeeper yet; ignored"]
+        c.inert_settings(),
+        [
+            "admin.enableServer (zoo.cfg:7)",
+            "txnLogSizeLimitInKb (zoo.cfg:8)",
+            "clientPortListenBacklog (zoo.cfg:5)",
+            "metricsProvider.className (zoo.cfg:3)",
+            "metricsProvider.httpPort (zoo.cfg:4)",
+            "secureClientPort (zoo.cfg:6)",
+        ]
     );
     assert_eq!(
         zoo_err("dataDir=/d\nclientPort=2181\nlocalSessionsEnabled=yes\n"),
@@ -373,6 +380,83 @@ fn unmodeled_zookeeper_keys_are_kept_and_validated() {
         zoo_err("dataDir=/d\nclientPort=2181\nclientPortListenBacklog=many\n"),
         "zoo.cfg:3: clientPortListenBacklog: \"many\" is not a number"
     );
+}
+
+#[test]
+fn settings_that_would_weaken_security_or_durability_if_ignored_stop_startup() {
+    for (line, key) in [
+        ("secureClientPort=2281", "secureClientPort"),
+        ("sslQuorum=true", "sslQuorum"),
+        ("portUnification=true", "portUnification"),
+        (
+            "quorum.auth.serverRequireSasl=true",
+            "quorum.auth.serverRequireSasl",
+        ),
+        ("audit.enable=true", "audit.enable"),
+        (
+            "zookeeper.datadir.autocreate=false",
+            "zookeeper.datadir.autocreate",
+        ),
+        ("db.autocreate=false", "db.autocreate"),
+    ] {
+        let e = zoo_err(&format!("dataDir=/d\nclientPort=2181\n{line}\n"));
+        assert!(
+            e.starts_with(&format!("zoo.cfg:3: {key}: "))
+                && e.contains("not supported by geokeeper"),
+            "{line}: {e}"
+        );
+    }
+    // As -D flags too, named as such.
+    let (mut c, _) = zoo("dataDir=/d\nclientPort=2181\n");
+    let e = c
+        .apply_jvm_flags_from("SERVER_JVMFLAGS", "-Dzookeeper.sslQuorum=true")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("SERVER_JVMFLAGS: -Dzookeeper.sslQuorum: "),
+        "{e}"
+    );
+    // Off is fine.
+    let (c, _) = zoo("dataDir=/d\nclientPort=2181\nsslQuorum=false\naudit.enable=false\n");
+    assert_eq!(
+        c.inert_settings(),
+        ["audit.enable (zoo.cfg:4)", "sslQuorum (zoo.cfg:3)"]
+    );
+}
+
+#[test]
+fn enforce_auth_is_read_as_authentication_helper_reads_it() {
+    let (c, w) = zoo(
+        "dataDir=/d\nclientPort=2181\nenforce.auth.enabled=TRUE\nenforce.auth.schemes= digest , sasl\n",
+    );
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(
+        c.enforced_auth_schemes(),
+        Some(vec!["digest".to_string(), "sasl".to_string()])
+    );
+    assert!(c.inert_settings().is_empty(), "{:?}", c.inert_settings());
+    // sessionRequireClientSASLAuth wins and means sasl.
+    let (c, _) = zoo(
+        "dataDir=/d\nclientPort=2181\nenforce.auth.enabled=true\nenforce.auth.schemes=digest\nsessionRequireClientSASLAuth=true\n",
+    );
+    assert_eq!(c.enforced_auth_schemes(), Some(vec!["sasl".to_string()]));
+    let (c, _) = zoo("dataDir=/d\nclientPort=2181\nenforce.auth.schemes=digest\n");
+    assert_eq!(
+        c.enforced_auth_schemes(),
+        None,
+        "schemes alone enforce nothing"
+    );
+    assert_eq!(
+        zoo_err("dataDir=/d\nclientPort=2181\nenforce.auth.enabled=true\n"),
+        "zoo.cfg:3: enforce.auth.enabled: zookeeper.enforce.auth.enabled is true zookeeper.enforce.auth.schemes must be  configured."
+    );
+    assert_eq!(
+        zoo_err("dataDir=/d\nclientPort=2181\nsnapSizeLimitInKb=0\n"),
+        "zoo.cfg:3: snapSizeLimitInKb: 0 stops ZooKeeper at startup (a division by zero); use a negative value to disable snapshots by log size"
+    );
+    let (c, _) = zoo("dataDir=/d\nclientPort=2181\nsnapSizeLimitInKb=-1\n");
+    assert_eq!(c.snap_size_limit_kb, -1);
+    assert_eq!(Config::default().snap_size_limit_kb, 4_194_304);
 }
 
 // ---------------------------------------------------------------------------------------------

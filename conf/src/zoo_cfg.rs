@@ -31,63 +31,35 @@ enum Kind {
     Text,
 }
 
-/// When ignoring a key changes what clients or peers see, say so.
-#[derive(Clone, Copy, PartialEq)]
-enum Ignored {
-    Silently,
-    /// Warn when the value turns the feature on (a `true` boolean, a positive port, any text).
-    Warn,
-}
-
 /// Keys `parseProperties` reads itself that geokeeper keeps in `other_settings`.
-const UNMODELED: &[(&str, Kind, Ignored)] = &[
-    ("localSessionsEnabled", Kind::Bool, Ignored::Warn),
-    ("localSessionsUpgradingEnabled", Kind::Bool, Ignored::Warn),
-    ("secureClientPort", Kind::Int, Ignored::Warn),
-    ("secureClientPortAddress", Kind::Text, Ignored::Warn),
-    ("observerMasterPort", Kind::Int, Ignored::Warn),
-    ("clientPortListenBacklog", Kind::Int, Ignored::Silently),
-    ("connectToLearnerMasterLimit", Kind::Int, Ignored::Silently),
-    ("quorumListenOnAllIPs", Kind::Bool, Ignored::Silently),
-    ("syncEnabled", Kind::Bool, Ignored::Silently),
-    ("sslQuorum", Kind::Bool, Ignored::Warn),
-    ("portUnification", Kind::Bool, Ignored::Warn),
-    ("sslQuorumReloadCertFiles", Kind::Bool, Ignored::Silently),
-    ("quorum.auth.enableSasl", Kind::Bool, Ignored::Warn),
-    ("quorum.auth.serverRequireSasl", Kind::Bool, Ignored::Warn),
-    ("quorum.auth.learnerRequireSasl", Kind::Bool, Ignored::Warn),
-    (
-        "quorum.auth.learner.saslLoginContext",
-        Kind::Text,
-        Ignored::Silently,
-    ),
-    (
-        "quorum.auth.server.saslLoginContext",
-        Kind::Text,
-        Ignored::Silently,
-    ),
-    (
-        "quorum.auth.kerberos.servicePrincipal",
-        Kind::Text,
-        Ignored::Silently,
-    ),
-    ("quorum.cnxn.threads.size", Kind::Int, Ignored::Silently),
-    ("jvm.pause.info-threshold.ms", Kind::Long, Ignored::Silently),
-    ("jvm.pause.warn-threshold.ms", Kind::Long, Ignored::Silently),
-    ("jvm.pause.sleep.time.ms", Kind::Long, Ignored::Silently),
-    ("jvm.pause.monitor", Kind::Bool, Ignored::Silently),
-    ("metricsProvider.className", Kind::Text, Ignored::Silently),
-    (
-        "multiAddress.reachabilityCheckTimeoutMs",
-        Kind::Int,
-        Ignored::Silently,
-    ),
-    (
-        "multiAddress.reachabilityCheckEnabled",
-        Kind::Bool,
-        Ignored::Silently,
-    ),
-    ("oraclePath", Kind::Text, Ignored::Warn),
+const UNMODELED: &[(&str, Kind)] = &[
+    ("localSessionsEnabled", Kind::Bool),
+    ("localSessionsUpgradingEnabled", Kind::Bool),
+    ("secureClientPort", Kind::Int),
+    ("secureClientPortAddress", Kind::Text),
+    ("observerMasterPort", Kind::Int),
+    ("clientPortListenBacklog", Kind::Int),
+    ("connectToLearnerMasterLimit", Kind::Int),
+    ("quorumListenOnAllIPs", Kind::Bool),
+    ("syncEnabled", Kind::Bool),
+    ("sslQuorum", Kind::Bool),
+    ("portUnification", Kind::Bool),
+    ("sslQuorumReloadCertFiles", Kind::Bool),
+    ("quorum.auth.enableSasl", Kind::Bool),
+    ("quorum.auth.serverRequireSasl", Kind::Bool),
+    ("quorum.auth.learnerRequireSasl", Kind::Bool),
+    ("quorum.auth.learner.saslLoginContext", Kind::Text),
+    ("quorum.auth.server.saslLoginContext", Kind::Text),
+    ("quorum.auth.kerberos.servicePrincipal", Kind::Text),
+    ("quorum.cnxn.threads.size", Kind::Int),
+    ("jvm.pause.info-threshold.ms", Kind::Long),
+    ("jvm.pause.warn-threshold.ms", Kind::Long),
+    ("jvm.pause.sleep.time.ms", Kind::Long),
+    ("jvm.pause.monitor", Kind::Bool),
+    ("metricsProvider.className", Kind::Text),
+    ("multiAddress.reachabilityCheckTimeoutMs", Kind::Int),
+    ("multiAddress.reachabilityCheckEnabled", Kind::Bool),
+    ("oraclePath", Kind::Text),
 ];
 
 /// Keys `parseProperties` reads into typed fields.
@@ -249,16 +221,11 @@ fn apply_key(
             hierarchical(cfg, key, value, &loc, warnings);
         }
         _ => {
-            if let Some((_, kind, ignored)) =
-                UNMODELED.iter().find(|(k, _, _)| *k == key).or_else(|| {
-                    key.starts_with("metricsProvider.").then_some(&(
-                        "metricsProvider.*",
-                        Kind::Text,
-                        Ignored::Silently,
-                    ))
-                })
-            {
-                unmodeled(cfg, key, value, *kind, *ignored, &loc, warnings)?;
+            if let Some((_, kind)) = UNMODELED.iter().find(|(k, _)| *k == key).or_else(|| {
+                key.starts_with("metricsProvider.")
+                    .then_some(&("", Kind::Text))
+            }) {
+                unmodeled(cfg, key, value, *kind, loc)?;
             } else {
                 property(cfg, key, value, loc, warnings)?;
             }
@@ -296,26 +263,30 @@ fn property(
     sysprops::set_property(cfg, &name, value, loc, Rank::File, warnings)
 }
 
+/// Keeps a key ZooKeeper parses itself and geokeeper does not act on, checked as ZooKeeper
+/// parses it; [`crate::inert`] decides later whether it may be ignored.
 fn unmodeled(
     cfg: &mut Config,
     key: &str,
     value: &str,
     kind: Kind,
-    ignored: Ignored,
-    loc: &Loc,
-    warnings: &mut Vec<Warning>,
+    loc: Loc,
 ) -> Result<(), ConfigError> {
-    let turned_on = match kind {
-        Kind::Bool => strict_bool(key, value, loc)?,
-        Kind::Int => int(value, loc)? > 0,
-        Kind::Long => java_parse_long(value).ok_or_else(|| loc.error(not_a_number(value)))? > 0,
-        Kind::Text => !value.is_empty(),
-    };
-    if ignored == Ignored::Warn && turned_on {
-        warnings.push(loc.warning("not supported by geokeeper yet; ignored"));
+    match kind {
+        Kind::Bool => {
+            strict_bool(key, value, &loc)?;
+        }
+        Kind::Int => {
+            int(value, &loc)?;
+        }
+        Kind::Long => {
+            java_parse_long(value).ok_or_else(|| loc.error(not_a_number(value)))?;
+        }
+        Kind::Text => {}
     }
     cfg.other_settings
         .insert(key.to_string(), value.to_string());
+    cfg.prov.other.insert(key.to_string(), loc);
     Ok(())
 }
 
@@ -345,6 +316,7 @@ fn hierarchical(cfg: &mut Config, key: &str, value: &str, loc: &Loc, warnings: &
     ));
     cfg.other_settings
         .insert(key.to_string(), value.to_string());
+    cfg.prov.other.insert(key.to_string(), loc.clone());
 }
 
 /// Applies the `server.N` (and `group`/`weight`) lines of a dynamic configuration file, which
@@ -448,7 +420,7 @@ fn zoo_cfg_keys() -> impl Iterator<Item = &'static str> {
     MODELED
         .iter()
         .copied()
-        .chain(UNMODELED.iter().map(|(k, _, _)| *k))
+        .chain(UNMODELED.iter().map(|(k, _)| *k))
         .chain(sysprops::property_key_candidates())
 }
 

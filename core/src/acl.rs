@@ -26,6 +26,17 @@ pub fn open_acl_unsafe() -> Vec<Acl> {
     }]
 }
 
+static OPEN_ACL_UNSAFE: std::sync::LazyLock<Vec<Acl>> = std::sync::LazyLock::new(open_acl_unsafe);
+
+/// A list that grants no permission to anyone (every check of it fails): what an ACL id
+/// missing from the cache stands for where a list must be produced.
+fn grants_nothing() -> Vec<Acl> {
+    vec![Acl {
+        perms: 0,
+        id: world_anyone(),
+    }]
+}
+
 /// `ZooDefs.Ids.READ_ACL_UNSAFE`.
 pub fn read_acl_unsafe() -> Vec<Acl> {
     vec![Acl {
@@ -80,8 +91,9 @@ impl AclCache {
         }
     }
 
-    /// The list behind `id` (`convertLong`). An id missing from the cache reads as an empty
-    /// list rather than failing the read; snapshots that load check ids up front.
+    /// The list behind `id` for filtering watch events. An id the cache does not hold
+    /// (a damaged or foreign snapshot) reads as a list that grants nothing to anyone: an
+    /// unknown id must never open a znode (`convertLong` throws rather than guess).
     pub fn get(&mut self, id: i64) -> Arc<[Acl]> {
         if id == OPEN_UNSAFE_ACL_ID {
             return self
@@ -89,15 +101,28 @@ impl AclCache {
                 .get_or_insert_with(|| open_acl_unsafe().into())
                 .clone();
         }
-        self.by_id
-            .get(&id)
-            .map(|e| e.0.clone())
-            .unwrap_or_else(|| Arc::from(Vec::new()))
+        match self.by_id.get(&id) {
+            Some(e) => e.0.clone(),
+            None => {
+                tracing::error!(acl = id, "ACL not available for long {id}");
+                Arc::from(grants_nothing())
+            }
+        }
     }
 
-    /// Read-only lookup; `None` for an unknown id.
+    /// The list behind `id` (`convertLong`): world:anyone ALL for [`OPEN_UNSAFE_ACL_ID`],
+    /// `None` for an id the cache does not hold. Callers refuse the request then, as
+    /// ZooKeeper's "Failed to fetch acls" does; they never treat the znode as open.
     pub fn lookup(&self, id: i64) -> Option<&[Acl]> {
+        if id == OPEN_UNSAFE_ACL_ID {
+            return Some(&OPEN_ACL_UNSAFE[..]);
+        }
         self.by_id.get(&id).map(|e| &*e.0)
+    }
+
+    /// Whether `id` names a list (or is [`OPEN_UNSAFE_ACL_ID`]).
+    pub fn knows(&self, id: i64) -> bool {
+        id == OPEN_UNSAFE_ACL_ID || self.by_id.contains_key(&id)
     }
 
     pub fn len(&self) -> usize {

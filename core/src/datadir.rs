@@ -65,7 +65,6 @@ pub fn restore(
     log_dir: &Path,
     trust_empty: bool,
 ) -> Result<Restored, RestoreError> {
-    let started = Instant::now();
     if let Some((file, at, why)) = txnlog::repair_tail(log_dir)? {
         warn!(
             "{}: the last transaction was partial ({why}); cut the log back to its last whole transaction at offset {at}",
@@ -81,6 +80,14 @@ pub fn restore(
             p.display()
         );
     }
+    load(snap_dir, log_dir, trust_empty)
+}
+
+/// What [`restore`] does after its repairs, changing nothing on disk: loads the newest good
+/// snapshot and replays the log after it, refusing a gap or an entry that does not decode.
+/// `geokeeper log check` runs exactly this, so it accepts what startup accepts.
+pub fn load(snap_dir: &Path, log_dir: &Path, trust_empty: bool) -> Result<Restored, RestoreError> {
+    let started = Instant::now();
     let loaded = snapshot::load_newest(snap_dir)?;
     let has_logs = !log_files(log_dir)
         .map_err(|e| RestoreError::Io(log_dir.to_owned(), e))?
@@ -177,6 +184,15 @@ pub fn restore(
         tree.kill_session(s, &[], last, &mut changes);
     }
     tree.set_last_zxid(last);
+    // ZooKeeper loads such a tree too (`addUsage` only logs "Ignoring acl"); the ids stay
+    // unknown and every request on those znodes is refused, never granted.
+    let orphans = tree.paths_with_unknown_acl();
+    if let Some(first) = orphans.first() {
+        error!(
+            "{} znodes carry an ACL id the snapshot's ACL map lacks (first: {first}); every request on them fails with MarshallingError (ZooKeeper's \"Failed to fetch acls\")",
+            orphans.len()
+        );
+    }
     info!(
         "Snapshot loaded in {} ms, highest zxid is {:#x}, digest is {}, {} txns replayed",
         started.elapsed().as_millis(),

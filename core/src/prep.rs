@@ -185,15 +185,17 @@ impl Prep {
             };
         }
         let n = tree.get(key).ok_or(ErrorCode::NoNode)?;
+        // An ACL id missing from the cache fails the request (ZooKeeper's `convertLong`
+        // throws and pRequest turns it into a MarshallingError txn); never an open znode.
+        let Some(acl) = tree.acls.lookup(n.acl) else {
+            tracing::error!(acl = n.acl, path, "ACL not available for long {}", n.acl);
+            return Err(ErrorCode::MarshallingError);
+        };
         Ok(ChangeRecord {
             zxid: -1,
             stat: Some(n.stat),
             child_count: n.child_count() as i32,
-            acl: tree
-                .acls
-                .lookup(n.acl)
-                .map(Arc::from)
-                .unwrap_or_else(|| crate::acl::open_acl_unsafe().into()),
+            acl: Arc::from(acl),
             data: n.data.map(Bytes::copy_from_slice),
             node_digest: node_digest(key, n.data_bytes(), &n.stat),
             tree_digest: 0,

@@ -56,6 +56,20 @@ pub struct Settings {
     pub super_digest: Option<String>,
     /// The SASL login (JAAS `Server` section); `None`: SASL is not configured.
     pub sasl: Option<std::sync::Arc<SaslConfig>>,
+    /// `enforce.auth.enabled` with its `enforce.auth.schemes` (or
+    /// `sessionRequireClientSASLAuth`, which means `["sasl"]`): a connection must hold an
+    /// identity of one of these schemes before any request but auth and sasl. `None`: off.
+    pub enforce_auth_schemes: Option<Vec<String>>,
+}
+
+impl Settings {
+    /// `saslAuthRequired`: enforcement is on and lists `sasl`; a failed SASL exchange is
+    /// then answered -124 rather than AuthFailed, and never let through.
+    fn sasl_auth_required(&self) -> bool {
+        self.enforce_auth_schemes
+            .as_ref()
+            .is_some_and(|s| s.iter().any(|x| x == "sasl"))
+    }
 }
 
 impl Default for Settings {
@@ -71,6 +85,7 @@ impl Default for Settings {
             },
             super_digest: None,
             sasl: None,
+            enforce_auth_schemes: None,
         }
     }
 }
@@ -870,7 +885,39 @@ impl Server {
         match &req {
             Request::Auth(a) => return self.auth(conn, xid, a, out),
             Request::Sasl(r) => return self.sasl(conn, xid, &r.token, out),
+            // An auth or sasl body that does not decode is an IOException in
+            // `processPacket`: the connection is closed, nothing is answered.
+            Request::Malformed {
+                op: op @ (OpCode::Auth | OpCode::Sasl),
+                reason,
+            } => {
+                warn!(
+                    "Close of session 0x{session:x}: malformed {} packet: {reason}",
+                    op.name()
+                );
+                self.close_conn(conn, out);
+                return;
+            }
             _ => {}
+        }
+        // `enforce.auth.enabled` (`AuthenticationHelper.enforceAuthentication`): every
+        // other packet, pings and setWatches included, needs an identity of a listed
+        // scheme; without one the client gets -124 and the connection is closed (the
+        // session itself lives on until it expires).
+        if let Some(schemes) = &self.settings.enforce_auth_schemes {
+            let ids = &c.auth;
+            if !ids.iter().any(|id| schemes.contains(&id.scheme)) {
+                let have: Vec<&str> = ids.iter().map(|id| id.scheme.as_str()).collect();
+                error!(
+                    "Client authentication scheme(s) [{}] does not match with any of the expected authentication scheme [{}], closing session.",
+                    have.join(", "),
+                    schemes.join(", ")
+                );
+                let f = reply_frame(xid, 0, ErrorCode::SessionClosedRequireSaslAuth, None);
+                self.send(conn, f, out);
+                self.close_conn(conn, out);
+                return;
+            }
         }
         // Every other request keeps the session alive; on a closing or unknown session
         // it is dropped without a reply (`submitRequestNow`: MissingSessionException).
@@ -1065,7 +1112,14 @@ impl Server {
             Err(e) => {
                 let peer = c.peer;
                 warn!("Client {peer} failed to SASL authenticate: {e}");
-                if login.allow_failed_clients {
+                if self.settings.sasl_auth_required() {
+                    // `processSasl` with `saslAuthRequired`: allowSaslFailedClients does
+                    // not apply; -124 with an empty SetSASLResponse, then the close.
+                    warn!("Closing client connection due to server requires client SASL authenticaiton,but client SASL authentication has failed, or client is not configured with SASL authentication.");
+                    let f = sasl_reply_frame(xid, ErrorCode::SessionClosedRequireSaslAuth, None);
+                    self.send(conn, f, out);
+                    self.close_conn(conn, out);
+                } else if login.allow_failed_clients {
                     warn!("Maintaining client connection despite SASL authentication failure.");
                     let f = sasl_reply_frame(xid, ErrorCode::Ok, None);
                     self.send(conn, f, out);
@@ -1085,13 +1139,11 @@ impl Server {
 
     fn can_read(&self, conn: ConnId, path: &str, perm: i32) -> Result<(), ErrorCode> {
         let n = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
-        let open;
-        let acl = match self.tree.acls.lookup(n.acl) {
-            Some(a) => a,
-            None => {
-                open = crate::acl::open_acl_unsafe();
-                &open[..]
-            }
+        // An id missing from the ACL cache refuses the request, as ZooKeeper's
+        // `convertLong` failure does (FinalRequestProcessor answers MarshallingError).
+        let Some(acl) = self.tree.acls.lookup(n.acl) else {
+            error!(acl = n.acl, path, "ACL not available for long {}", n.acl);
+            return Err(ErrorCode::MarshallingError);
         };
         if check_acl(
             &self.settings.prep.auth_providers,
@@ -1296,12 +1348,13 @@ impl Server {
         self.can_read(conn, path, perms::READ | perms::ADMIN)?;
         let n = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
         let stat = n.to_stat();
+        // `can_read` above has refused an id the cache does not hold.
         let acl: Vec<Acl> = self
             .tree
             .acls
             .lookup(n.acl)
             .map(|a| a.to_vec())
-            .unwrap_or_else(crate::acl::open_acl_unsafe);
+            .ok_or(ErrorCode::MarshallingError)?;
         let acl = if self.can_read(conn, path, perms::ADMIN).is_ok() {
             acl
         } else {
@@ -1801,6 +1854,66 @@ mod tests {
             path: path.into(),
             watch,
         })
+    }
+
+    /// A tree holding `/open` (ACL id −1, world:anyone ALL as ZooKeeper reads it) and
+    /// `/orphan`, whose ACL id 77 is not in the ACL cache (a crafted or damaged snapshot).
+    fn tree_with_unknown_acl_id() -> DataTree {
+        let mut t = DataTree::new();
+        let stat = crate::tree::NodeStat {
+            czxid: 1,
+            mzxid: 1,
+            pzxid: 1,
+            ..Default::default()
+        };
+        assert!(t.restore_node("/open", Some(b"o"), crate::acl::OPEN_UNSAFE_ACL_ID, stat));
+        assert!(t.restore_node("/orphan", Some(b"x"), 77, stat));
+        t
+    }
+
+    #[test]
+    fn an_unknown_acl_id_grants_nothing() {
+        let mut s = Server::new(Settings::default(), tree_with_unknown_acl_id(), NOW);
+        let session = connect(&mut s, 1);
+        let mut out = Vec::new();
+        let reads = [
+            get("/orphan", false),
+            Request::GetAcl(GetAclRequest {
+                path: "/orphan".into(),
+            }),
+            get("/open", false),
+        ];
+        for (xid, r) in (1..).zip(reads) {
+            req(&mut s, 1, xid, r, &mut out);
+        }
+        let set = |path: &str| {
+            Request::SetData(SetDataRequest {
+                path: path.into(),
+                data: Some(Bytes::from_static(b"changed")),
+                version: -1,
+            })
+        };
+        req(&mut s, 1, 4, set("/orphan"), &mut out);
+        req(&mut s, 1, 5, set("/open"), &mut out);
+        let zxid = logged(&out).expect("the writes are logged");
+        s.handle(Input::Durable { zxid }, NOW, &mut out);
+        let marshalling = ErrorCode::MarshallingError as i32;
+        assert_eq!(
+            sent(&out)
+                .into_iter()
+                .map(|(_, xid, err)| (xid, err))
+                .collect::<Vec<_>>(),
+            vec![
+                (1, marshalling),
+                (2, marshalling),
+                (3, 0),
+                (4, marshalling),
+                (5, 0)
+            ],
+            "session {session:x}"
+        );
+        let n = s.tree.get("/orphan").expect("still there");
+        assert_eq!(n.data_bytes(), b"x", "the refused setData changed nothing");
     }
 
     #[test]

@@ -791,6 +791,22 @@ impl DataTree {
         out
     }
 
+    /// Paths of the znodes whose ACL id the ACL cache does not hold, parents first. Every
+    /// request on them is refused; after a restore there should be none.
+    pub fn paths_with_unknown_acl(&self) -> Vec<String> {
+        let any = self
+            .slots
+            .iter()
+            .any(|s| s.is_live() && !self.acls.knows(s.unpack().0));
+        if !any {
+            return Vec::new();
+        }
+        self.walk()
+            .into_iter()
+            .filter(|p| self.get(p).is_some_and(|n| !self.acls.knows(n.acl)))
+            .collect()
+    }
+
     // ---- applying transactions ----
 
     /// Applies one committed transaction. Errors inside it (a create that finds its node
@@ -947,11 +963,26 @@ impl DataTree {
         let Some(pid) = self.find(parent) else {
             return Err(ErrorCode::NoNode);
         };
-        if name.is_empty() || self.child(pid, name.as_bytes()).is_some() {
+        if name.is_empty() {
             return Err(ErrorCode::NodeExists);
         }
-        // `createNode` interns the ACL before it checks anything else; the reference is
-        // released again below on failure paths that follow (none do after this point).
+        if let Some(existing) = self.child(pid, name.as_bytes()) {
+            // Replaying a fuzzy snapshot's window: ZooKeeper writes the ACL map before the
+            // nodes, so a node created in between can carry an id the map lacks. Its create
+            // txn, replayed here, interns the list again, and ids are handed out in txn
+            // order, so it gets the same id back (`DataTree.createNode` interns before this
+            // check for that reason). A node whose id is known keeps its count unchanged.
+            let held = self.view(existing).acl;
+            if !self.acls.knows(held) {
+                let id = self.acls.intern(acl);
+                if id == held {
+                    tracing::info!(path, acl = id, "ACL id restored by log replay");
+                } else {
+                    self.acls.release(id);
+                }
+            }
+            return Err(ErrorCode::NodeExists);
+        }
         let acl_id = self.acls.intern(acl);
         self.rewrite(pid, root_alias(parent), None, |_, p| {
             advance_cversion(p, parent_cversion, zxid)

@@ -24,6 +24,20 @@ pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_geokeeper"))
 }
 
+/// Runs `geokeeper ARGS` (a tool subcommand) to its end: (exit code, stdout, stderr).
+pub fn gk_tool(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(binary())
+        .args(args)
+        .env("GEOKEEPER_LOG", "warn")
+        .output()
+        .expect("run geokeeper");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 impl Geokeeper {
     /// Starts a server with `tickTime=2000` plus `extra_cfg` lines (zoo.cfg dialect), on a
     /// fresh 127.0.0.x address.
