@@ -352,6 +352,10 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             snapshots: Some(SnapshotSettings {
                 dir: snap_dir.clone(),
                 snap_count: cfg.snap_count.max(2) as u64,
+                snap_size_limit: u64::try_from(cfg.snap_size_limit_kb)
+                    .ok()
+                    .filter(|&kb| kb > 0)
+                    .map(|kb| kb.saturating_mul(1024)),
                 at_start: replayed > 0,
                 compression,
             }),

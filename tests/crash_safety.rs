@@ -1260,6 +1260,49 @@ fn damaged_newest_snapshot_gives_way_to_the_previous_one_and_the_log() {
     }
 }
 
+/// `snapSizeLimitInKb`: large values bring snapshots long before `snapCount` would, so
+/// the log a restart must replay stays bounded (`SyncRequestProcessor`).
+#[test]
+fn large_values_bring_snapshots_by_log_size() {
+    let base = tempfile::tempdir().expect("tempdir");
+    let data = base.path().join("data");
+    let gk = Geokeeper::start_on(&data, "snapCount=100000\nsnapSizeLimitInKb=1024");
+    let mut zk = session(gk.addr, 30_000);
+    let value = vec![b'v'; 100_000];
+    must(&mut zk, OpCode::Create2, &create_req("/big", &value, 0));
+    // 4 MB of log: with a 1 MiB limit, a snapshot every 0.5 to 1 MiB.
+    for _ in 0..40 {
+        let set = Request::SetData(SetDataRequest {
+            path: "/big".into(),
+            data: Some(value.clone().into()),
+            version: -1,
+        });
+        must(&mut zk, OpCode::SetData, &set);
+    }
+    let v2 = data.join("version-2");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let taken = loop {
+        let taken: Vec<i64> = snapshot_files(&v2)
+            .into_iter()
+            .map(|(z, _)| z)
+            .filter(|&z| z > 0)
+            .collect();
+        if taken.len() >= 4 || Instant::now() > deadline {
+            break taken;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        taken.len() >= 4,
+        "41 writes of 100 kB with a 1 MiB limit: snapshots at {taken:x?}\n{}",
+        gk.log()
+    );
+    // Each snapshot also started a new log file, so no log file holds much more than the
+    // limit's worth of transactions.
+    let logs = log_files(&v2);
+    assert!(logs.len() >= 5, "{logs:?}");
+}
+
 // ---------------------------------------------------------------------------------------
 // 4. A gap between the snapshot and the log
 // ---------------------------------------------------------------------------------------

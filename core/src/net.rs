@@ -55,6 +55,9 @@ pub struct SnapshotSettings {
     /// `snapCount`: a snapshot after snapCount/2 plus a random share of snapCount/2
     /// transactions, so that replicas do not all snapshot at once (`SyncRequestProcessor`).
     pub snap_count: u64,
+    /// `snapSizeLimitInKb` in bytes: also a snapshot after about this much log (half of
+    /// it plus a random share of the other half). `None`: no limit by size.
+    pub snap_size_limit: Option<u64>,
     /// Take one as soon as the server starts (after a restore that replayed the log).
     pub at_start: bool,
     /// `zookeeper.snapshot.compression.method`.
@@ -212,7 +215,8 @@ pub async fn serve(
     // channel, which the core reads first: a write's reply does not queue behind reads.
     let (done_tx, done_rx) = mpsc::unbounded_channel::<Msg>();
     let snap_count = settings.snapshots.as_ref().map(|s| s.snap_count);
-    let log_thread = spawn_log_thread(log, log_rx, done_tx, snap_count)?;
+    let snap_size_limit = settings.snapshots.as_ref().and_then(|s| s.snap_size_limit);
+    let log_thread = spawn_log_thread(log, log_rx, done_tx, snap_count, snap_size_limit)?;
     let snap_tx = match &settings.snapshots {
         Some(s) => Some(spawn_snapshot_thread(s.dir.clone(), s.compression)?),
         None => None,
@@ -281,6 +285,7 @@ fn spawn_log_thread(
     rx: std::sync::mpsc::Receiver<(Vec<LogEntry>, u64)>,
     core: mpsc::UnboundedSender<Msg>,
     snap_count: Option<u64>,
+    snap_size_limit: Option<u64>,
 ) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("txnlog".into())
@@ -289,7 +294,11 @@ fn spawn_log_thread(
             // Timed waits of tens of microseconds need a timer slack below the default 50.
             // SAFETY: prctl with PR_SET_TIMERSLACK takes an integer and touches no memory.
             unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1u64, 0u64, 0u64, 0u64) };
-            let mut roll = SnapRoll::new(snap_count);
+            let seed = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1);
+            let mut roll = SnapRoll::new(snap_count, snap_size_limit, seed);
             // Batches of a generation that failed are void: their zxids will be handed
             // out again, so none of them may reach the log.
             let mut failed: Option<u64> = None;
@@ -337,7 +346,8 @@ fn spawn_log_thread(
                         {
                             return;
                         }
-                        if roll.count(batch.len() as u64) {
+                        let bytes = batch.iter().map(|e| e.bytes.len() as u64).sum();
+                        if roll.count(batch.len() as u64, bytes) {
                             // The log rolls synchronously after the batch that crossed the
                             // line, so the next entry starts a new file, as in ZooKeeper.
                             log.roll();
@@ -382,49 +392,73 @@ fn raise_priority(name: &str) {
 }
 
 /// `SyncRequestProcessor.shouldSnapshot`: after snapCount/2 + rand[0, snapCount/2)
-/// transactions.
+/// transactions, or once the log written since the last snapshot passes
+/// snapSizeLimit/2 + rand[0, snapSizeLimit/2) bytes (`zookeeper.snapSizeLimitInKb`), so
+/// that large values cannot grow the log, and the replay at restart, without bound.
+/// ZooKeeper measures the log files' length on disk, preallocation included; this counts
+/// the bytes of the entries written (ZooKeeper's entry framing included), which is what
+/// the replay reads.
 struct SnapRoll {
     snap_count: Option<u64>,
+    size_limit: Option<u64>,
     since: u64,
+    since_bytes: u64,
     threshold: u64,
+    size_threshold: u64,
     seed: u64,
 }
 
+/// What one log entry takes in a log file besides its bytes: checksum, length, end mark.
+const LOG_ENTRY_FRAMING: u64 = 8 + 4 + 1;
+
 impl SnapRoll {
-    fn new(snap_count: Option<u64>) -> SnapRoll {
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-            | 1;
+    fn new(snap_count: Option<u64>, size_limit: Option<u64>, seed: u64) -> SnapRoll {
         let mut r = SnapRoll {
             snap_count,
+            size_limit: size_limit.filter(|_| snap_count.is_some()),
             since: 0,
+            since_bytes: 0,
             threshold: 0,
-            seed,
+            size_threshold: 0,
+            seed: seed | 1,
         };
         r.reset();
         r
     }
 
-    fn reset(&mut self) {
-        self.since = 0;
+    fn next_random(&mut self) -> u64 {
         // xorshift: the roll only has to differ between servers, not be strong.
         self.seed ^= self.seed << 13;
         self.seed ^= self.seed >> 7;
         self.seed ^= self.seed << 17;
+        self.seed
+    }
+
+    fn reset(&mut self) {
+        self.since = 0;
+        self.since_bytes = 0;
         if let Some(c) = self.snap_count {
             let half = (c / 2).max(1);
-            self.threshold = half + self.seed % half;
+            self.threshold = half + self.next_random() % half;
+        }
+        if let Some(limit) = self.size_limit {
+            let half = (limit / 2).max(1);
+            self.size_threshold = half + self.next_random() % half;
         }
     }
 
-    fn count(&mut self, n: u64) -> bool {
+    /// Counts a batch of `txns` entries holding `bytes` bytes; true when it is time for a
+    /// snapshot.
+    fn count(&mut self, txns: u64, bytes: u64) -> bool {
         if self.snap_count.is_none() {
             return false;
         }
-        self.since += n;
-        if self.since > self.threshold {
+        self.since += txns;
+        self.since_bytes += bytes + txns * LOG_ENTRY_FRAMING;
+        let by_size = self
+            .size_limit
+            .is_some_and(|_| self.since_bytes > self.size_threshold);
+        if self.since > self.threshold || by_size {
             self.reset();
             return true;
         }
@@ -1123,4 +1157,41 @@ async fn writer(
     }
     // The write side shuts down (FIN) when the last holder drops it: this task, and the
     // core when it forgets the connection.
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Entries until the roll says "snapshot", for entries of `bytes` bytes each.
+    fn entries_until_snapshot(roll: &mut SnapRoll, bytes: u64) -> u64 {
+        (1..=10_000_000)
+            .find(|_| roll.count(1, bytes))
+            .expect("a snapshot comes")
+    }
+
+    #[test]
+    fn snapshots_come_by_count_or_by_log_size_whichever_is_first() {
+        for seed in 1..50 {
+            // By count: snapCount/2 < n ≤ snapCount.
+            let mut r = SnapRoll::new(Some(1_000), None, seed);
+            let n = entries_until_snapshot(&mut r, 100_000);
+            assert!((501..=1_000).contains(&n), "seed {seed}: {n}");
+            // By size: 1 MiB limit, 10 kB entries (13 bytes of framing each): after
+            // half a MiB plus a random share of the other half.
+            let mut r = SnapRoll::new(Some(100_000), Some(1 << 20), seed);
+            let n = entries_until_snapshot(&mut r, 10_000);
+            let written = n * (10_000 + LOG_ENTRY_FRAMING);
+            assert!(
+                written > (1 << 19) && written <= (1 << 20) + 10_013,
+                "seed {seed}: {n} entries, {written} bytes"
+            );
+            // Both counters start again after a snapshot.
+            let m = entries_until_snapshot(&mut r, 10_000);
+            assert!(m * 10_013 > (1 << 19), "seed {seed}: {m}");
+        }
+        // Without snapshots (an in-memory log), never.
+        let mut r = SnapRoll::new(None, Some(1), 7);
+        assert!(!r.count(1_000, 1 << 30));
+    }
 }

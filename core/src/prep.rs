@@ -301,14 +301,19 @@ impl Prep {
         }
         let zxid = hdr.zxid;
         for p in &es {
-            if let Ok(parent) = parent_of(p) {
-                if let Ok(mut pr) = self.record(tree, parent) {
-                    pr.zxid = zxid;
-                    pr.child_count -= 1;
-                    if let Some(s) = pr.stat.as_mut() {
-                        s.pzxid = zxid;
+            // Only for the digest, and only the parent's pzxid (PrepRequestProcessor,
+            // closeSession): its child count is left as it is, so until the close is
+            // applied a delete of the parent still finds the ephemeral and gets NotEmpty,
+            // as in ZooKeeper.
+            if self.settings.digest_enabled {
+                if let Ok(parent) = parent_of(p) {
+                    if let Ok(mut pr) = self.record(tree, parent) {
+                        pr.zxid = zxid;
+                        if let Some(s) = pr.stat.as_mut() {
+                            s.pzxid = zxid;
+                        }
+                        self.add_change(tree, parent, pr);
                     }
-                    self.add_change(tree, parent, pr);
                 }
             }
             self.add_change(tree, p, deleted(zxid));

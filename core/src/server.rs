@@ -1975,6 +1975,47 @@ mod tests {
         assert_eq!(s.tree().last_zxid(), zxid);
     }
 
+    /// PrepRequestProcessor's closeSession moves only the parent's pzxid, not its child
+    /// count: a delete of the parent prepared before the close is applied gets NotEmpty.
+    #[test]
+    fn a_delete_of_the_parent_prepared_behind_a_close_session_is_not_empty() {
+        for digest_enabled in [true, false] {
+            let mut settings = Settings::default();
+            settings.prep.digest_enabled = digest_enabled;
+            let mut s = Server::new(settings, DataTree::new(), NOW);
+            connect(&mut s, 1);
+            connect(&mut s, 2);
+            let mut out = Vec::new();
+            let mut eph = create("/p/e");
+            if let Request::Create { req, .. } = &mut eph {
+                req.flags = 1;
+            }
+            req(&mut s, 1, 1, create("/p"), &mut out);
+            req(&mut s, 1, 2, eph, &mut out);
+            let zxid = logged(&out).unwrap();
+            s.handle(Input::Durable { zxid }, NOW, &mut out);
+            out.clear();
+            req(&mut s, 1, 3, Request::CloseSession, &mut out);
+            let delete = Request::Delete(DeleteRequest {
+                path: "/p".into(),
+                version: -1,
+            });
+            req(&mut s, 2, 9, delete, &mut out);
+            let zxid = logged(&out).unwrap();
+            s.handle(Input::Durable { zxid }, NOW, &mut out);
+            let replies: Vec<_> = sent(&out)
+                .into_iter()
+                .filter(|(conn, _, _)| *conn == 2)
+                .collect();
+            assert_eq!(
+                replies,
+                vec![(2, 9, ErrorCode::NotEmpty as i32)],
+                "digest enabled: {digest_enabled}"
+            );
+            assert!(s.tree().contains("/p") && !s.tree().contains("/p/e"));
+        }
+    }
+
     #[test]
     fn an_expired_session_loses_its_ephemerals_and_its_connection() {
         let mut s = server();

@@ -1343,6 +1343,36 @@ mod tests {
     }
 
     #[test]
+    fn replaying_a_create_over_a_fuzzy_snapshot_node_restores_its_acl_id() {
+        // ZooKeeper wrote the ACL map (ids 1..=1) before `/late` was created with a new
+        // list, which got id 2; the snapshot holds `/late` with id 2 and no entry for it.
+        let read_only = crate::acl::read_acl_unsafe();
+        let mut t = DataTree::empty();
+        t.acls.restore(1, open_acl_unsafe());
+        assert!(t.restore_node("/", None, 1, NodeStat::default()));
+        let stat = NodeStat {
+            czxid: 9,
+            mzxid: 9,
+            pzxid: 9,
+            ..Default::default()
+        };
+        assert!(t.restore_node("/late", Some(b"x"), 2, stat));
+        assert!(t.restore_node("/known", Some(b"x"), 1, stat));
+        assert_eq!(t.paths_with_unknown_acl(), ["/late"]);
+        // Replaying a create of a node that is there and known changes no count.
+        let res = t.create_node("/known", None, &open_acl_unsafe(), 0, -1, 9, 0, &mut vec![]);
+        assert_eq!(res, Err(ErrorCode::NodeExists));
+        // Replaying its create interns the list again, under the same id.
+        let res = t.create_node("/late", Some(b"x"), &read_only, 0, -1, 9, 0, &mut vec![]);
+        assert_eq!(res, Err(ErrorCode::NodeExists));
+        assert!(t.paths_with_unknown_acl().is_empty());
+        assert_eq!(t.acls.lookup(2), Some(&read_only[..]));
+        // One user: deleting the node forgets the list.
+        t.delete_node("/late", 10, &mut vec![]).unwrap();
+        assert_eq!(t.acls.lookup(2), None);
+    }
+
+    #[test]
     fn create_and_delete_move_the_parent_stat() {
         let mut t = DataTree::new();
         let s = create(&mut t, "/a", 5).unwrap();
