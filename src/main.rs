@@ -284,6 +284,7 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             super_digest: cfg.super_digest.clone(),
             sasl: sasl.map(std::sync::Arc::new),
             enforce_auth_schemes,
+            max_reply_bytes: cfg.jute_maxbuffer as usize,
         };
         // The data directory: ZooKeeper's version-2 layout, restored before serving.
         let snap_dir = version_dir(&cfg.data_dir);

@@ -479,6 +479,82 @@ fn global_outstanding_limit_throttles_without_dropping_or_failing() {
     }
 }
 
+/// A request stays outstanding until its reply is written to the socket, not merely
+/// queued: a client that pipelines requests and reads nothing is throttled by the global
+/// limit once the socket stops taking its replies, and the server stops reading it (its
+/// requests wait in TCP). Counted when queued, the client was never throttled: the server
+/// read all it sent and kept every reply in memory. Per-connection unread bytes are bounded
+/// too (tests/memory_bounds.rs); here jute.maxbuffer is raised so that only the global
+/// limit can stop the reading. Geokeeper only: ZooKeeper counts a reply as sent when it
+/// is queued.
+#[test]
+fn global_outstanding_limit_counts_a_reply_until_it_is_written() {
+    let gk = Geokeeper::start("globalOutstandingLimit=10\njute.maxbuffer=400000000");
+    {
+        let mut z = RawZk::connect(gk.addr, 0, &[0; 16], 0, 30_000).expect("connect");
+        assert_eq!(
+            call(&mut z, OpCode::Create, &create("/small", b"0123456789")).0,
+            0
+        );
+    }
+    const N: i32 = 1_500_000;
+    let mut s = handshaken_stream(gk.addr);
+    let mut requests = Vec::with_capacity(N as usize * 23);
+    for xid in 1..=N {
+        requests.extend_from_slice(&geokeeper_core::request::frame(
+            xid,
+            OpCode::GetData,
+            &get_data("/small"),
+        ));
+    }
+    // Writes without blocking, noting how much the server has taken.
+    s.set_nonblocking(true).expect("nonblocking");
+    let mut sent = 0usize;
+    let push = |s: &mut TcpStream, sent: &mut usize, for_: Duration| {
+        let t = Instant::now();
+        while *sent < requests.len() && t.elapsed() < for_ {
+            match s.write(&requests[*sent..]) {
+                Ok(n) => *sent += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(e) => panic!("write: {e}"),
+            }
+        }
+    };
+    push(&mut s, &mut sent, Duration::from_secs(2));
+    let at_2s = sent;
+    push(&mut s, &mut sent, Duration::from_secs(2));
+    let at_4s = sent;
+    eprintln!(
+        "server took {at_2s} of {} request bytes in 2 s, {at_4s} in 4 s",
+        requests.len()
+    );
+    assert!(
+        at_4s < requests.len() && at_4s == at_2s,
+        "the server kept reading a client that reads nothing: {at_2s} then {at_4s} of {} bytes",
+        requests.len()
+    );
+    // It reads: the server reads the rest, every reply arrives in order.
+    s.set_nonblocking(false).expect("blocking");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut w = s.try_clone().expect("clone");
+    let rest = requests[sent..].to_vec();
+    let writer = std::thread::spawn(move || w.write_all(&rest).expect("the rest"));
+    let mut r = std::io::BufReader::with_capacity(1 << 20, s);
+    let mut body = Vec::new();
+    for xid in 1..=N {
+        let mut len = [0u8; 4];
+        r.read_exact(&mut len).expect("reply length");
+        body.resize(i32::from_be_bytes(len) as usize, 0);
+        r.read_exact(&mut body).expect("reply");
+        let h = ReplyHeader::decode(&mut Reader::new(&body)).expect("header");
+        assert_eq!((h.xid, h.err), (xid, 0));
+    }
+    writer.join().expect("writer");
+}
+
 // ---------------------------------------------------------------------------------------
 // minSessionTimeout, maxSessionTimeout
 // ---------------------------------------------------------------------------------------

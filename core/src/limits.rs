@@ -7,8 +7,12 @@
 //! * [`Throttle`]: `globalOutstandingLimit` (`ServerCnxn.incrOutstandingAndCheckThrottle`,
 //!   `ZooKeeperServer.shouldThrottle`). When more requests are outstanding server-wide than
 //!   the limit, a connection that has requests of its own outstanding stops being read
-//!   until one of its replies leaves and the condition no longer holds. Nothing is
-//!   dropped and no error is returned: TCP backpressure does the rest.
+//!   until one of its replies is written to its socket and the condition no longer
+//!   holds. Nothing is dropped and no error is returned: TCP backpressure does the rest.
+//! * [`ConnThrottle`]'s unread bound: replies and events a client has not read yet may
+//!   take at most `jute.maxbuffer` (plus the one reply that crossed the line); past it the
+//!   connection's reader stops and the core holds its requests already read, in order,
+//!   until the socket has taken the bytes. A client that never reads costs that much.
 //!
 //! The accept loop owns [`ConnLimits`] alone; connection tasks give their slot back
 //! through a channel when they end, so no lock is shared. The throttle is two atomic
@@ -16,7 +20,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, Notify};
@@ -170,22 +174,50 @@ impl Throttle {
         self.outstanding.load(Ordering::Relaxed)
     }
 
-    /// One connection's share, for its reader and writer tasks.
-    pub fn connection(self: &Arc<Self>) -> Arc<ConnThrottle> {
+    /// One connection's share, for its reader and writer tasks and the core.
+    /// `max_unsent`: how many bytes of replies and events may wait for the client to read
+    /// them before the connection's requests are held back.
+    pub fn connection(self: &Arc<Self>, max_unsent: usize) -> Arc<ConnThrottle> {
         Arc::new(ConnThrottle {
             global: self.clone(),
             outstanding: AtomicI64::new(0),
+            unsent: AtomicUsize::new(0),
+            max_unsent,
+            held: AtomicBool::new(false),
             resume: Notify::new(),
         })
     }
 }
 
-/// A connection's outstanding requests; see [`Throttle`]. Dropping the last handle (the
+/// Whether `frame` (length prefix included) answers a request that counts as outstanding:
+/// a reply header with a positive xid. Events (−1), pings (−2), auth (−4), setWatches
+/// (−8) and a ConnectResponse (whose first field is 0) do not.
+pub fn answers_counted_request(frame: &[u8]) -> bool {
+    frame
+        .get(4..8)
+        .is_some_and(|x| i32::from_be_bytes([x[0], x[1], x[2], x[3]]) > 0)
+}
+
+/// A connection's share of the limits; see [`Throttle`]. Dropping the last handle (the
 /// connection is gone) takes what it still had outstanding off the global count.
+///
+/// Besides `globalOutstandingLimit`, one connection can never make the server hold more
+/// than `max_unsent` bytes (plus the one reply that crossed the line) of replies and
+/// events its client has not read: past that its reader stops reading and the core holds
+/// back the requests already read, until the socket takes the bytes. A client that never
+/// reads its socket therefore costs `max_unsent` bytes, not the size of everything it
+/// asked for. Requests count as outstanding until their reply is written to the socket,
+/// not merely queued, so a slow reader cannot hide from the global limit either.
 #[derive(Debug)]
 pub struct ConnThrottle {
     global: Arc<Throttle>,
     outstanding: AtomicI64,
+    /// Bytes the core produced for this connection that are not yet written to its socket.
+    unsent: AtomicUsize,
+    max_unsent: usize,
+    /// The core holds requests of this connection until `unsent` is back under the bound;
+    /// whoever brings it under (the writer) tells the core.
+    held: AtomicBool,
     resume: Notify,
 }
 
@@ -199,16 +231,9 @@ impl ConnThrottle {
         }
     }
 
-    /// The writer is sending `frame` (length prefix included): if it is a reply to a
-    /// counted request, that request is no longer outstanding.
-    pub fn frame_sent(&self, frame: &[u8]) {
-        let Some(x) = frame.get(4..8) else {
-            return;
-        };
-        if i32::from_be_bytes([x[0], x[1], x[2], x[3]]) <= 0 {
-            return;
-        }
-        // Never below zero, whatever the frame was (a ConnectResponse's first field is 0).
+    /// A reply to a counted request was written to the socket: that request is no longer
+    /// outstanding. Never below zero.
+    pub fn reply_written(&self) {
         let taken = self
             .outstanding
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
@@ -220,15 +245,59 @@ impl ConnThrottle {
         }
     }
 
+    /// The core produced `bytes` for this connection.
+    pub fn produced(&self, bytes: usize) {
+        self.unsent.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    /// `bytes` of what was produced reached the socket. True when the core held this
+    /// connection's requests and may now go on with them (it is told once).
+    #[must_use]
+    pub fn written(&self, bytes: usize) -> bool {
+        let before = self.unsent.fetch_sub(bytes, Ordering::AcqRel);
+        let now = before.saturating_sub(bytes);
+        if now > self.max_unsent {
+            return false;
+        }
+        if before > self.max_unsent {
+            self.resume.notify_one();
+        }
+        self.held.swap(false, Ordering::AcqRel)
+    }
+
+    /// Bytes produced and not yet written.
+    pub fn unsent(&self) -> usize {
+        self.unsent.load(Ordering::Acquire)
+    }
+
+    /// Whether the client has more unread than the bound allows.
+    pub fn over_unsent(&self) -> bool {
+        self.unsent() > self.max_unsent
+    }
+
+    /// Called by the core before it holds a request back: true when it must hold it (the
+    /// bound is still exceeded; the writer will say when it is not), false when the
+    /// writer got under the bound meanwhile and the request can go on.
+    pub fn hold(&self) -> bool {
+        self.held.store(true, Ordering::Release);
+        if self.over_unsent() {
+            true
+        } else {
+            // Whoever clears the flag first goes on; the writer may have done so already.
+            !self.held.swap(false, Ordering::AcqRel)
+        }
+    }
+
     /// `shouldThrottle`: more requests outstanding server-wide than the limit, and some of
-    /// them this connection's.
+    /// them this connection's; or this connection's unread bytes over its bound.
     pub fn should_throttle(&self) -> bool {
-        self.global.outstanding.load(Ordering::Relaxed) > self.global.limit
-            && self.outstanding.load(Ordering::Relaxed) > 0
+        let global = self.global.outstanding.load(Ordering::Relaxed) > self.global.limit
+            && self.outstanding.load(Ordering::Relaxed) > 0;
+        global || self.over_unsent()
     }
 
     /// Waits, without reading, while the connection is throttled (`disableRecv` until
-    /// `enableRecv`). Returns whether it had to wait. Unthrottled, this is two atomic
+    /// `enableRecv`). Returns whether it had to wait. Unthrottled, this is three atomic
     /// loads: the wake-up list (and its lock) is only touched by a connection that waits.
     pub async fn wait_readable(&self) -> bool {
         if !self.should_throttle() {
@@ -284,18 +353,11 @@ mod tests {
         assert!(held.iter().all(Option::is_some));
     }
 
-    fn reply(xid: i32) -> Vec<u8> {
-        let mut f = vec![0, 0, 0, 16];
-        f.extend_from_slice(&xid.to_be_bytes());
-        f.extend_from_slice(&[0; 12]);
-        f
-    }
-
     #[test]
     fn a_connection_is_throttled_only_with_requests_of_its_own_outstanding() {
         let t = Throttle::new(2);
-        let a = t.connection();
-        let b = t.connection();
+        let a = t.connection(1 << 20);
+        let b = t.connection(1 << 20);
         for xid in 1..=3 {
             a.request_read(xid);
         }
@@ -306,26 +368,34 @@ mod tests {
         assert!(!b.should_throttle(), "b has nothing outstanding");
         b.request_read(1);
         assert!(b.should_throttle());
-        a.frame_sent(&reply(1));
-        a.frame_sent(&reply(2));
+        a.reply_written();
+        a.reply_written();
         assert_eq!(t.outstanding(), 2);
         assert!(!a.should_throttle());
-        // Events (xid −1) and a ConnectResponse (0) are not replies.
-        a.frame_sent(&reply(-1));
-        a.frame_sent(&reply(0));
-        assert_eq!(t.outstanding(), 2);
         drop(b);
         assert_eq!(t.outstanding(), 1);
         // More replies than requests never take the count below zero.
-        a.frame_sent(&reply(3));
-        a.frame_sent(&reply(4));
+        a.reply_written();
+        a.reply_written();
         assert_eq!(t.outstanding(), 0);
+        // Which frames answer counted requests.
+        let header = |xid: i32| {
+            let mut f = vec![0, 0, 0, 16];
+            f.extend_from_slice(&xid.to_be_bytes());
+            f.extend_from_slice(&[0; 12]);
+            f
+        };
+        assert!(answers_counted_request(&header(7)));
+        for xid in [-1, -2, -4, -8, 0] {
+            assert!(!answers_counted_request(&header(xid)), "{xid}");
+        }
+        assert!(!answers_counted_request(&[0, 0]));
     }
 
     #[tokio::test]
-    async fn a_throttled_reader_resumes_when_its_reply_leaves() {
+    async fn a_throttled_reader_resumes_when_its_reply_is_written() {
         let t = Throttle::new(0);
-        let a = t.connection();
+        let a = t.connection(1 << 20);
         a.request_read(1);
         let waiter = {
             let a = a.clone();
@@ -333,7 +403,37 @@ mod tests {
         };
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         assert!(!waiter.is_finished());
-        a.frame_sent(&reply(1));
+        a.reply_written();
         assert!(waiter.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn unread_bytes_past_the_bound_stop_the_reader_and_hold_the_core() {
+        let t = Throttle::new(1000);
+        let a = t.connection(1000);
+        a.produced(600);
+        assert!(
+            !a.should_throttle() && !a.hold(),
+            "under the bound nothing is held"
+        );
+        a.produced(600);
+        assert!(a.should_throttle());
+        assert!(a.hold(), "over the bound the core holds");
+        let waiter = {
+            let a = a.clone();
+            tokio::spawn(async move { a.wait_readable().await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished());
+        assert!(!a.written(100), "still over: nobody is told");
+        assert!(a.written(500), "under again: the core is told, once");
+        assert!(waiter.await.unwrap());
+        assert!(!a.written(0));
+        assert_eq!(a.unsent(), 600);
+        // The writer gets under before the core holds: the core goes on by itself.
+        a.produced(1000);
+        assert!(a.over_unsent());
+        assert!(!a.written(1000), "nothing held yet");
+        assert!(!a.hold());
     }
 }

@@ -12,7 +12,7 @@
 //! four-letter word instead of a ConnectRequest gets the word's text from the core task and
 //! is closed ([`crate::four_letter`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,7 +27,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn, Instrument};
 
 use crate::four_letter::{self, FourLetterSettings, Host, Socket, Word};
-use crate::limits::{ClientLimits, ConnLimits, ConnSlot, ConnThrottle, Throttle};
+use crate::limits::{
+    answers_counted_request, ClientLimits, ConnLimits, ConnSlot, ConnThrottle, Throttle,
+};
 use crate::proto::frame;
 use crate::server::{Clock, ConnId, Input, LogEntry, Output, Server};
 use crate::storage::TxnLog;
@@ -97,10 +99,20 @@ enum Msg {
     },
     /// The log rolled to a new file: time for a snapshot.
     StartSnapshot,
+    /// A connection's writer brought its unread bytes back under the bound while the core
+    /// held requests of it: go on with them.
+    Drained {
+        conn: ConnId,
+    },
 }
 
 enum ConnMsg {
-    Frame(Bytes),
+    /// Bytes to write; `counted`: they end with a reply to a request that is outstanding
+    /// until written.
+    Frame {
+        bytes: Bytes,
+        counted: bool,
+    },
     Close,
 }
 
@@ -124,24 +136,26 @@ struct ConnHandle {
     peer: SocketAddr,
     accepted: Clock,
     four_letter: bool,
+    /// Requests read while the client had more unread bytes than its bound: they go to
+    /// the core, in order, once the writer has caught up ([`ConnThrottle::hold`]).
+    held: VecDeque<Input>,
 }
 
 impl ConnHandle {
     /// Hands bytes to the writer task.
-    fn queue(&self, b: Bytes) {
+    fn queue(&self, bytes: Bytes, counted: bool) {
         self.direct.queued.fetch_add(1, Ordering::AcqRel);
-        if self.tx.send(ConnMsg::Frame(b)).is_err() {
+        if self.tx.send(ConnMsg::Frame { bytes, counted }).is_err() {
             self.direct.queued.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
     /// Sends reply and event frames (this connection's run of the batch), in order:
     /// straight to the socket while it takes them and nothing is queued, the rest through
-    /// the writer task.
-    fn deliver(&self, frames: &[(ConnId, Bytes)]) {
-        for (_, f) in frames {
-            self.direct.throttle.frame_sent(f);
-        }
+    /// the writer task. True when the core held requests of this connection and the
+    /// bytes written here brought it back under its bound.
+    #[must_use]
+    fn deliver(&self, frames: &[(ConnId, Bytes)]) -> bool {
         let (mut i, mut off) = (0usize, 0usize);
         if self.direct.queued.load(Ordering::Acquire) == 0 {
             while i < frames.len() {
@@ -171,9 +185,19 @@ impl ConnHandle {
                 }
             }
         }
-        for (k, (_, f)) in frames[i..].iter().enumerate() {
-            self.queue(if k == 0 { f.slice(off..) } else { f.clone() });
+        let throttle = &self.direct.throttle;
+        let mut written = off;
+        for (_, f) in &frames[..i] {
+            written += f.len();
+            if answers_counted_request(f) {
+                throttle.reply_written();
+            }
         }
+        for (k, (_, f)) in frames[i..].iter().enumerate() {
+            let counted = answers_counted_request(f);
+            self.queue(if k == 0 { f.slice(off..) } else { f.clone() }, counted);
+        }
+        throttle.written(written)
     }
 }
 
@@ -260,7 +284,9 @@ pub async fn serve(
                 };
                 let adm = Admitted {
                     _slot: slot,
-                    throttle: throttle.connection(),
+                    // A client may leave at most jute.maxbuffer of replies unread (plus
+                    // the one that crossed the line) before its requests are held.
+                    throttle: throttle.connection(settings.max_buffer),
                     max_buffer: settings.max_buffer,
                     max_record_len: limits.max_record_len,
                     sessionless_cnxn_timeout: limits.sessionless_cnxn_timeout,
@@ -596,7 +622,15 @@ async fn core_loop(
             // A snapshot walks the tree in slices between batches of requests: take what
             // is queued without waiting (the log thread's reports first), then one slice.
             while let Ok(m) = done_rx.try_recv() {
-                handle_msg(&mut server, &mut conns, &mut fl, m, clocks.now(), &mut out);
+                handle_msg(
+                    &mut server,
+                    &mut conns,
+                    &mut fl,
+                    m,
+                    clocks.now(),
+                    &mut out,
+                    &log_tx,
+                );
             }
             loop {
                 match rx.try_recv() {
@@ -610,23 +644,32 @@ async fn core_loop(
             }
             let now = clocks.now();
             for m in msgs.drain(..) {
-                handle_msg(&mut server, &mut conns, &mut fl, m, now, &mut out);
+                handle_msg(&mut server, &mut conns, &mut fl, m, now, &mut out, &log_tx);
                 log_now(&mut out, &log_tx);
             }
             if Instant::now() >= wake {
-                timers(
-                    &mut server,
-                    &clocks,
-                    &settings,
-                    &mut next_container_check,
-                    &mut out,
-                );
+                step(&conns, &mut out, |out| {
+                    timers(
+                        &mut server,
+                        &clocks,
+                        &settings,
+                        &mut next_container_check,
+                        out,
+                    )
+                });
             }
             server.snapshot_step(2_000, &mut out);
             if *shutdown.borrow() {
                 break;
             }
-            if !dispatch(&mut out, &mut conns, &log_tx, snap_tx.as_ref()) {
+            if !flush(
+                &mut server,
+                &mut conns,
+                &mut out,
+                &log_tx,
+                snap_tx.as_ref(),
+                &clocks,
+            ) {
                 return;
             }
             tokio::task::yield_now().await;
@@ -635,7 +678,7 @@ async fn core_loop(
         tokio::select! {
             biased;
             Some(m) = done_rx.recv() => {
-                handle_msg(&mut server, &mut conns, &mut fl, m, clocks.now(), &mut out);
+                handle_msg(&mut server, &mut conns, &mut fl, m, clocks.now(), &mut out, &log_tx);
             }
             n = rx.recv_many(&mut msgs, 512) => {
                 if n == 0 {
@@ -643,16 +686,25 @@ async fn core_loop(
                 }
                 let now = clocks.now();
                 for m in msgs.drain(..) {
-                    handle_msg(&mut server, &mut conns, &mut fl, m, now, &mut out);
+                    handle_msg(&mut server, &mut conns, &mut fl, m, now, &mut out, &log_tx);
                     log_now(&mut out, &log_tx);
                 }
             }
             _ = tokio::time::sleep_until(wake.into()) => {
-                timers(&mut server, &clocks, &settings, &mut next_container_check, &mut out);
+                step(&conns, &mut out, |out| {
+                    timers(&mut server, &clocks, &settings, &mut next_container_check, out)
+                });
             }
             _ = shutdown.changed() => break,
         }
-        if !dispatch(&mut out, &mut conns, &log_tx, snap_tx.as_ref()) {
+        if !flush(
+            &mut server,
+            &mut conns,
+            &mut out,
+            &log_tx,
+            snap_tx.as_ref(),
+            &clocks,
+        ) {
             return;
         }
     }
@@ -661,6 +713,50 @@ async fn core_loop(
     }
 }
 
+/// Runs one step of the core and charges the frames it produced to their connections'
+/// unread bytes, at once: a connection's next request is held on that figure, before the
+/// batch is dispatched.
+fn step(
+    conns: &HashMap<ConnId, ConnHandle>,
+    out: &mut Vec<Output>,
+    f: impl FnOnce(&mut Vec<Output>),
+) {
+    let before = out.len();
+    f(out);
+    for o in &out[before..] {
+        if let Output::Send { conn, frame } = o {
+            if let Some(c) = conns.get(conn) {
+                c.direct.throttle.produced(frame.len());
+            }
+        }
+    }
+}
+
+/// Hands held requests of `conn` to the core, in order, while its client keeps up.
+fn release_held(
+    server: &mut Server,
+    conns: &mut HashMap<ConnId, ConnHandle>,
+    conn: ConnId,
+    now: Clock,
+    out: &mut Vec<Output>,
+    log_tx: &LogTx,
+) {
+    loop {
+        let Some(c) = conns.get_mut(&conn) else {
+            return;
+        };
+        if c.held.is_empty() || (c.direct.throttle.over_unsent() && c.direct.throttle.hold()) {
+            return;
+        }
+        let Some(input) = c.held.pop_front() else {
+            return;
+        };
+        step(conns, out, |out| server.handle(input, now, out));
+        log_now(out, log_tx);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn handle_msg(
     server: &mut Server,
     conns: &mut HashMap<ConnId, ConnHandle>,
@@ -668,9 +764,25 @@ fn handle_msg(
     m: Msg,
     now: Clock,
     out: &mut Vec<Output>,
+    log_tx: &LogTx,
 ) {
     match m {
-        Msg::Input(i) => server.handle(i, now, out),
+        Msg::Input(Input::Request { conn, xid, req }) => {
+            let input = Input::Request { conn, xid, req };
+            // A client with more unread bytes than its bound: its requests wait, in
+            // order, until the writer catches up.
+            if let Some(c) = conns.get_mut(&conn) {
+                if !c.held.is_empty()
+                    || (c.direct.throttle.over_unsent() && c.direct.throttle.hold())
+                {
+                    c.held.push_back(input);
+                    return;
+                }
+            }
+            step(conns, out, |out| server.handle(input, now, out));
+        }
+        Msg::Input(i) => step(conns, out, |out| server.handle(i, now, out)),
+        Msg::Drained { conn } => release_held(server, conns, conn, now, out, log_tx),
         Msg::Register {
             conn,
             peer,
@@ -687,6 +799,7 @@ fn handle_msg(
                     peer,
                     accepted: now,
                     four_letter: false,
+                    held: VecDeque::new(),
                 },
             );
         }
@@ -696,7 +809,7 @@ fn handle_msg(
             arg,
             host,
         } => four_letter_word(server, conns, fl, conn, word, arg, &host, now),
-        Msg::StartSnapshot => server.start_snapshot(out),
+        Msg::StartSnapshot => step(conns, out, |out| server.start_snapshot(out)),
     }
 }
 
@@ -745,7 +858,8 @@ fn four_letter_word(
     let text = four_letter::answer(word, arg, server, &driver, &mut fl.state);
     if let Some(c) = conns.remove(&conn) {
         if let Some(t) = text.filter(|t| !t.is_empty()) {
-            c.queue(Bytes::from(t));
+            c.direct.throttle.produced(t.len());
+            c.queue(Bytes::from(t), false);
         }
         let _ = c.tx.send(ConnMsg::Close);
     }
@@ -782,12 +896,39 @@ fn timers(
     }
 }
 
-/// Carries out the core's outputs; false when the server cannot go on.
+/// Carries out the core's outputs, and goes on with the held requests of connections the
+/// core's own writes brought back under their bound; false when the server cannot go on.
+fn flush(
+    server: &mut Server,
+    conns: &mut HashMap<ConnId, ConnHandle>,
+    out: &mut Vec<Output>,
+    log_tx: &LogTx,
+    snap_tx: Option<&SnapLink>,
+    clocks: &Clocks,
+) -> bool {
+    let mut drained = Vec::new();
+    loop {
+        if !dispatch(out, conns, log_tx, snap_tx, &mut drained) {
+            return false;
+        }
+        if drained.is_empty() {
+            return true;
+        }
+        let now = clocks.now();
+        for conn in drained.drain(..) {
+            release_held(server, conns, conn, now, out, log_tx);
+        }
+    }
+}
+
+/// Carries out the core's outputs; false when the server cannot go on. Connections whose
+/// held requests may go on are added to `drained`.
 fn dispatch(
     out: &mut Vec<Output>,
     conns: &mut HashMap<ConnId, ConnHandle>,
     log_tx: &LogTx,
     snap_tx: Option<&SnapLink>,
+    drained: &mut Vec<ConnId>,
 ) -> bool {
     // Frames are gathered per connection and written once per connection per batch.
     let mut sends: Vec<(ConnId, Bytes)> = Vec::new();
@@ -800,7 +941,7 @@ fn dispatch(
                 }
             }
             Output::Close { conn } => {
-                deliver_all(&mut sends, conns);
+                deliver_all(&mut sends, conns, drained);
                 if let Some(c) = conns.remove(&conn) {
                     let _ = c.tx.send(ConnMsg::Close);
                 }
@@ -809,7 +950,7 @@ fn dispatch(
                 entries,
                 generation,
             } => {
-                deliver_all(&mut sends, conns);
+                deliver_all(&mut sends, conns, drained);
                 if log_tx.send((entries, generation)).is_err() {
                     error!("transaction log thread is gone");
                     return false;
@@ -838,18 +979,24 @@ fn dispatch(
             }
         }
     }
-    deliver_all(&mut sends, conns);
+    deliver_all(&mut sends, conns, drained);
     true
 }
 
 /// Sends gathered frames, each connection's run in its order; a connection gone
 /// meanwhile gets none.
-fn deliver_all(sends: &mut Vec<(ConnId, Bytes)>, conns: &HashMap<ConnId, ConnHandle>) {
+fn deliver_all(
+    sends: &mut Vec<(ConnId, Bytes)>,
+    conns: &HashMap<ConnId, ConnHandle>,
+    drained: &mut Vec<ConnId>,
+) {
     // Stable: a connection's frames keep their order.
     sends.sort_by_key(|s| s.0);
     for run in sends.chunk_by(|a, b| a.0 == b.0) {
         if let Some(c) = conns.get(&run[0].0) {
-            c.deliver(run);
+            if c.deliver(run) {
+                drained.push(run[0].0);
+            }
         }
     }
     sends.clear();
@@ -928,7 +1075,9 @@ async fn connection(
     {
         return;
     }
-    let mut writer = tokio::spawn(writer(wr, rx, queued).in_current_span());
+    let mut writer = tokio::spawn(
+        writer(wr, rx, queued, adm.throttle.clone(), conn, core.clone()).in_current_span(),
+    );
     // The reader stops when the client goes away, or when the server closes the
     // connection (the writer ends after flushing).
     tokio::select! {
@@ -1116,82 +1265,75 @@ async fn four_letter_request(
     Ok(())
 }
 
+/// Writes what the core queued for one connection, frames straight from their buffers
+/// (vectored, no staging copy), and settles the accounts once they are written: the
+/// connection's unread bytes, and its outstanding requests.
 async fn writer(
     wr: Arc<OwnedWriteHalf>,
     mut rx: mpsc::UnboundedReceiver<ConnMsg>,
     queued: Arc<AtomicUsize>,
+    throttle: Arc<ConnThrottle>,
+    conn: ConnId,
+    core: mpsc::UnboundedSender<Msg>,
 ) {
-    let mut batch = Vec::with_capacity(64);
-    let mut buf = BytesMut::with_capacity(16 * 1024);
-    'run: while rx.recv_many(&mut batch, 256).await > 0 {
-        let mut close = false;
-        let mut frames = 0;
-        for m in batch.drain(..) {
-            match m {
-                ConnMsg::Frame(f) => {
-                    frames += 1;
-                    buf.extend_from_slice(&f);
-                }
-                ConnMsg::Close => {
-                    close = true;
-                    break;
-                }
-            }
-        }
-        let mut at = 0;
-        while at < buf.len() {
+    let mut batch = Vec::new();
+    'run: while rx.recv_many(&mut batch, 64).await > 0 {
+        let close = batch.iter().any(|m| matches!(m, ConnMsg::Close));
+        let frames: Vec<&Bytes> = batch
+            .iter()
+            .map_while(|m| match m {
+                ConnMsg::Frame { bytes, .. } => Some(bytes),
+                ConnMsg::Close => None,
+            })
+            .collect();
+        let total: usize = frames.iter().map(|f| f.len()).sum();
+        let (mut i, mut off) = (0usize, 0usize);
+        while i < frames.len() {
             if wr.writable().await.is_err() {
                 break 'run;
             }
-            match wr.try_write(&buf[at..]) {
-                Ok(n) => at += n,
+            let mut slices = [io::IoSlice::new(&[]); 64];
+            let n = frames.len() - i;
+            for (k, f) in frames[i..].iter().enumerate() {
+                slices[k] = io::IoSlice::new(if k == 0 { &f[off..] } else { &f[..] });
+            }
+            match wr.try_write_vectored(&slices[..n]) {
+                Ok(mut w) => {
+                    while w > 0 && i < frames.len() {
+                        let left = frames[i].len() - off;
+                        if w >= left {
+                            w -= left;
+                            i += 1;
+                            off = 0;
+                        } else {
+                            off += w;
+                            w = 0;
+                        }
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => break 'run,
             }
         }
-        buf.clear();
-        queued.fetch_sub(frames, Ordering::AcqRel);
+        let frames_done = frames.len();
+        for m in &batch {
+            if let ConnMsg::Frame { counted: true, .. } = m {
+                throttle.reply_written();
+            }
+        }
+        if throttle.written(total) {
+            let _ = core.send(Msg::Drained { conn });
+        }
+        queued.fetch_sub(frames_done, Ordering::AcqRel);
+        batch.clear();
+        if rx.is_empty() {
+            // An idle connection keeps no batch buffer.
+            batch.shrink_to_fit();
+        }
         if close {
             break;
         }
     }
     // The write side shuts down (FIN) when the last holder drops it: this task, and the
     // core when it forgets the connection.
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Entries until the roll says "snapshot", for entries of `bytes` bytes each.
-    fn entries_until_snapshot(roll: &mut SnapRoll, bytes: u64) -> u64 {
-        (1..=10_000_000)
-            .find(|_| roll.count(1, bytes))
-            .expect("a snapshot comes")
-    }
-
-    #[test]
-    fn snapshots_come_by_count_or_by_log_size_whichever_is_first() {
-        for seed in 1..50 {
-            // By count: snapCount/2 < n ≤ snapCount.
-            let mut r = SnapRoll::new(Some(1_000), None, seed);
-            let n = entries_until_snapshot(&mut r, 100_000);
-            assert!((501..=1_000).contains(&n), "seed {seed}: {n}");
-            // By size: 1 MiB limit, 10 kB entries (13 bytes of framing each): after
-            // half a MiB plus a random share of the other half.
-            let mut r = SnapRoll::new(Some(100_000), Some(1 << 20), seed);
-            let n = entries_until_snapshot(&mut r, 10_000);
-            let written = n * (10_000 + LOG_ENTRY_FRAMING);
-            assert!(
-                written > (1 << 19) && written <= (1 << 20) + 10_013,
-                "seed {seed}: {n} entries, {written} bytes"
-            );
-            // Both counters start again after a snapshot.
-            let m = entries_until_snapshot(&mut r, 10_000);
-            assert!(m * 10_013 > (1 << 19), "seed {seed}: {m}");
-        }
-        // Without snapshots (an in-memory log), never.
-        let mut r = SnapRoll::new(None, Some(1), 7);
-        assert!(!r.count(1_000, 1 << 30));
-    }
 }

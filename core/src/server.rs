@@ -56,6 +56,8 @@ pub struct Settings {
     pub super_digest: Option<String>,
     /// The SASL login (JAAS `Server` section); `None`: SASL is not configured.
     pub sasl: Option<std::sync::Arc<SaslConfig>>,
+    /// The largest reply built from many results (`multiRead`): `jute.maxbuffer`.
+    pub max_reply_bytes: usize,
     /// `enforce.auth.enabled` with its `enforce.auth.schemes` (or
     /// `sessionRequireClientSASLAuth`, which means `["sasl"]`): a connection must hold an
     /// identity of one of these schemes before any request but auth and sasl. `None`: off.
@@ -86,6 +88,7 @@ impl Default for Settings {
             super_digest: None,
             sasl: None,
             enforce_auth_schemes: None,
+            max_reply_bytes: crate::proto::frame::DEFAULT_MAX_BUFFER,
         }
     }
 }
@@ -276,17 +279,32 @@ pub struct Server {
     digest_log: VecDeque<(i64, i64)>,
 }
 
-fn frame(f: impl FnOnce(&mut BytesMut)) -> Bytes {
+/// The encoded length of a `Stat`.
+const STAT_LEN: usize = 68;
+
+/// A length-prefixed frame. A body past `i32::MAX` bytes cannot be framed; the caller gets
+/// `None` rather than a length that wraps and desynchronises the client's stream.
+fn try_frame(f: impl FnOnce(&mut BytesMut)) -> Option<Bytes> {
     let mut b = BytesMut::with_capacity(64);
     b.put_i32(0);
     f(&mut b);
-    let len = (b.len() - 4) as i32;
+    let len = i32::try_from(b.len() - 4).ok()?;
     b[0..4].copy_from_slice(&len.to_be_bytes());
-    b.freeze()
+    Some(b.freeze())
+}
+
+/// A frame of a record whose size `jute.maxbuffer` bounds (events, SASL tokens, connect
+/// responses): never near 2 GiB. Were one to pass it, nothing is sent rather than a
+/// frame whose length wraps.
+fn frame(f: impl FnOnce(&mut BytesMut)) -> Bytes {
+    try_frame(f).unwrap_or_else(|| {
+        error!("a frame over 2 GiB was not sent");
+        Bytes::new()
+    })
 }
 
 fn reply_frame(xid: i32, zxid: i64, err: ErrorCode, body: Option<&dyn Encode>) -> Bytes {
-    frame(|b| {
+    let built = try_frame(|b| {
         ReplyHeader {
             xid,
             zxid,
@@ -298,6 +316,13 @@ fn reply_frame(xid: i32, zxid: i64, err: ErrorCode, body: Option<&dyn Encode>) -
                 r.put(b);
             }
         }
+    });
+    built.unwrap_or_else(|| {
+        error!(
+            xid,
+            "a reply over 2 GiB cannot be framed; answered MarshallingError"
+        );
+        reply_frame(xid, zxid, ErrorCode::MarshallingError, None)
     })
 }
 
@@ -1284,7 +1309,9 @@ impl Server {
                 });
                 return self.reply(conn, xid, zxid, lop, start_ms, false, f, out);
             }
-            Request::MultiRead(ops) => Ok(Some(Box::new(self.multi_read(conn, &ops)))),
+            Request::MultiRead(ops) => self
+                .multi_read(conn, &ops)
+                .map(|r| Some(Box::new(r) as Box<dyn Encode>)),
             Request::Malformed { op, reason } => {
                 warn!(op = op.name(), %reason, "Failed to process request: marshalling error");
                 Err(ErrorCode::MarshallingError)
@@ -1371,8 +1398,14 @@ impl Server {
         Ok(GetAclResponse { acl, stat })
     }
 
-    fn multi_read(&mut self, conn: ConnId, ops: &[MultiOp]) -> MultiResponse {
-        let mut results = Vec::with_capacity(ops.len());
+    /// `multiRead`. Its reply grows with every op (65,000 getData of one 1 MiB znode fit
+    /// in one request), so it is refused with MarshallingError as soon as it would pass
+    /// `jute.maxbuffer`: ZooKeeper builds such a reply whole, and a client with the same
+    /// `jute.maxbuffer` cannot read it anyway ("Packet len … is out of range").
+    fn multi_read(&mut self, conn: ConnId, ops: &[MultiOp]) -> Result<MultiResponse, ErrorCode> {
+        let mut results = Vec::with_capacity(ops.len().min(1024));
+        // ReplyHeader, then per op a MultiHeader (type, done, err) and its record.
+        let mut size = 16usize;
         for op in ops {
             let r = match op {
                 MultiOp::GetChildren(r) => self
@@ -1383,9 +1416,22 @@ impl Server {
                     .map(|(d, s)| OpResult::GetData(d, s)),
                 _ => Err(ErrorCode::MarshallingError),
             };
+            size += 9 + match &r {
+                Ok(OpResult::GetData(d, _)) => 4 + d.as_ref().map_or(0, Bytes::len) + STAT_LEN,
+                Ok(OpResult::GetChildren(c)) => 4 + c.iter().map(|n| 4 + n.len()).sum::<usize>(),
+                _ => 4,
+            };
+            if size > self.settings.max_reply_bytes {
+                warn!(
+                    ops = ops.len(),
+                    "multiRead refused: its reply would pass jute.maxbuffer ({} bytes)",
+                    self.settings.max_reply_bytes
+                );
+                return Err(ErrorCode::MarshallingError);
+            }
             results.push(r.unwrap_or_else(OpResult::Error));
         }
-        MultiResponse(results)
+        Ok(MultiResponse(results))
     }
 
     #[allow(clippy::too_many_arguments)]

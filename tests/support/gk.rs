@@ -24,6 +24,20 @@ pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_geokeeper"))
 }
 
+/// A process's resident memory now (`VmRSS`) and at its peak (`VmHWM`), in KiB.
+pub fn rss_kb(pid: u32) -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        s.lines()
+            .find(|l| l.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
 /// Runs `geokeeper ARGS` (a tool subcommand) to its end: (exit code, stdout, stderr).
 pub fn gk_tool(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(binary())

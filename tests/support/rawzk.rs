@@ -264,6 +264,11 @@ impl RawZk {
         }
     }
 
+    /// The connection itself, after the handshake, for tests that frame their own bytes.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     /// Drops the TCP connection without closing the session.
     pub fn disconnect(self) {
         let _ = self.stream.shutdown(Shutdown::Both);

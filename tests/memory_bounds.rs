@@ -1,0 +1,174 @@
+//! One client cannot make the server hold unbounded memory: a client that pipelines
+//! requests for large replies and never reads its socket is held back once jute.maxbuffer
+//! of its replies wait unread (its requests stay queued in TCP, nothing is dropped), and a
+//! multiRead whose reply would pass jute.maxbuffer is refused instead of built. Meanwhile
+//! other clients are served as usual. Measured against the live process's RSS.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use geokeeper_core::proto::records::*;
+use geokeeper_core::proto::{ErrorCode, OpCode, Reader, Record};
+use geokeeper_core::request::{frame, MultiOp, Request};
+use support::gk::{rss_kb, Geokeeper};
+use support::rawzk::RawZk;
+
+/// The size of the znode every large reply carries (as in the issue's measurement).
+const BIG: usize = 1_000_000;
+/// What the server may grow to while a client misbehaves.
+const RSS_BOUND_KB: u64 = 256 * 1024;
+
+fn open_acl() -> Vec<Acl> {
+    geokeeper_core::acl::open_acl_unsafe()
+}
+
+fn session(addr: SocketAddr) -> RawZk {
+    let z = RawZk::connect(addr, 0, &[0; 16], 0, 30_000).expect("connect");
+    assert!(z.response.time_out > 0, "session refused");
+    z
+}
+
+fn get_big() -> Request {
+    Request::GetData(GetDataRequest {
+        path: "/big".into(),
+        watch: false,
+    })
+}
+
+/// Creates `/big` (1,000,000 bytes) and `/small`.
+fn populate(addr: SocketAddr) {
+    let mut z = session(addr);
+    for (path, len) in [("/big", BIG), ("/small", 10)] {
+        let req = Request::Create {
+            op: OpCode::Create,
+            req: CreateRequest {
+                path: path.into(),
+                data: Some(vec![b'x'; len].into()),
+                acl: open_acl(),
+                flags: 0,
+            },
+        };
+        let f = z.call(OpCode::Create, &req).reply.expect("create reply");
+        assert_eq!(f.header.err, 0, "create {path}");
+    }
+}
+
+/// Reads of `/small` on a fresh session, as (longest latency, all succeeded).
+fn small_reads(addr: SocketAddr, n: usize) -> (Duration, bool) {
+    let mut z = session(addr);
+    let mut worst = Duration::ZERO;
+    let mut ok = true;
+    for _ in 0..n {
+        let t = Instant::now();
+        let req = Request::GetData(GetDataRequest {
+            path: "/small".into(),
+            watch: false,
+        });
+        let r = z.call(OpCode::GetData, &req).reply;
+        worst = worst.max(t.elapsed());
+        ok &= r.is_ok_and(|f| f.header.err == 0);
+    }
+    (worst, ok)
+}
+
+fn read_reply(s: &mut TcpStream) -> (ReplyHeader, usize) {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).expect("reply length");
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).expect("reply body");
+    let h = ReplyHeader::decode(&mut Reader::new(&body)).expect("reply header");
+    (h, body.len())
+}
+
+#[test]
+fn a_client_that_never_reads_cannot_exhaust_the_server() {
+    let gk = Geokeeper::start("");
+    let pid = gk.pid().expect("pid");
+    populate(gk.addr);
+    let (before_kb, _) = rss_kb(pid).expect("rss");
+
+    // 3,000 pipelined getData of the 1 MB znode, and not one byte read.
+    const N: i32 = 3_000;
+    let mut slow = session(gk.addr).into_stream();
+    let mut w = slow.try_clone().expect("clone");
+    let writer = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        for xid in 1..=N {
+            buf.extend_from_slice(&frame(xid, OpCode::GetData, &get_big()));
+        }
+        // Blocks once the server stops reading; the bytes wait in TCP.
+        w.write_all(&buf).expect("requests written");
+    });
+    // Let the server take what it will.
+    std::thread::sleep(Duration::from_secs(3));
+    let (held_kb, _) = rss_kb(pid).expect("rss");
+    let (worst, ok) = small_reads(gk.addr, 50);
+    eprintln!(
+        "slow reader: RSS {before_kb} KiB before, {held_kb} KiB while it reads nothing; \
+         another client's slowest of 50 reads {worst:?}"
+    );
+    assert!(ok, "another client's reads failed");
+    assert!(
+        held_kb < RSS_BOUND_KB,
+        "RSS {held_kb} KiB while a client reads nothing"
+    );
+    assert!(
+        worst < Duration::from_secs(2),
+        "another client waited {worst:?}"
+    );
+
+    // Now it reads: every reply arrives, in order, none dropped or failed.
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    for xid in 1..=N {
+        let (h, len) = read_reply(&mut slow);
+        assert_eq!((h.xid, h.err), (xid, 0), "reply {xid}");
+        assert_eq!(len, 16 + 4 + BIG + 68, "reply {xid}");
+    }
+    writer.join().expect("writer");
+    let (_, peak_kb) = rss_kb(pid).expect("rss");
+    assert!(peak_kb < RSS_BOUND_KB, "peak RSS {peak_kb} KiB");
+}
+
+#[test]
+fn a_multi_read_whose_reply_would_pass_jute_maxbuffer_is_refused_not_built() {
+    let gk = Geokeeper::start("");
+    let pid = gk.pid().expect("pid");
+    populate(gk.addr);
+    let mut z = session(gk.addr);
+    // Just under 1 MB of request (18 bytes an op) for 55 GB of reply.
+    let ops: Vec<MultiOp> = (0..55_000)
+        .map(|_| {
+            MultiOp::GetData(GetDataRequest {
+                path: "/big".into(),
+                watch: false,
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    let f = z
+        .call(OpCode::MultiRead, &Request::MultiRead(ops))
+        .reply
+        .expect("multiRead reply");
+    assert_eq!(f.header.err, ErrorCode::MarshallingError as i32);
+    assert!(f.body.is_empty());
+    eprintln!("huge multiRead refused in {:?}", t.elapsed());
+    // The session goes on; a multiRead that fits is answered whole.
+    let ops = vec![
+        MultiOp::GetData(GetDataRequest {
+            path: "/small".into(),
+            watch: false,
+        });
+        100
+    ];
+    let f = z
+        .call(OpCode::MultiRead, &Request::MultiRead(ops))
+        .reply
+        .expect("small multiRead");
+    assert_eq!(f.header.err, 0);
+    let (_, peak_kb) = rss_kb(pid).expect("rss");
+    assert!(peak_kb < RSS_BOUND_KB, "peak RSS {peak_kb} KiB");
+}
