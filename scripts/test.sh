@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need (Debian's Apache ZooKeeper
-# server, Java CLI and C client; a JRE; kazoo and pure-sasl for python3) when missing, then
-# runs the whole workspace's tests in release mode.
+# server, Java CLI and C client; a JRE; a C compiler; kazoo and pure-sasl for python3)
+# when missing, then runs the whole workspace's tests in release mode.
 #
 #   ./scripts/test.sh                           # everything
 #   ./scripts/test.sh --test java_zk_harness    # extra args go to cargo test
@@ -40,6 +40,9 @@ for pkg in zookeeper zookeeper-bin; do
 done
 command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+# The failed-fsync test builds an LD_PRELOAD shim; the full-disk test mounts a tmpfs.
+command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+command -v mount >/dev/null 2>&1 || missing+=(mount)
 if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
 fi

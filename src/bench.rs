@@ -16,9 +16,10 @@
 
 mod client;
 mod compare;
+mod idle;
 mod load;
 mod report;
-mod sys;
+pub(crate) mod sys;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -46,6 +47,9 @@ enum BenchCmd {
     Populate(PopulateArgs),
     /// W watcher sessions watch one znode; times one setData to all W events, per round.
     Fanout(FanoutArgs),
+    /// Opens N sessions that stay idle (pinging as clients do) and reports the server's
+    /// resident memory per connection (needs --server-pid).
+    Idle(IdleArgs),
     /// Starts a server (the command after `--`) and times it from spawn to serving a read
     /// of --probe, then stops it with SIGTERM; repeated --rounds times.
     Restart(RestartArgs),
@@ -151,6 +155,18 @@ struct FanoutArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+struct IdleArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Idle sessions (one connection each).
+    #[arg(long, default_value_t = 10_000)]
+    sessions: usize,
+    /// Sessions opened at once.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+}
+
+#[derive(Args, Debug, Clone)]
 struct RestartArgs {
     #[command(flatten)]
     client: ClientArgs,
@@ -249,6 +265,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
         Some(BenchCmd::Populate(a)) => a.client.client_threads,
         Some(BenchCmd::Fanout(a)) => a.client.client_threads,
         Some(BenchCmd::Restart(a)) => a.client.client_threads,
+        Some(BenchCmd::Idle(a)) => a.client.client_threads,
         Some(BenchCmd::Compare(a)) => a.client_threads,
     };
     let rt = match runtime(threads) {
@@ -264,6 +281,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
             Some(BenchCmd::Populate(a)) => run_populate_cmd(&a, &progress).await,
             Some(BenchCmd::Fanout(a)) => run_fanout_cmd(&a, &progress).await,
             Some(BenchCmd::Restart(a)) => run_restart_cmd(&a).await,
+            Some(BenchCmd::Idle(a)) => run_idle_cmd(&a, &progress).await,
             Some(BenchCmd::Compare(a)) => compare::run(&a, &progress).await,
         }
     });
@@ -347,6 +365,24 @@ async fn run_fanout_cmd(a: &FanoutArgs, progress: &Progress) -> Result<(), Strin
     let r = load::fanout(&spec, progress)
         .await
         .map_err(|e| e.to_string())?;
+    print!("{}", r.table());
+    println!("{}", r.json());
+    Ok(())
+}
+
+async fn run_idle_cmd(a: &IdleArgs, progress: &Progress) -> Result<(), String> {
+    let addr = *hosts(&a.client)?.first().ok_or("no host")?;
+    let spec = idle::IdleSpec {
+        addr,
+        sessions: a.sessions.max(1),
+        session_timeout_ms: a.client.session_timeout_ms,
+        server_pid: a
+            .client
+            .server_pid
+            .ok_or("bench idle measures the server: give --server-pid")?,
+        concurrency: a.concurrency,
+    };
+    let r = idle::run(&spec, progress).await?;
     print!("{}", r.table());
     println!("{}", r.json());
     Ok(())

@@ -162,6 +162,8 @@ fn main() -> ExitCode {
 }
 
 fn run_serve(config: Option<PathBuf>) -> ExitCode {
+    // Every client connection is a descriptor: take what the hard limit allows.
+    bench::sys::raise_nofile_limit();
     let (cfg, warnings) = match &config {
         Some(p) => match Config::from_env_and_file(Some(p)) {
             Ok(c) => c,

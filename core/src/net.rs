@@ -23,7 +23,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tracing::{debug, error, info, warn, Instrument};
 
 use crate::four_letter::{self, FourLetterSettings, Host, Socket, Word};
@@ -84,7 +84,6 @@ enum Msg {
     Register {
         conn: ConnId,
         peer: SocketAddr,
-        tx: mpsc::UnboundedSender<ConnMsg>,
         direct: Direct,
         /// Told the session id once the handshake is done.
         ready: oneshot::Sender<i64>,
@@ -106,14 +105,80 @@ enum Msg {
     },
 }
 
-enum ConnMsg {
-    /// Bytes to write; `counted`: they end with a reply to a request that is outstanding
+/// What the core hands a connection's writer task: frames in order, then perhaps the
+/// close. Lighter than a channel: an idle connection holds an empty deque and nothing
+/// preallocated.
+struct Outbox {
+    state: std::sync::Mutex<OutboxState>,
+    wake: Notify,
+    /// Frames handed over and not yet written. Only the core adds (before it hands one
+    /// over) and only the writer subtracts (after writing), so zero means the socket is the
+    /// core's to write.
+    queued: AtomicUsize,
+}
+
+#[derive(Default)]
+struct OutboxState {
+    /// Bytes to write; `true`: they end with a reply to a request that is outstanding
     /// until written.
-    Frame {
-        bytes: Bytes,
-        counted: bool,
-    },
-    Close,
+    frames: VecDeque<(Bytes, bool)>,
+    closed: bool,
+}
+
+impl Outbox {
+    fn new() -> Outbox {
+        Outbox {
+            state: std::sync::Mutex::new(OutboxState::default()),
+            wake: Notify::new(),
+            queued: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, OutboxState> {
+        // A writer that panicked left nothing half-changed: the deque is whole.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, bytes: Bytes, counted: bool) {
+        let mut st = self.lock();
+        if st.closed {
+            return;
+        }
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        st.frames.push_back((bytes, counted));
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    /// Nothing more will be handed over; the writer ends once it has written the rest.
+    fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_one();
+    }
+
+    /// Waits for frames and moves up to 64 into `into`; false once closed and empty.
+    async fn take(&self, into: &mut Vec<(Bytes, bool)>) -> bool {
+        loop {
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            {
+                let mut st = self.lock();
+                if !st.frames.is_empty() {
+                    let n = st.frames.len().min(64);
+                    into.extend(st.frames.drain(..n));
+                    if st.frames.is_empty() && st.frames.capacity() > 16 {
+                        st.frames = VecDeque::new();
+                    }
+                    return true;
+                }
+                if st.closed {
+                    return false;
+                }
+            }
+            woken.await;
+        }
+    }
 }
 
 /// The core's own way to a connection's socket. Replies go out from the core with one
@@ -122,15 +187,11 @@ enum ConnMsg {
 /// has caught up, goes through the writer task, so a connection's bytes stay in order.
 struct Direct {
     wr: Arc<OwnedWriteHalf>,
-    /// Frames handed to the writer task and not yet written by it. Only the core adds
-    /// (before it hands one over) and only the writer subtracts (after writing), so zero
-    /// means the socket is the core's to write.
-    queued: Arc<AtomicUsize>,
+    outbox: Arc<Outbox>,
     throttle: Arc<ConnThrottle>,
 }
 
 struct ConnHandle {
-    tx: mpsc::UnboundedSender<ConnMsg>,
     direct: Direct,
     ready: Option<oneshot::Sender<i64>>,
     peer: SocketAddr,
@@ -141,13 +202,22 @@ struct ConnHandle {
     held: VecDeque<Input>,
 }
 
+impl Drop for ConnHandle {
+    /// However the core lets a connection go, its writer flushes and ends.
+    fn drop(&mut self) {
+        self.direct.outbox.close();
+    }
+}
+
 impl ConnHandle {
     /// Hands bytes to the writer task.
     fn queue(&self, bytes: Bytes, counted: bool) {
-        self.direct.queued.fetch_add(1, Ordering::AcqRel);
-        if self.tx.send(ConnMsg::Frame { bytes, counted }).is_err() {
-            self.direct.queued.fetch_sub(1, Ordering::AcqRel);
-        }
+        self.direct.outbox.push(bytes, counted);
+    }
+
+    /// Lets the connection go: the writer flushes what it has and ends.
+    fn close(&self) {
+        self.direct.outbox.close();
     }
 
     /// Sends reply and event frames (this connection's run of the batch), in order:
@@ -157,7 +227,7 @@ impl ConnHandle {
     #[must_use]
     fn deliver(&self, frames: &[(ConnId, Bytes)]) -> bool {
         let (mut i, mut off) = (0usize, 0usize);
-        if self.direct.queued.load(Ordering::Acquire) == 0 {
+        if self.direct.outbox.queued.load(Ordering::Acquire) == 0 {
             while i < frames.len() {
                 let mut slices = [io::IoSlice::new(&[]); 64];
                 let mut n = 0;
@@ -709,7 +779,7 @@ async fn core_loop(
         }
     }
     for (_, c) in conns.drain() {
-        let _ = c.tx.send(ConnMsg::Close);
+        c.close();
     }
 }
 
@@ -786,14 +856,12 @@ fn handle_msg(
         Msg::Register {
             conn,
             peer,
-            tx,
             direct,
             ready,
         } => {
             conns.insert(
                 conn,
                 ConnHandle {
-                    tx,
                     direct,
                     ready: Some(ready),
                     peer,
@@ -861,7 +929,7 @@ fn four_letter_word(
             c.direct.throttle.produced(t.len());
             c.queue(Bytes::from(t), false);
         }
-        let _ = c.tx.send(ConnMsg::Close);
+        c.close();
     }
 }
 
@@ -943,7 +1011,7 @@ fn dispatch(
             Output::Close { conn } => {
                 deliver_all(&mut sends, conns, drained);
                 if let Some(c) = conns.remove(&conn) {
-                    let _ = c.tx.send(ConnMsg::Close);
+                    c.close();
                 }
             }
             Output::Log {
@@ -1002,7 +1070,14 @@ fn deliver_all(
     sends.clear();
 }
 
+/// How much a read asks for when the buffer holds no partial frame.
+const READ_CHUNK: usize = 4096;
+
 /// Reads one frame: `Ok(None)` at a clean end of stream.
+///
+/// An idle connection holds no read buffer: the buffer is released whenever it holds no
+/// partial frame, and one is allocated only once the socket is readable. Thousands of
+/// idle sessions then cost their sockets and little else.
 async fn read_frame(
     rd: &mut OwnedReadHalf,
     buf: &mut BytesMut,
@@ -1016,21 +1091,33 @@ async fn read_frame(
                 e.message_from(&peer.to_string()),
             )
         })?;
-        if let Some(len) = len {
-            if buf.len() >= 4 + len {
+        let want = match len {
+            Some(len) if buf.len() >= 4 + len => {
                 buf.advance(4);
                 return Ok(Some(buf.split_to(len).freeze()));
             }
-            buf.reserve(4 + len - buf.len());
+            Some(len) => 4 + len - buf.len(),
+            None => READ_CHUNK,
+        };
+        if buf.is_empty() {
+            // Frames handed on share this allocation; let go of it while idle.
+            *buf = BytesMut::new();
         }
-        if rd.read_buf(buf).await? == 0 {
-            if buf.is_empty() {
-                return Ok(None);
+        rd.readable().await?;
+        buf.reserve(want.max(READ_CHUNK));
+        match rd.try_read_buf(buf) {
+            Ok(0) => {
+                if buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed mid-frame",
+                ));
             }
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed mid-frame",
-            ));
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
         }
     }
 }
@@ -1055,19 +1142,17 @@ async fn connection(
 ) {
     let (mut rd, wr) = stream.into_split();
     let wr = Arc::new(wr);
-    let queued = Arc::new(AtomicUsize::new(0));
-    let (tx, rx) = mpsc::unbounded_channel();
+    let outbox = Arc::new(Outbox::new());
     let (ready_tx, ready_rx) = oneshot::channel();
     let direct = Direct {
         wr: wr.clone(),
-        queued: queued.clone(),
+        outbox: outbox.clone(),
         throttle: adm.throttle.clone(),
     };
     if core
         .send(Msg::Register {
             conn,
             peer,
-            tx,
             direct,
             ready: ready_tx,
         })
@@ -1076,7 +1161,7 @@ async fn connection(
         return;
     }
     let mut writer = tokio::spawn(
-        writer(wr, rx, queued, adm.throttle.clone(), conn, core.clone()).in_current_span(),
+        writer(wr, outbox, adm.throttle.clone(), conn, core.clone()).in_current_span(),
     );
     // The reader stops when the client goes away, or when the server closes the
     // connection (the writer ends after flushing).
@@ -1094,27 +1179,31 @@ async fn connection(
     let _ = core.send(Msg::Input(Input::Closed { conn }));
 }
 
-async fn read_loop(
+/// Errors that close the connection name the session, as ZooKeeper's do.
+fn closing(session: i64) -> impl Fn(io::Error) -> io::Error {
+    move |e: io::Error| match e.kind() {
+        io::ErrorKind::InvalidData => io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("Close of session 0x{session:x}: {e}"),
+        ),
+        _ => e,
+    }
+}
+
+/// The connection's opening: a four-letter word (answered, then `None`), or a
+/// ConnectRequest handed to the core and the session it established (`None` when refused
+/// or gone).
+#[allow(clippy::too_many_arguments)]
+async fn handshake(
     rd: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
     conn: ConnId,
     peer: SocketAddr,
     core: &mpsc::UnboundedSender<Msg>,
     adm: &Admitted,
     ready: oneshot::Receiver<i64>,
     four_letter: Arc<FourLetterSettings>,
-) -> io::Result<()> {
-    // Errors that close the connection name the session, as ZooKeeper's do.
-    let closing = |session: i64| {
-        move |e: io::Error| match e.kind() {
-            io::ErrorKind::InvalidData => io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("Close of session 0x{session:x}: {e}"),
-            ),
-            _ => e,
-        }
-    };
-    let max_buffer = adm.max_buffer;
-    let mut buf = BytesMut::with_capacity(4096);
+) -> io::Result<Option<i64>> {
     // A connection that does not complete its ConnectRequest in time is closed, so that
     // idle sockets cannot hold places under maxClientCnxns (ZooKeeper's connection
     // expirer, `zookeeper.nio.sessionlessCnxnTimeout`; it measures from the last bytes
@@ -1133,7 +1222,7 @@ async fn read_loop(
     // as a four-letter word before it takes them as a frame length (`checkFourLetterWord`).
     let opened = tokio::time::timeout_at(deadline, async {
         while buf.len() < 4 {
-            if rd.read_buf(&mut buf).await? == 0 {
+            if rd.read_buf(buf).await? == 0 {
                 if buf.is_empty() {
                     return Ok(false);
                 }
@@ -1148,17 +1237,19 @@ async fn read_loop(
     .await
     .map_err(expired)??;
     if !opened {
-        return Ok(());
+        return Ok(None);
     }
     if let Some(word) = Word::from_bytes([buf[0], buf[1], buf[2], buf[3]]) {
-        return four_letter_request(rd, conn, word, buf, core, four_letter).await;
+        let buf = std::mem::take(buf);
+        four_letter_request(rd, conn, word, buf, core, four_letter).await?;
+        return Ok(None);
     }
-    let Some(first) = tokio::time::timeout_at(deadline, read_frame(rd, &mut buf, max_buffer, peer))
+    let Some(first) = tokio::time::timeout_at(deadline, read_frame(rd, buf, adm.max_buffer, peer))
         .await
         .map_err(expired)?
         .map_err(closing(0))?
     else {
-        return Ok(());
+        return Ok(None);
     };
     let (req, has_read_only) = frame::decode_connect(&first, adm.max_record_len)
         .map_err(|e| {
@@ -1176,7 +1267,24 @@ async fn read_loop(
     }));
     // Like ZooKeeper, read nothing more until the session is established; a refused
     // handshake drops `ready` and the connection ends here.
-    let Ok(session) = ready.await else {
+    Ok(ready.await.ok())
+}
+
+async fn read_loop(
+    rd: &mut OwnedReadHalf,
+    conn: ConnId,
+    peer: SocketAddr,
+    core: &mpsc::UnboundedSender<Msg>,
+    adm: &Admitted,
+    ready: oneshot::Receiver<i64>,
+    four_letter: Arc<FourLetterSettings>,
+) -> io::Result<()> {
+    let max_buffer = adm.max_buffer;
+    let mut buf = BytesMut::new();
+    // Boxed: the opening's timers and four-letter path would otherwise enlarge every
+    // connection's task for its whole life.
+    let opening = handshake(rd, &mut buf, conn, peer, core, adm, ready, four_letter);
+    let Some(session) = Box::pin(opening).await? else {
         return Ok(());
     };
     while let Some(f) = read_frame(rd, &mut buf, max_buffer, peer)
@@ -1270,23 +1378,14 @@ async fn four_letter_request(
 /// connection's unread bytes, and its outstanding requests.
 async fn writer(
     wr: Arc<OwnedWriteHalf>,
-    mut rx: mpsc::UnboundedReceiver<ConnMsg>,
-    queued: Arc<AtomicUsize>,
+    outbox: Arc<Outbox>,
     throttle: Arc<ConnThrottle>,
     conn: ConnId,
     core: mpsc::UnboundedSender<Msg>,
 ) {
-    let mut batch = Vec::new();
-    'run: while rx.recv_many(&mut batch, 64).await > 0 {
-        let close = batch.iter().any(|m| matches!(m, ConnMsg::Close));
-        let frames: Vec<&Bytes> = batch
-            .iter()
-            .map_while(|m| match m {
-                ConnMsg::Frame { bytes, .. } => Some(bytes),
-                ConnMsg::Close => None,
-            })
-            .collect();
-        let total: usize = frames.iter().map(|f| f.len()).sum();
+    let mut frames: Vec<(Bytes, bool)> = Vec::new();
+    'run: while outbox.take(&mut frames).await {
+        let total: usize = frames.iter().map(|f| f.0.len()).sum();
         let (mut i, mut off) = (0usize, 0usize);
         while i < frames.len() {
             if wr.writable().await.is_err() {
@@ -1294,13 +1393,13 @@ async fn writer(
             }
             let mut slices = [io::IoSlice::new(&[]); 64];
             let n = frames.len() - i;
-            for (k, f) in frames[i..].iter().enumerate() {
+            for (k, (f, _)) in frames[i..].iter().enumerate() {
                 slices[k] = io::IoSlice::new(if k == 0 { &f[off..] } else { &f[..] });
             }
             match wr.try_write_vectored(&slices[..n]) {
                 Ok(mut w) => {
                     while w > 0 && i < frames.len() {
-                        let left = frames[i].len() - off;
+                        let left = frames[i].0.len() - off;
                         if w >= left {
                             w -= left;
                             i += 1;
@@ -1315,24 +1414,16 @@ async fn writer(
                 Err(_) => break 'run,
             }
         }
-        let frames_done = frames.len();
-        for m in &batch {
-            if let ConnMsg::Frame { counted: true, .. } = m {
-                throttle.reply_written();
-            }
+        for _ in frames.iter().filter(|f| f.1) {
+            throttle.reply_written();
         }
         if throttle.written(total) {
             let _ = core.send(Msg::Drained { conn });
         }
-        queued.fetch_sub(frames_done, Ordering::AcqRel);
-        batch.clear();
-        if rx.is_empty() {
-            // An idle connection keeps no batch buffer.
-            batch.shrink_to_fit();
-        }
-        if close {
-            break;
-        }
+        outbox.queued.fetch_sub(frames.len(), Ordering::AcqRel);
+        frames.clear();
+        // An idle connection keeps no frame buffer.
+        frames.shrink_to_fit();
     }
     // The write side shuts down (FIN) when the last holder drops it: this task, and the
     // core when it forgets the connection.

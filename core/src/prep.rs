@@ -851,6 +851,127 @@ mod tests {
         (body, digest)
     }
 
+    /// ZooKeeper's tree digest computed from scratch, sharing no code with the tree or
+    /// prep: a bitwise CRC-32 (IEEE, reflected 0xEDB88320) per znode over the path (the
+    /// root as ""), the data, then czxid, mzxid, pzxid, ctime, mtime, version, cversion,
+    /// aversion and ephemeralOwner big-endian (`DigestCalculator.calculateDigest`), summed
+    /// as Java longs over every znode outside `/zookeeper/` (`NodeHashMapImpl`).
+    fn digest_from_scratch(t: &DataTree) -> i64 {
+        fn crc32(bytes: &[u8]) -> u32 {
+            let mut c = !0u32;
+            for &b in bytes {
+                c ^= u32::from(b);
+                for _ in 0..8 {
+                    c = if c & 1 == 1 {
+                        (c >> 1) ^ 0xEDB8_8320
+                    } else {
+                        c >> 1
+                    };
+                }
+            }
+            !c
+        }
+        let mut sum = 0i64;
+        for path in t.walk() {
+            if path.starts_with("/zookeeper/") {
+                continue;
+            }
+            let n = t.get(&path).expect("walked");
+            let s = n.stat;
+            let mut b = if path == "/" {
+                Vec::new()
+            } else {
+                path.as_bytes().to_vec()
+            };
+            b.extend_from_slice(n.data_bytes());
+            for v in [s.czxid, s.mzxid, s.pzxid, s.ctime, s.mtime] {
+                b.extend_from_slice(&v.to_be_bytes());
+            }
+            for v in [s.version, s.cversion, s.aversion] {
+                b.extend_from_slice(&v.to_be_bytes());
+            }
+            b.extend_from_slice(&s.ephemeral_owner.to_be_bytes());
+            sum = sum.wrapping_add(i64::from(crc32(&b)));
+        }
+        sum
+    }
+
+    /// Every digest prep predicts, several writes ahead of the tree, is the digest of the
+    /// tree once those writes are applied, computed from scratch.
+    #[test]
+    fn predicted_digests_equal_the_applied_trees_digest_from_scratch() {
+        let mut t = DataTree::new();
+        let mut p = Prep::new(PrepSettings {
+            digest_enabled: true,
+            ..Default::default()
+        });
+        let set = |path: &str, data: &'static [u8]| {
+            Request::SetData(crate::proto::records::SetDataRequest {
+                path: path.into(),
+                data: Some(Bytes::from_static(data)),
+                version: -1,
+            })
+        };
+        let delete = |path: &str| {
+            Request::Delete(crate::proto::records::DeleteRequest {
+                path: path.into(),
+                version: -1,
+            })
+        };
+        let reqs = vec![
+            create("/a", 0),
+            create("/a/s-", 2),
+            create("/a/e", 1),
+            set("/a", b"longer data"),
+            create("/b", 0),
+            delete("/b"),
+            set("/", b"root"),
+            create("/a", 0), // NodeExists: an error txn, no digest
+            Request::Multi(vec![
+                MultiOp::Create {
+                    op: OpCode::Create,
+                    req: CreateRequest {
+                        path: "/m".into(),
+                        data: None,
+                        acl: open_acl_unsafe(),
+                        flags: 0,
+                    },
+                },
+                MultiOp::SetData(crate::proto::records::SetDataRequest {
+                    path: "/m".into(),
+                    data: Some(Bytes::from_static(b"x")),
+                    version: 0,
+                }),
+                MultiOp::Delete(crate::proto::records::DeleteRequest {
+                    path: "/a/e".into(),
+                    version: -1,
+                }),
+            ]),
+            delete("/a/s-0000000000"),
+        ];
+        // Prepared all before any is applied, as under pipelining.
+        let mut prepared = Vec::new();
+        for (i, r) in reqs.iter().enumerate() {
+            let mut h = hdr(i as i64 + 1);
+            h.time = 1000 + i as i64;
+            let (body, digest) = p.prepare(&t, &caller(), r, &mut h);
+            prepared.push((h, body, digest));
+        }
+        let mut checked = 0;
+        for (h, body, digest) in prepared {
+            t.apply(&h, &body, &mut vec![]);
+            p.applied(h.zxid);
+            if let Some(d) = digest {
+                assert_eq!(d.tree_digest, digest_from_scratch(&t), "zxid {}", h.zxid);
+                checked += 1;
+            }
+        }
+        assert_eq!(
+            checked, 9,
+            "every write but the failed one carries a digest"
+        );
+    }
+
     #[test]
     fn pending_changes_are_seen_before_apply() {
         let mut t = DataTree::new();
