@@ -37,9 +37,14 @@
 //!   geokeeper in the order they were added (see README); compared sorted.
 //!
 //! Debian's ZooKeeper is 3.8.0 while geokeeper follows the 3.8.4 source; where the two
-//! versions differ the test avoids or normalizes the case (see `Run::exists`, `multi` and
-//! `Side::norm_body`): exists on an unreadable node (ZOOKEEPER-2590), create2 results and
-//! invalid create flags inside a multi (ZOOKEEPER-4026).
+//! versions differ, the case is still sent and geokeeper's answer is checked against the
+//! 3.8.4 rule instead of 3.8.0's reply: exists on an unreadable node (ZOOKEEPER-2590,
+//! `step_tolerating`), the stat of a create2 inside a multi (ZOOKEEPER-4026; compared
+//! as a path, and the stat checked against the create in
+//! `Side::check_create2_stats_in_multi`), and create ops with TTL or invalid flags under a
+//! create header inside a multi (`invalid_create_flags_in_multi`). Malformed bodies also
+//! come with their special xids: auth, sasl (connection closed unanswered), setWatches and
+//! setWatches2 (MarshallingError), ping (body ignored).
 //!
 //! A mismatch panics with the seed, the step, the operation, both outcomes and the steps
 //! before it. `GK_DIFF_SEED=<n>` runs one seed (2000 operations unless `GK_DIFF_OPS=<n>`
@@ -310,6 +315,46 @@ impl Side {
         )
     }
 
+    /// A create2 inside a multi is answered with its stat by ZooKeeper 3.8.2+
+    /// (ZOOKEEPER-4026, `MultiResponse` in 3.8.4) and geokeeper, with the path alone by
+    /// Debian's 3.8.0: the comparison sees the path only, so the stat geokeeper sent is
+    /// checked here against what the create implies: created by the multi's own zxid,
+    /// versions 0, no children, its data's length, and the owner its mode gives.
+    fn check_create2_stats_in_multi(&self, raw: &Body, req: Option<&Request>, zxid: i64) {
+        let (Body::Multi { results, .. }, Some(Request::Multi(ops))) = (raw, req) else {
+            return;
+        };
+        for (i, (_, _, r)) in results.iter().enumerate() {
+            let (
+                Some(MultiOp::Create {
+                    op: OpCode::Create2,
+                    req: c,
+                }),
+                OpResult::Create2(path, st),
+            ) = (ops.get(i), r)
+            else {
+                continue;
+            };
+            let owner_ok = match c.flags {
+                0 | 2 => st.ephemeral_owner == 0,
+                1 | 3 => self.sessions.contains(&st.ephemeral_owner),
+                4 => st.ephemeral_owner == i64::MIN,
+                _ => true,
+            };
+            let data_len = c.data.as_ref().map_or(0, |d| d.len()) as i32;
+            assert!(
+                (st.czxid, st.mzxid, st.pzxid) == (zxid, zxid, zxid)
+                    && (st.version, st.cversion, st.aversion) == (0, 0, 0)
+                    && st.num_children == 0
+                    && st.data_length == data_len
+                    && st.ctime == st.mtime
+                    && owner_ok,
+                "geokeeper's create2 stat for {path} in a multi at zxid {zxid:#x} does not fit the create (flags {}, {data_len} bytes): {st:?}",
+                c.flags
+            );
+        }
+    }
+
     /// Normalizes an exchange; returns the outcome and the un-normalized reply.
     fn outcome(
         &self,
@@ -324,6 +369,9 @@ impl Side {
         match ex.reply {
             Ok(f) => {
                 let raw = decode_body(op, &f.body);
+                if self.name == "geokeeper" {
+                    self.check_create2_stats_in_multi(&raw, req, f.header.zxid);
+                }
                 let mut body = raw.clone();
                 self.norm_body(&mut body, req);
                 let reply = format!(
@@ -416,6 +464,7 @@ impl Side {
             }
             Action::Raw {
                 slot,
+                xid,
                 op,
                 body,
                 expect_close,
@@ -424,7 +473,7 @@ impl Side {
                 let Some(zk) = self.slots[*slot].zk.as_mut() else {
                     panic!("{}: slot {slot} has no connection", self.name);
                 };
-                let xid = zk.take_xid();
+                let xid = xid.unwrap_or_else(|| zk.take_xid());
                 let ex = match zk.send_raw(xid, *op, body) {
                     Ok(()) => zk.await_reply(xid),
                     Err(e) => Exchange {
@@ -658,8 +707,10 @@ enum Action {
         req: Request,
     },
     /// A hand-made frame: an opcode no server knows, or a known one with a malformed body.
+    /// `xid: None` takes the connection's next xid.
     Raw {
         slot: usize,
+        xid: Option<i32>,
         op: i32,
         body: Vec<u8>,
         /// The server must close the connection after its reply.
@@ -927,7 +978,12 @@ impl Gen<'_> {
                 let flags = if op == OpCode::CreateContainer {
                     4
                 } else {
-                    self.rng.random_range(0..4)
+                    match self.pct() {
+                        // TTL modes, or no mode at all: see `invalid_create_flags_in_multi`.
+                        0..4 => self.rng.random_range(5..7),
+                        4..7 => *pick(self.rng, &[-1, 7, 9, 1 << 20]),
+                        _ => self.rng.random_range(0..4),
+                    }
                 };
                 let path = if flags == 2 || flags == 3 {
                     self.seq_path()
@@ -987,9 +1043,7 @@ impl Gen<'_> {
             _ => self.rng.random_range(4..7),
         };
         let mut ops: Vec<MultiOp> = (0..n).map(|_| self.multi_write_op()).collect();
-        // A read op makes the whole multi MarshallingError. (Invalid or TTL flags in a
-        // create sub-op are not sent: ZooKeeper 3.8.0 fails that op with BadArguments,
-        // 3.8.2+ (ZOOKEEPER-4026, followed by geokeeper) refuses the whole multi.)
+        // A read op makes the whole multi MarshallingError.
         if self.pct() < 3 {
             ops.push(self.multi_read_op());
         }
@@ -1065,6 +1119,7 @@ impl Gen<'_> {
                 Gened::One(Action::Batch { slot, calls })
             }
             25..45 => Gened::One(self.malformed(slot)),
+            45..55 => Gened::One(self.malformed_special(slot)),
             _ => self.single(slot),
         }
     }
@@ -1145,11 +1200,83 @@ impl Gen<'_> {
             }
             return Action::Raw {
                 slot,
+                xid: None,
                 op: op as i32,
                 body,
                 expect_close: false,
                 orig: Some(req),
             };
+        }
+    }
+
+    /// A damaged body under an opcode with its special xid, or one that skips the usual
+    /// request path: auth (−4) and sasl, which close the connection unanswered
+    /// (`processPacket`'s IOException); setWatches and setWatches2 (−8), answered
+    /// MarshallingError on an open connection (`FinalRequestProcessor`); ping (−2), whose
+    /// body no server reads.
+    fn malformed_special(&mut self, slot: usize) -> Action {
+        let watches = vec!["/d/a".to_string(), "/d/b/x".to_string()];
+        let (xid, op, req, expect_close) = match self.rng.random_range(0..5) {
+            0 => (
+                Some(-4),
+                OpCode::Auth,
+                Request::Auth(AuthPacket {
+                    r#type: 0,
+                    scheme: "digest".into(),
+                    auth: b"alice:secret".to_vec().into(),
+                }),
+                true,
+            ),
+            1 => (
+                None,
+                OpCode::Sasl,
+                Request::Sasl(GetSaslRequest {
+                    token: b"0123456789".to_vec().into(),
+                }),
+                true,
+            ),
+            2 => (
+                Some(-8),
+                OpCode::SetWatches,
+                Request::SetWatches(SetWatches {
+                    relative_zxid: 0,
+                    data_watches: watches.clone(),
+                    exist_watches: watches.clone(),
+                    child_watches: watches,
+                }),
+                false,
+            ),
+            3 => (
+                Some(-8),
+                OpCode::SetWatches2,
+                Request::SetWatches2(SetWatches2 {
+                    relative_zxid: 0,
+                    data_watches: watches.clone(),
+                    exist_watches: Vec::new(),
+                    child_watches: watches.clone(),
+                    persistent_watches: watches.clone(),
+                    persistent_recursive_watches: watches,
+                }),
+                false,
+            ),
+            _ => (Some(-2), OpCode::Ping, Request::Ping, false),
+        };
+        let f = geokeeper_core::request::frame(0, op, &req);
+        let mut body = f[12..].to_vec();
+        if op == OpCode::Ping {
+            let n = self.rng.random_range(1..16);
+            body = (0..n).map(|_| self.rng.random::<u8>()).collect();
+        } else {
+            let cut = self.rng.random_range(0..body.len());
+            body.truncate(cut);
+        }
+        Action::Raw {
+            slot,
+            xid,
+            op: op as i32,
+            body,
+            expect_close,
+            orig: Some(req),
         }
     }
 
@@ -1317,6 +1444,20 @@ impl Gen<'_> {
             }
             690..770 => {
                 let r = self.multi();
+                // A create op whose flags are no plain CreateMode goes out under a createTTL
+                // header from geokeeper's encoder (as a proxy must forward it); half of them
+                // are sent as written by hand, under their create header.
+                if has_create_flags_beyond_plain_modes(&r) && self.rng.random_bool(0.5) {
+                    let body = multi_with_create_headers(&r);
+                    return Gened::One(Action::Raw {
+                        slot,
+                        xid: None,
+                        op: OpCode::Multi as i32,
+                        body,
+                        expect_close: false,
+                        orig: Some(r),
+                    });
+                }
                 call(OpCode::Multi, r)
             }
             770..800 => {
@@ -1410,6 +1551,7 @@ impl Gen<'_> {
             ),
             _ => Gened::One(Action::Raw {
                 slot,
+                xid: None,
                 op: *pick(self.rng, &[10, 999, -5]),
                 body: Vec::new(),
                 expect_close: true,
@@ -1489,6 +1631,14 @@ impl Run {
                 .entry("exists without READ: 3.8.0 OK, geokeeper NoAuth (ZOOKEEPER-2590)".into())
                 .or_default() += 1;
         }
+        let invalid_flags = !same && invalid_create_flags_in_multi(action, &a, &b);
+        if invalid_flags {
+            *self
+                .coverage
+                .entry("multi, create header with TTL or no mode: 3.8.0 per-op errors, 3.8.4 MarshallingError".into())
+                .or_default() += 1;
+        }
+        let tolerated = tolerated || invalid_flags;
         if !same && !tolerated {
             let mut msg = format!(
                 "\nDIFFERENTIAL MISMATCH — seed {} (rerun: GK_DIFF_SEED={} GK_DIFF_OPS=<n>), step {}\n\
@@ -1648,6 +1798,84 @@ fn show(r: &StepResult) -> String {
 }
 
 /// Runs one seed; returns the coverage table.
+/// Whether `req` is a multi with a create whose flags are no plain mode (not 0..=4: a TTL
+/// mode, or none at all).
+fn has_create_flags_beyond_plain_modes(req: &Request) -> bool {
+    matches!(req, Request::Multi(ops) if ops.iter().any(
+        |o| matches!(o, MultiOp::Create { req, .. } if !(0..=4).contains(&req.flags))
+    ))
+}
+
+/// A multi's body with every create op under its own create header, whatever its flags
+/// (geokeeper's encoder puts creates with other flags under a createTTL header).
+fn multi_with_create_headers(req: &Request) -> Vec<u8> {
+    let Request::Multi(ops) = req else {
+        return Vec::new();
+    };
+    let mut w = bytes::BytesMut::new();
+    for op in ops {
+        match op {
+            MultiOp::Create { op, req } => {
+                MultiHeader {
+                    r#type: *op as i32,
+                    done: false,
+                    err: -1,
+                }
+                .encode(&mut w);
+                req.encode(&mut w);
+            }
+            other => {
+                // The op alone, as the encoder writes it, without frame and done header.
+                let f = geokeeper_core::request::frame(
+                    0,
+                    OpCode::Multi,
+                    &Request::Multi(vec![other.clone()]),
+                );
+                w.extend_from_slice(&f[12..f.len() - 9]);
+            }
+        }
+    }
+    MultiHeader {
+        r#type: -1,
+        done: true,
+        err: -1,
+    }
+    .encode(&mut w);
+    w.to_vec()
+}
+
+/// A create sub-op under a create header whose flags are no plain mode. The 3.8.4 rule,
+/// which geokeeper follows (`MultiOperationRecord.deserialize`, 3.8.4): the record is
+/// refused as it is read, before any op runs: flags that name no CreateMode make
+/// `CreateMode.fromFlag(flags, null)` null and an IOException, a TTL mode fails
+/// `CreateOptions`' `validateTTL` (no ttl under a create header), an
+/// IllegalArgumentException turned into an IOException; PrepRequestProcessor then fails the
+/// whole request as a marshalling error (an error txn, one zxid, header only). Debian's
+/// 3.8.0 reads the record without those checks and runs the ops in order, so an op that
+/// fails before that create decides its answer: err 0 with a MultiResponse of per-op
+/// errors (seen against it). Both leave the tree unchanged and take the same zxid; that,
+/// the events and geokeeper's reply are checked here instead of an equal reply.
+fn invalid_create_flags_in_multi(action: &Action, zk: &StepResult, gk: &StepResult) -> bool {
+    let Action::Raw {
+        op: 14,
+        orig: Some(req),
+        ..
+    } = action
+    else {
+        return false;
+    };
+    has_create_flags_beyond_plain_modes(req)
+        && zk.outcome.events == gk.outcome.events
+        && zk.state == gk.state
+        && matches!(
+            (&zk.reply, &gk.reply),
+            (Some((hz, Body::Multi { .. })), Some((hg, Body::None)))
+                if hz.err == 0
+                    && hg.err == ErrorCode::MarshallingError.code()
+                    && (hz.xid, hz.zxid) == (hg.xid, hg.zxid)
+        )
+}
+
 fn run_seed(seed: u64, ops: usize) -> BTreeMap<String, usize> {
     let quota = seed % 2 == 0;
     let enforce = seed % 4 == 0;
