@@ -13,7 +13,9 @@ mod support;
 use std::net::{Ipv6Addr, SocketAddr, TcpListener};
 use std::time::Duration;
 
-use geokeeper_core::proto::records::AuthPacket;
+use geokeeper_core::proto::records::{
+    Acl, AuthPacket, CreateRequest, DeleteRequest, Id, SetAclRequest, SetDataRequest,
+};
 use geokeeper_core::proto::OpCode;
 use geokeeper_core::request::Request;
 use support::gk::{Geokeeper, StartError};
@@ -533,6 +535,120 @@ fn enforce_auth_refuses_to_start_with_a_scheme_nobody_provides() {
             Err((e, log)) => panic!("{cfg}: {e:?}\n{log}"),
         }
     }
+}
+
+/// Requests with several faults at once, from a session with no identity, on a tree that
+/// alice's session built: each server must name the same fault first (the order of
+/// PrepRequestProcessor's checks; core/src/prep.rs `check_order_matches_zookeeper` states
+/// it per request type).
+#[test]
+fn error_precedence_matches_zookeeper() {
+    let (zk, gk) = servers("");
+    let acl = |scheme: &str, id: &str| {
+        vec![Acl {
+            perms: 31,
+            id: Id {
+                scheme: scheme.into(),
+                id: id.into(),
+            },
+        }]
+    };
+    let open = acl("world", "anyone");
+    let alice_only = acl("digest", "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=");
+    let bogus = acl("bogus", "x");
+    let create = |path: &str, flags: i32, acl: &[Acl]| Request::Create {
+        op: OpCode::Create,
+        req: CreateRequest {
+            path: path.into(),
+            data: None,
+            acl: acl.to_vec(),
+            flags,
+        },
+    };
+    let run = |addr: SocketAddr| -> String {
+        let mut alice = RawZk::connect(addr, 0, &[0; 16], 0, 30000).expect("connect");
+        let auth = Request::Auth(AuthPacket {
+            r#type: 0,
+            scheme: "digest".into(),
+            auth: b"alice:secret".to_vec().into(),
+        });
+        assert!(alice
+            .call_with_xid(AUTH_XID, OpCode::Auth, &auth)
+            .reply
+            .is_ok());
+        for (path, flags, acl) in [
+            ("/e", 1, &open),
+            ("/locked", 0, &alice_only),
+            ("/locked/kid", 0, &alice_only),
+            ("/locked/kid/grandkid", 0, &alice_only),
+            ("/p", 0, &open),
+            ("/p/c", 0, &open),
+        ] {
+            let r = alice.call(OpCode::Create, &create(path, flags, acl)).reply;
+            assert_eq!(r.expect("reply").header.err, 0, "{path}");
+        }
+        let mut anon = RawZk::connect(addr, 0, &[0; 16], 0, 30000).expect("connect");
+        let delete = |path: &str, version: i32| {
+            (
+                OpCode::Delete,
+                Request::Delete(DeleteRequest {
+                    path: path.into(),
+                    version,
+                }),
+            )
+        };
+        let set = |path: &str, version: i32| {
+            (
+                OpCode::SetData,
+                Request::SetData(SetDataRequest {
+                    path: path.into(),
+                    data: None,
+                    version,
+                }),
+            )
+        };
+        let set_acl = |path: &str, acl: &[Acl], version: i32| {
+            (
+                OpCode::SetAcl,
+                Request::SetAcl(SetAclRequest {
+                    path: path.into(),
+                    acl: acl.to_vec(),
+                    version,
+                }),
+            )
+        };
+        let c = |path: &str, flags: i32, acl: &[Acl]| (OpCode::Create, create(path, flags, acl));
+        let cases = [
+            c("/missing/x", 9, &bogus),
+            c("/missing/x", 5, &bogus),
+            c("/missing\0/x", 0, &bogus),
+            c("/missing/x", 0, &bogus),
+            c("/nope/bad/", 0, &open),
+            c("/p//x", 0, &open),
+            c("/locked/", 0, &open),
+            c("/locked/kid", 0, &open),
+            c("/e", 0, &open),
+            c("/e/x", 1, &open),
+            delete("/zookeeper", 5),
+            delete("/missing/x", 5),
+            delete("/locked/kid", 5),
+            delete("/p", 5),
+            delete("/p", -1),
+            set("/missing/", 3),
+            set("/locked", 9),
+            set_acl("/missing/", &bogus, 0),
+            set_acl("/missing", &bogus, 0),
+            set_acl("/locked", &open, 9),
+        ];
+        let mut out = String::new();
+        for (op, req) in cases {
+            let err = anon.call(op, &req).reply.map(|f| f.header.err);
+            out.push_str(&format!("{} {:?} -> {err:?}\n", op.name(), req));
+        }
+        out
+    };
+    let out = compare("error precedence", &zk, &gk, run);
+    assert_eq!(out.matches("-> Ok(0)").count(), 0, "{out}");
 }
 
 /// A free port on `[::1]`, or `None` when the host has no IPv6 loopback.

@@ -1077,46 +1077,163 @@ mod tests {
         }
     }
 
+    /// Requests with several faults at once: the answer is the first fault in
+    /// PrepRequestProcessor's order (3.8.4): for create, the flags (`CreateMode.fromFlag`),
+    /// TTL without extended types (Unimplemented), the path's slash and NUL
+    /// (`validatePathForCreate`), the ACL (`fixupACL`), the parent (NoNode), its CREATE
+    /// permission, the full path check, NodeExists, an ephemeral parent; for delete, the
+    /// special paths, the parent, its DELETE permission, the node, the version, children;
+    /// for setData, the path, the node, WRITE, the version; for setACL, the path, the
+    /// ACL, the node, ADMIN, the aversion.
     #[test]
     fn check_order_matches_zookeeper() {
+        use crate::proto::records::{DeleteRequest, SetAclRequest, SetDataRequest};
         let mut t = DataTree::new();
+        let alice_only = vec![Acl {
+            perms: perms::ALL,
+            id: Id {
+                scheme: "digest".into(),
+                id: "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=".into(),
+            },
+        }];
+        let open = open_acl_unsafe();
+        // /e ephemeral; /locked and its children readable by alice only; /p with a child.
+        for (path, acl, owner) in [
+            ("/e", &open, 7),
+            ("/locked", &alice_only, 0),
+            ("/locked/kid", &alice_only, 0),
+            ("/locked/kid/grandkid", &alice_only, 0),
+            ("/p", &open, 0),
+            ("/p/c", &open, 0),
+        ] {
+            t.create_node(path, Some(b"d"), acl, owner, -1, 1, 1, &mut vec![])
+                .unwrap();
+        }
         let mut p = Prep::new(PrepSettings::default());
-        run(&mut p, &mut t, &create("/e", 1), 1);
-        let (b, _) = run(&mut p, &mut t, &create("/e/x", 0), 2);
-        assert_eq!(
-            b,
-            TxnBody::Error(ErrorTxn {
-                err: ErrorCode::NoChildrenForEphemerals.code()
+        let with = |path: &str, flags: i32, acl: &[Acl]| Request::Create {
+            op: OpCode::Create,
+            req: CreateRequest {
+                path: path.into(),
+                data: None,
+                acl: acl.to_vec(),
+                flags,
+            },
+        };
+        let bogus = vec![Acl {
+            perms: perms::ALL,
+            id: Id {
+                scheme: "bogus".into(),
+                id: "x".into(),
+            },
+        }];
+        let delete = |path: &str, version: i32| {
+            Request::Delete(DeleteRequest {
+                path: path.into(),
+                version,
             })
-        );
-        let (b, _) = run(&mut p, &mut t, &create("/missing/x", 0), 3);
-        assert_eq!(
-            b,
-            TxnBody::Error(ErrorTxn {
-                err: ErrorCode::NoNode.code()
+        };
+        let set = |path: &str, version: i32| {
+            Request::SetData(SetDataRequest {
+                path: path.into(),
+                data: None,
+                version,
             })
-        );
-        let (b, _) = run(&mut p, &mut t, &create("/t", 5), 4);
-        assert_eq!(
-            b,
-            TxnBody::Error(ErrorTxn {
-                err: ErrorCode::Unimplemented.code()
+        };
+        let set_acl = |path: &str, acl: &[Acl], version: i32| {
+            Request::SetAcl(SetAclRequest {
+                path: path.into(),
+                acl: acl.to_vec(),
+                version,
             })
-        );
-        let (b, _) = run(&mut p, &mut t, &create("/x", 9), 5);
-        assert_eq!(
-            b,
-            TxnBody::Error(ErrorTxn {
-                err: ErrorCode::BadArguments.code()
-            })
-        );
-        let (b, _) = run(&mut p, &mut t, &create("bad", 0), 6);
-        assert_eq!(
-            b,
-            TxnBody::Error(ErrorTxn {
-                err: ErrorCode::BadArguments.code()
-            })
-        );
+        };
+        use ErrorCode::*;
+        let cases: Vec<(&str, Request, ErrorCode)> = vec![
+            (
+                "bad flags, bad ACL, no parent",
+                with("/missing/x", 9, &bogus),
+                BadArguments,
+            ),
+            (
+                "TTL mode, bad ACL, no parent",
+                with("/missing/x", 5, &bogus),
+                Unimplemented,
+            ),
+            (
+                "NUL in path, bad ACL, no parent",
+                with("/missing\0/x", 0, &bogus),
+                BadArguments,
+            ),
+            (
+                "bad ACL, no parent",
+                with("/missing/x", 0, &bogus),
+                InvalidAcl,
+            ),
+            (
+                "trailing slash, no parent",
+                with("/nope/bad/", 0, &open),
+                NoNode,
+            ),
+            (
+                "double slash, parent \"/p/\" missing",
+                with("/p//x", 0, &open),
+                NoNode,
+            ),
+            (
+                "no CREATE on the parent, trailing slash",
+                with("/locked/", 0, &open),
+                NoAuth,
+            ),
+            (
+                "no CREATE on the parent, node exists",
+                with("/locked/kid", 0, &open),
+                NoAuth,
+            ),
+            ("node exists", with("/e", 0, &open), NodeExists),
+            (
+                "ephemeral parent",
+                with("/e/x", 1, &open),
+                NoChildrenForEphemerals,
+            ),
+            (
+                "special path, wrong version",
+                delete("/zookeeper", 5),
+                BadArguments,
+            ),
+            ("no parent, wrong version", delete("/missing/x", 5), NoNode),
+            (
+                "no DELETE on the parent, children, wrong version",
+                delete("/locked/kid", 5),
+                NoAuth,
+            ),
+            ("children, wrong version", delete("/p", 5), BadVersion),
+            ("children", delete("/p", -1), NotEmpty),
+            ("bad path, no node", set("/missing/", 3), BadArguments),
+            ("no WRITE, wrong version", set("/locked", 9), NoAuth),
+            (
+                "bad path, bad ACL",
+                set_acl("/missing/", &bogus, 0),
+                BadArguments,
+            ),
+            (
+                "bad ACL, no node",
+                set_acl("/missing", &bogus, 0),
+                InvalidAcl,
+            ),
+            (
+                "no ADMIN, wrong aversion",
+                set_acl("/locked", &open, 9),
+                NoAuth,
+            ),
+        ];
+        for (i, (what, req, want)) in cases.into_iter().enumerate() {
+            let mut h = hdr(10 + i as i64);
+            let (body, _) = p.prepare(&t, &caller(), &req, &mut h);
+            assert_eq!(
+                body,
+                TxnBody::Error(ErrorTxn { err: want.code() }),
+                "{what}: {req:?}"
+            );
+        }
     }
 
     #[test]
