@@ -482,6 +482,20 @@ impl Row {
     }
 }
 
+/// "targets met: M of N": the rows that carry a target, and those whose ratio meets it
+/// (a row without both servers' figures counts as not met).
+fn targets_met(rows: &[Row]) -> String {
+    let with_target: Vec<&Row> = rows.iter().filter(|r| r.target.is_some()).collect();
+    let met = with_target
+        .iter()
+        .filter(|r| match (r.target, r.ratio()) {
+            (Some(t), Some(ratio)) => t.met(ratio),
+            _ => false,
+        })
+        .count();
+    format!("targets met: {met} of {}", with_target.len())
+}
+
 fn fmt_val(v: f64) -> String {
     if v == 0.0 {
         "0".into()
@@ -952,6 +966,7 @@ pub async fn run(args: &CompareArgs, progress: &Progress) -> Result<(), String> 
         "ratio geokeeper / ZooKeeper of the means; each run's figure in parentheses, in run order:"
     );
     print!("{}", table(&rows));
+    println!("{}", targets_met(&rows));
     if wanted.iter().any(|w| w == "memory") {
         println!("bytes/znode: geokeeper's resident-set growth, ZooKeeper's live-heap growth after a full GC (jcmd GC.run, GC.heap_info)");
     }
@@ -1174,5 +1189,18 @@ mod tests {
         assert!(t.contains("11000 (10000 12000)"), "{t}");
         assert!(t.contains("2.73"), "{t}");
         assert!(t.contains("meets"), "{t}");
+        let row = |metric: &str, zk: f64, gk: f64, target: Option<Target>| Row {
+            workload: "w".into(),
+            metric: metric.into(),
+            zk: vec![zk],
+            gk: vec![gk],
+            target,
+        };
+        let rows = [
+            row("get p99 µs", 100.0, 40.0, Some(Target::AtMost(0.5))),
+            row("ops/s", 10_000.0, 15_000.0, Some(Target::AtLeast(2.0))),
+            row("set p50 µs", 1.0, 1.0, None),
+        ];
+        assert_eq!(targets_met(&rows), "targets met: 1 of 2");
     }
 }
