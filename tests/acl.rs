@@ -651,6 +651,81 @@ fn error_precedence_matches_zookeeper() {
     assert_eq!(out.matches("-> Ok(0)").count(), 0, "{out}");
 }
 
+/// A crafted snapshot: `/orphan` carries ACL id 77, which its ACL map lacks; `/open` carries
+/// id -1 (world:anyone ALL, as ZooKeeper reads it). An unknown id grants nothing: every
+/// request on `/orphan` is refused with MarshallingError, as ZooKeeper's `convertLong`
+/// ("Failed to fetch acls") refuses it, and geokeeper names the znode at startup. Both
+/// servers load the same directory and must answer alike.
+#[test]
+fn a_znode_whose_acl_id_the_snapshot_lacks_grants_nothing() {
+    use geokeeper_core::tree::{DataTree, NodeStat};
+    let base = tempfile::tempdir().expect("tempdir");
+    let mut tree = DataTree::new();
+    let stat = NodeStat {
+        czxid: 1,
+        mzxid: 1,
+        pzxid: 1,
+        ctime: 1_700_000_000_000,
+        mtime: 1_700_000_000_000,
+        ..Default::default()
+    };
+    assert!(tree.restore_node("/orphan", Some(b"secret"), 77, stat));
+    assert!(tree.restore_node("/open", Some(b"o"), -1, stat));
+    tree.set_last_zxid(1);
+    for dir in ["gk", "zk"] {
+        let v2 = base.path().join(dir).join("version-2");
+        std::fs::create_dir_all(&v2).expect("mkdir");
+        geokeeper_core::snapshot::write_tree(&v2, &tree, &[]).expect("snapshot");
+    }
+    let gk = Geokeeper::start_on(&base.path().join("gk"), "");
+    let zk = JavaZk::start_on(&base.path().join("zk"), "");
+    let out = compare("unknown ACL id", &zk, &gk, |addr| {
+        let mut z = RawZk::connect(addr, 0, &[0; 16], 0, 30000).expect("connect");
+        let get = |path: &str| {
+            Request::GetData(geokeeper_core::proto::records::GetDataRequest {
+                path: path.into(),
+                watch: false,
+            })
+        };
+        let set = |path: &str| {
+            Request::SetData(SetDataRequest {
+                path: path.into(),
+                data: Some(b"overwritten".to_vec().into()),
+                version: -1,
+            })
+        };
+        let mut out = String::new();
+        for (op, req) in [
+            (OpCode::GetData, get("/orphan")),
+            (OpCode::SetData, set("/orphan")),
+            (
+                OpCode::Delete,
+                Request::Delete(DeleteRequest {
+                    path: "/orphan".into(),
+                    version: -1,
+                }),
+            ),
+            (OpCode::GetData, get("/open")),
+            (OpCode::SetData, set("/open")),
+            (OpCode::GetData, get("/orphan")),
+        ] {
+            let err = z.call(op, &req).reply.map(|f| f.header.err);
+            out.push_str(&format!("{} -> {err:?}\n", op.name()));
+        }
+        out
+    });
+    assert_eq!(
+        out,
+        "getData -> Ok(-5)\nsetData -> Ok(-5)\ndelete -> Ok(-5)\ngetData -> Ok(0)\nsetData -> Ok(0)\ngetData -> Ok(-5)\n"
+    );
+    assert!(
+        gk.log()
+            .contains("carry an ACL id the snapshot's ACL map lacks (first: /orphan)"),
+        "{}",
+        gk.log()
+    );
+}
+
 /// A free port on `[::1]`, or `None` when the host has no IPv6 loopback.
 fn free_ipv6_loopback_addr() -> Option<SocketAddr> {
     let l = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).ok()?;

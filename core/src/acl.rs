@@ -120,6 +120,12 @@ impl AclCache {
         self.by_id.get(&id).map(|e| &*e.0)
     }
 
+    /// The list stored under `id`, as a snapshot's ACL map holds it: `None` for an unknown
+    /// id and for [`OPEN_UNSAFE_ACL_ID`], which ZooKeeper's map never holds.
+    pub fn stored(&self, id: i64) -> Option<&[Acl]> {
+        self.by_id.get(&id).map(|e| &*e.0)
+    }
+
     /// Whether `id` names a list (or is [`OPEN_UNSAFE_ACL_ID`]).
     pub fn knows(&self, id: i64) -> bool {
         id == OPEN_UNSAFE_ACL_ID || self.by_id.contains_key(&id)

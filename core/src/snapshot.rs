@@ -312,7 +312,7 @@ pub fn write_tree_as(
     let mut acls = BTreeMap::new();
     for p in tree.walk() {
         if let Some(n) = tree.get(&p) {
-            if let Some(l) = tree.acls.lookup(n.acl) {
+            if let Some(l) = tree.acls.stored(n.acl) {
                 acls.entry(n.acl).or_insert_with(|| Arc::from(l));
             }
             encode_node(&p, &n, &mut nodes);
@@ -565,7 +565,7 @@ impl SnapshotWalk {
                 continue;
             };
             if let std::collections::btree_map::Entry::Vacant(v) = self.acls.entry(n.acl) {
-                if let Some(l) = tree.acls.lookup(n.acl) {
+                if let Some(l) = tree.acls.stored(n.acl) {
                     v.insert(Arc::from(l));
                 }
             }
