@@ -20,7 +20,7 @@ use geokeeper_core::proto::OpCode;
 use geokeeper_core::request::Request;
 use support::gk::{Geokeeper, StartError};
 use support::java_zk::{kazoo_with_options, normalize_zkcli, zkcli, JavaZk};
-use support::rawzk::{RawZk, AUTH_XID};
+use support::rawzk::{Frame, Lost, RawZk, AUTH_XID};
 
 /// `super:admin` as both servers' superDigest.
 const SUPER_DIGEST: &str =
@@ -361,6 +361,20 @@ fn kazoo_acl_errors_and_auth_data() {
     });
 }
 
+/// A reply as "(xid, zxid, err) body N bytes", or why there was none.
+fn show_reply(reply: Result<Frame, Lost>) -> String {
+    match reply {
+        Ok(f) => format!(
+            "({}, {}, {}) body {} bytes",
+            f.header.xid,
+            f.header.zxid,
+            f.header.err,
+            f.body.len()
+        ),
+        Err(e) => format!("no reply: {e:?}"),
+    }
+}
+
 /// Sends `addauth scheme auth` with xid `xid` on a fresh session; returns the reply
 /// header (xid, zxid, err), the body's length, and whether the server then closed.
 fn raw_addauth(addr: SocketAddr, xid: i32, scheme: &str, auth: &[u8]) -> String {
@@ -370,17 +384,7 @@ fn raw_addauth(addr: SocketAddr, xid: i32, scheme: &str, auth: &[u8]) -> String 
         scheme: scheme.into(),
         auth: auth.to_vec().into(),
     });
-    let ex = c.call_with_xid(xid, OpCode::Auth, &req);
-    let reply = match ex.reply {
-        Ok(f) => format!(
-            "({}, {}, {}) body {} bytes",
-            f.header.xid,
-            f.header.zxid,
-            f.header.err,
-            f.body.len()
-        ),
-        Err(e) => format!("no reply: {e:?}"),
-    };
+    let reply = show_reply(c.call_with_xid(xid, OpCode::Auth, &req).reply);
     let closed = c.closed_within(Duration::from_secs(2));
     format!("{scheme}: {reply}, closed {closed:?}\n")
 }
@@ -453,16 +457,7 @@ fn enforce_auth_closes_sessions_without_an_identity_of_a_listed_scheme() {
     let anonymous = |addr: SocketAddr, xid: i32, op: i32, body: &[u8]| {
         let mut c = RawZk::connect(addr, 0, &[0; 16], 0, 30000).expect("connect");
         c.send_raw(xid, op, body).expect("send");
-        let reply = match c.read_frame() {
-            Ok(f) => format!(
-                "({}, {}, {}) body {} bytes",
-                f.header.xid,
-                f.header.zxid,
-                f.header.err,
-                f.body.len()
-            ),
-            Err(e) => format!("no reply: {e:?}"),
-        };
+        let reply = show_reply(c.read_frame());
         format!(
             "op {op}: {reply}, closed {:?}\n",
             c.closed_within(Duration::from_secs(2))

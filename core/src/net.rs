@@ -226,35 +226,17 @@ impl ConnHandle {
     /// bytes written here brought it back under its bound.
     #[must_use]
     fn deliver(&self, frames: &[(ConnId, Bytes)]) -> bool {
-        let (mut i, mut off) = (0usize, 0usize);
+        let mut at = FramePos::default();
         if self.direct.outbox.queued.load(Ordering::Acquire) == 0 {
-            while i < frames.len() {
-                let mut slices = [io::IoSlice::new(&[]); 64];
-                let mut n = 0;
-                for (k, (_, f)) in frames[i..].iter().take(64).enumerate() {
-                    slices[k] = io::IoSlice::new(if k == 0 { &f[off..] } else { &f[..] });
-                    n += 1;
-                }
-                match self.direct.wr.try_write_vectored(&slices[..n]) {
-                    Ok(mut w) => {
-                        while w > 0 && i < frames.len() {
-                            let left = frames[i].1.len() - off;
-                            if w >= left {
-                                w -= left;
-                                i += 1;
-                                off = 0;
-                            } else {
-                                off += w;
-                                w = 0;
-                            }
-                        }
-                    }
-                    // Full socket buffer, or a broken connection: the writer task waits
-                    // for room, or fails and ends the connection.
-                    Err(_) => break,
+            // Until the socket is full, or broken: the writer task then waits for room,
+            // or fails and ends the connection.
+            while at.frame < frames.len() {
+                if try_write_frames(&self.direct.wr, frames, |f| &f.1, &mut at).is_err() {
+                    break;
                 }
             }
         }
+        let (i, off) = (at.frame, at.offset);
         let throttle = &self.direct.throttle;
         let mut written = off;
         for (_, f) in &frames[..i] {
@@ -269,6 +251,44 @@ impl ConnHandle {
         }
         throttle.written(written)
     }
+}
+
+/// How far a run of frames has been written: whole frames, then bytes of the next.
+#[derive(Default)]
+struct FramePos {
+    frame: usize,
+    offset: usize,
+}
+
+/// One vectored, non-blocking write of what is left of `frames` (at most 64 of them).
+/// Moves `at` past what the socket took; `WouldBlock` (a full socket) is an error like
+/// any other, for the caller to wait or give up on.
+fn try_write_frames<T>(
+    wr: &OwnedWriteHalf,
+    frames: &[T],
+    bytes: impl Fn(&T) -> &Bytes,
+    at: &mut FramePos,
+) -> io::Result<()> {
+    let mut slices = [io::IoSlice::new(&[]); 64];
+    let rest = &frames[at.frame..];
+    let n = rest.len().min(64);
+    for (k, f) in rest[..n].iter().enumerate() {
+        let b = bytes(f);
+        slices[k] = io::IoSlice::new(if k == 0 { &b[at.offset..] } else { &b[..] });
+    }
+    let mut w = wr.try_write_vectored(&slices[..n])?;
+    while w > 0 && at.frame < frames.len() {
+        let left = bytes(&frames[at.frame]).len() - at.offset;
+        if w >= left {
+            w -= left;
+            at.frame += 1;
+            at.offset = 0;
+        } else {
+            at.offset += w;
+            w = 0;
+        }
+    }
+    Ok(())
 }
 
 /// The core task's side of the four-letter words.
@@ -1386,30 +1406,13 @@ async fn writer(
     let mut frames: Vec<(Bytes, bool)> = Vec::new();
     'run: while outbox.take(&mut frames).await {
         let total: usize = frames.iter().map(|f| f.0.len()).sum();
-        let (mut i, mut off) = (0usize, 0usize);
-        while i < frames.len() {
+        let mut at = FramePos::default();
+        while at.frame < frames.len() {
             if wr.writable().await.is_err() {
                 break 'run;
             }
-            let mut slices = [io::IoSlice::new(&[]); 64];
-            let n = frames.len() - i;
-            for (k, (f, _)) in frames[i..].iter().enumerate() {
-                slices[k] = io::IoSlice::new(if k == 0 { &f[off..] } else { &f[..] });
-            }
-            match wr.try_write_vectored(&slices[..n]) {
-                Ok(mut w) => {
-                    while w > 0 && i < frames.len() {
-                        let left = frames[i].0.len() - off;
-                        if w >= left {
-                            w -= left;
-                            i += 1;
-                            off = 0;
-                        } else {
-                            off += w;
-                            w = 0;
-                        }
-                    }
-                }
+            match try_write_frames(&wr, &frames, |f| &f.0, &mut at) {
+                Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => break 'run,
             }
