@@ -183,6 +183,20 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
     for w in &warnings {
         warn!("{w}");
     }
+    // Never a standalone server with an empty tree beside an ensemble it was configured
+    // to be part of: a voting role is refused for good, the observer role until it exists.
+    if let Err(e) = cfg.refuse_voting() {
+        error!("{e}");
+        return ExitCode::from(2);
+    }
+    if cfg.is_distributed() {
+        error!(
+            "this configuration makes server {} an observer of a {}-voter ensemble; following a ZooKeeper ensemble (the gateway) is not available in this build yet, and a standalone server beside the ensemble would serve an empty tree: not starting",
+            cfg.server_id,
+            cfg.voters().count()
+        );
+        return ExitCode::from(2);
+    }
     let inert = cfg.inert_settings();
     if !inert.is_empty() {
         info!(

@@ -62,3 +62,35 @@ fn settings_that_would_weaken_security_or_durability_stop_startup() {
         }
     }
 }
+
+/// A zoo.cfg copied from an ensemble, with this server's own `server.N` line, must never
+/// start a standalone server with an empty tree beside the ensemble.
+#[test]
+fn an_ensemble_configuration_never_starts_a_standalone_server() {
+    let ensemble = "initLimit=5\nsyncLimit=2\n\
+                    server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\nserver.3=127.0.0.3:2888:3888\n";
+    for (myid, extra, says) in [
+        (
+            "2",
+            "",
+            "geokeeper joins a ZooKeeper ensemble only as an observer",
+        ),
+        (
+            "4",
+            "peerType=observer\nserver.4=127.0.0.4:2888:3888:observer\n",
+            "not available in this build yet",
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("myid"), myid).expect("myid");
+        let cfg = format!("{ensemble}{extra}");
+        match Geokeeper::try_start_on(dir.path(), &cfg) {
+            Ok(gk) => panic!("myid {myid}: geokeeper started:\n{}", gk.log()),
+            Err((StartError::Exited(code), log)) => {
+                assert_eq!(code, Some(2), "myid {myid}:\n{log}");
+                assert!(log.contains(says), "myid {myid}: expected {says:?}:\n{log}");
+            }
+            Err((e, log)) => panic!("myid {myid}: {e:?}\n{log}"),
+        }
+    }
+}

@@ -507,6 +507,31 @@ impl Config {
         self.servers.get(&self.server_id)
     }
 
+    /// geokeeper never votes: it joins a ZooKeeper ensemble only as an observer (the
+    /// gateway). A configuration that makes this server a voting member of an ensemble (its
+    /// own `server.N` line without `:observer`, or `peerType=participant` with several
+    /// voters) is refused, naming this server's line, rather than run as a standalone
+    /// server with an empty tree beside the ensemble.
+    pub fn refuse_voting(&self) -> Result<(), ConfigError> {
+        if !self.is_distributed() || self.peer_type == PeerType::Observer {
+            return Ok(());
+        }
+        let loc = self
+            .prov
+            .servers
+            .get(&self.server_id)
+            .cloned()
+            .unwrap_or_else(|| self.loc("peerType"));
+        Err(loc.error(format!(
+            "this server (id {}) would be a voting participant of a {}-voter ensemble; \
+             geokeeper joins a ZooKeeper ensemble only as an observer: end its server.{} line \
+             with :observer (and set peerType=observer)",
+            self.server_id,
+            self.voters().count(),
+            self.server_id
+        )))
+    }
+
     /// Whether a four-letter word may run (`FourLetterCommands.isEnabled`): `srvr` always (zkServer.sh
     /// needs it), `isro` in read-only mode, everything with `*`, otherwise the whitelist.
     pub fn four_letter_word_enabled(&self, word: &str) -> bool {

@@ -1418,3 +1418,37 @@ fn warning_and_error_display() {
     let w = Warning { line: None, ..w };
     assert_eq!(w.to_string(), "zoo.cfg: forceSync: m");
 }
+
+#[test]
+fn geokeeper_refuses_to_vote_in_an_ensemble() {
+    let ensemble = "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\nserver.3=127.0.0.3:2888:3888\n";
+    let mut c = Config::parse_zoo_cfg(
+        &format!("dataDir=/d\nclientPort=2181\ninitLimit=5\nsyncLimit=2\n{ensemble}"),
+        "zoo.cfg",
+    )
+    .expect("parses")
+    .0;
+    c.server_id = 2;
+    assert_eq!(
+        c.refuse_voting().unwrap_err().to_string(),
+        "zoo.cfg:6: server.2: this server (id 2) would be a voting participant of a 3-voter ensemble; \
+         geokeeper joins a ZooKeeper ensemble only as an observer: end its server.2 line with \
+         :observer (and set peerType=observer)"
+    );
+    // As an observer of the same ensemble it may join.
+    let observer = Config::parse_zoo_cfg(
+        &format!(
+            "dataDir=/d\nclientPort=2181\ninitLimit=5\nsyncLimit=2\npeerType=observer\n{ensemble}server.4=127.0.0.4:2888:3888:observer\n"
+        ),
+        "zoo.cfg",
+    )
+    .expect("parses")
+    .0;
+    let mut o = observer;
+    o.server_id = 4;
+    assert!(o.refuse_voting().is_ok());
+    // A single server line is standalone, as in ZooKeeper.
+    let (mut single, _) = zoo("dataDir=/d\nclientPort=2181\nserver.1=127.0.0.1:2888:3888\n");
+    single.server_id = 1;
+    assert!(single.refuse_voting().is_ok());
+}
