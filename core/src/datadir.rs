@@ -252,8 +252,8 @@ pub fn purge(snap_dir: &Path, log_dir: &Path, keep: usize) -> std::io::Result<Ve
 mod tests {
     use super::*;
     use crate::acl::open_acl_unsafe;
+    use crate::proto::txn::LogEntry;
     use crate::proto::txn::{CreateTxn, TxnHeader};
-    use crate::server::LogEntry;
     use crate::storage::TxnLog;
     use crate::txnlog::FileTxnLog;
     use bytes::Bytes;

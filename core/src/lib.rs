@@ -19,6 +19,7 @@ pub mod sasl;
 pub mod server;
 pub mod session;
 pub mod snapshot;
+pub mod snapshot_stream;
 pub mod storage;
 pub mod tree;
 pub mod txnlog;

@@ -142,13 +142,7 @@ pub enum Output {
     },
 }
 
-/// One transaction on its way to the log: ZooKeeper's serialized entry
-/// (TxnHeader + txn + digest), the unit the log stores and the relay ships.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogEntry {
-    pub zxid: i64,
-    pub bytes: Bytes,
-}
+pub use crate::proto::txn::LogEntry;
 
 #[derive(Debug)]
 struct Conn {

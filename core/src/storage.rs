@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::io;
 
-use crate::server::LogEntry;
+use crate::proto::txn::LogEntry;
 
 /// The transaction log as the pipeline sees it. `append` returns once every entry is
 /// durable (for a file log: written and fsynced), so a caller may acknowledge them.

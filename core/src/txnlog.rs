@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
-use crate::server::LogEntry;
+use crate::proto::txn::LogEntry;
 use crate::storage::TxnLog;
 
 /// "ZKLG" as a big-endian int (`FileTxnLog.TXNLOG_MAGIC`).

@@ -4,6 +4,7 @@
 
 pub mod frame;
 pub mod jute;
+pub mod quorum;
 pub mod records;
 pub mod txn;
 

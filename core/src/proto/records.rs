@@ -104,6 +104,28 @@ impl<T: JuteField> JuteField for Vec<T> {
     }
 }
 
+/// A `vector<T>` whose null is kept apart from empty (a QuorumPacket's authinfo: a Java
+/// leader refuses a forwarded request whose vector is null).
+impl<T: JuteField> JuteField for Option<Vec<T>> {
+    const MIN_LEN: usize = 4;
+    fn put(&self, w: &mut BytesMut) {
+        match self {
+            None => w.put_int(-1),
+            Some(v) => v.put(w),
+        }
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let Some(n) = r.read_vec_len(T::MIN_LEN)? else {
+            return Ok(None);
+        };
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(T::get(r)?);
+        }
+        Ok(Some(v))
+    }
+}
+
 /// Sum of field sizes, usable in a `const` (the record macro's `MIN_LEN`).
 #[doc(hidden)]
 pub const fn min_len_sum(parts: &[usize]) -> usize {

@@ -26,6 +26,16 @@ use super::jute::{DecodeError, JuteWrite, Reader, Record};
 use super::records::{jute_record, Acl};
 use super::OpCode;
 
+/// One committed transaction as ZooKeeper serializes it (TxnHeader + txn + the 3.8
+/// digest): the unit the log stores, the relay ships, a Java leader's INFORM carries and
+/// every replica applies. It sits here, below the server, the log and the relay, so that
+/// none of them depends on another for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub zxid: i64,
+    pub bytes: Bytes,
+}
+
 jute_record! {
     /// The data tree digest after applying a transaction.
     pub struct TxnDigest {
