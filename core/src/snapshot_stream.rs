@@ -39,6 +39,7 @@ enum Part {
 }
 
 /// Installs a serialized database record by record.
+#[derive(Debug)]
 pub struct DatabaseStream {
     part: Part,
     tree: DataTree,

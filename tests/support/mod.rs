@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod gk;
+pub mod java_ensemble;
 pub mod java_zk;
 pub mod rawzk;
 pub mod tcp_cut;
