@@ -396,3 +396,271 @@ fn entry(p: &QuorumPacket, skip: usize) -> Result<LogEntry, LearnerError> {
         bytes: Bytes::copy_from_slice(bytes),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acl::open_acl_unsafe;
+    use crate::proto::txn::{CreateTxn, TxnBody, TxnHeader};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    const EPOCH: u32 = 3;
+
+    fn zxid(counter: i64) -> i64 {
+        (i64::from(EPOCH) << 32) | counter
+    }
+
+    fn txn(counter: i64) -> Bytes {
+        let hdr = TxnHeader {
+            client_id: 0x11,
+            cxid: counter as i32,
+            zxid: zxid(counter),
+            time: 1_700_000_000_000,
+            r#type: 0,
+        };
+        let body = TxnBody::Create(CreateTxn {
+            path: format!("/n{counter}"),
+            data: Some(Bytes::from_static(b"v")),
+            acl: open_acl_unsafe(),
+            ephemeral: false,
+            parent_cversion: -1,
+        });
+        TxnEntry::new(hdr, body, None).to_bytes()
+    }
+
+    fn pkt(t: PacketType, zxid: i64, data: Option<Bytes>) -> Vec<u8> {
+        QuorumPacket::new(t, zxid, data).to_bytes().to_vec()
+    }
+
+    /// What a leader sends a learner at zxid(1) that is 2 transactions behind: a DIFF.
+    fn diff_stream() -> Vec<u8> {
+        let mut s = pkt(
+            PacketType::LeaderInfo,
+            i64::from(EPOCH) << 32,
+            Some(be_i32(PROTOCOL_VERSION)),
+        );
+        s.extend(pkt(PacketType::Diff, zxid(3), None));
+        s.extend(pkt(PacketType::Proposal, zxid(2), Some(txn(2))));
+        s.extend(pkt(PacketType::Proposal, zxid(3), Some(txn(3))));
+        s.extend(pkt(PacketType::Commit, zxid(2), None));
+        s.extend(pkt(PacketType::Commit, zxid(3), None));
+        s.extend(pkt(
+            PacketType::NewLeader,
+            i64::from(EPOCH) << 32,
+            Some(Bytes::from_static(b"server.1=x\nversion=0")),
+        ));
+        // A ping can overtake UPTODATE: ignored while syncing.
+        s.extend(pkt(PacketType::Ping, zxid(3), None));
+        s.extend(pkt(PacketType::UpToDate, -1, None));
+        s.extend(pkt(PacketType::Inform, zxid(4), Some(txn(4))));
+        s.extend(pkt(PacketType::Ping, zxid(4), None));
+        s
+    }
+
+    /// Feeds `stream` in seeded random chunks; returns the events in order.
+    fn run(start: LearnerStart, stream: &[u8], seed: u64) -> Result<Vec<Event>, LearnerError> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (mut l, hello) = Learner::new(start, 1 << 20);
+        assert_eq!(hello.kind(), Some(PacketType::ObserverInfo));
+        let mut events = Vec::new();
+        let mut pending = Vec::new();
+        let mut at = 0;
+        while at < stream.len() {
+            let n = rng.random_range(1..=64).min(stream.len() - at);
+            pending.extend_from_slice(&stream[at..at + n]);
+            at += n;
+            let used = l.receive(&pending, &mut events)?;
+            pending.drain(..used);
+        }
+        assert!(pending.is_empty(), "{} bytes left unread", pending.len());
+        Ok(events)
+    }
+
+    fn describe(events: &[Event]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e {
+                Event::Send(p) => format!(
+                    "send {} {:#x} {:?}",
+                    p.kind().map_or("?", PacketType::name),
+                    p.zxid,
+                    p.data.as_deref()
+                ),
+                Event::Committed(e) => format!("commit {:#x}", e.zxid),
+                Event::UpToDate { epoch } => format!("uptodate {epoch}"),
+                Event::Ping { zxid, .. } => format!("ping {zxid:#x}"),
+                Event::Snapshot { zxid, tree, .. } => {
+                    format!("snapshot {zxid:#x} {}", tree.node_count())
+                }
+                Event::Truncate { zxid } => format!("truncate {zxid:#x}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_diff_sync_then_following_whatever_the_chunking() {
+        let start = LearnerStart {
+            server_id: 9,
+            last_zxid: zxid(1),
+            accepted_epoch: EPOCH - 1,
+            current_epoch: EPOCH - 1,
+        };
+        let want = vec![
+            format!("send ACKEPOCH {:#x} Some([0, 0, 0, 2])", zxid(1)),
+            format!("commit {:#x}", zxid(2)),
+            format!("commit {:#x}", zxid(3)),
+            format!("send ACK {:#x} None", i64::from(EPOCH) << 32),
+            format!("send ACK {:#x} None", i64::from(EPOCH) << 32),
+            "uptodate 3".to_string(),
+            format!("commit {:#x}", zxid(4)),
+            format!("ping {:#x}", zxid(4)),
+        ];
+        for seed in 0..200 {
+            let events = run(start, &diff_stream(), seed).unwrap();
+            assert_eq!(describe(&events), want, "seed {seed}");
+        }
+        // The same epoch already accepted: ACKEPOCH says -1.
+        let again = LearnerStart {
+            accepted_epoch: EPOCH,
+            current_epoch: EPOCH,
+            ..start
+        };
+        let events = run(again, &diff_stream(), 1).unwrap();
+        assert_eq!(
+            describe(&events)[0],
+            format!("send ACKEPOCH {:#x} Some([255, 255, 255, 255])", zxid(1))
+        );
+    }
+
+    #[test]
+    fn a_snap_sync_installs_the_streamed_tree() {
+        let mut tree = DataTree::new();
+        let mut ch = Vec::new();
+        for i in 0..30 {
+            tree.create_node(
+                &format!("/s{i}"),
+                Some(b"x"),
+                &open_acl_unsafe(),
+                0,
+                -1,
+                zxid(i + 1),
+                5,
+                &mut ch,
+            )
+            .unwrap();
+        }
+        let mut db = Vec::new();
+        db.extend_from_slice(&1i32.to_be_bytes());
+        db.extend_from_slice(&0x77i64.to_be_bytes());
+        db.extend_from_slice(&30_000i32.to_be_bytes());
+        let mut acls = std::collections::BTreeMap::new();
+        let mut nodes = Vec::new();
+        for p in tree.walk() {
+            let n = tree.get(&p).unwrap();
+            if let Some(l) = tree.acls.stored(n.acl) {
+                acls.insert(n.acl, std::sync::Arc::from(l));
+            }
+            crate::snapshot::encode_node(&p, &n, &mut nodes);
+        }
+        db.extend(crate::snapshot::encode_acl_map(&acls));
+        db.extend(nodes);
+        db.extend_from_slice(&1i32.to_be_bytes());
+        db.push(b'/');
+        let mut s = pkt(
+            PacketType::LeaderInfo,
+            i64::from(EPOCH) << 32,
+            Some(be_i32(PROTOCOL_VERSION)),
+        );
+        s.extend(pkt(PacketType::Snap, zxid(30), None));
+        s.extend(db);
+        s.extend_from_slice(&(SNAP_SIGNATURE.len() as i32).to_be_bytes());
+        s.extend_from_slice(SNAP_SIGNATURE.as_bytes());
+        s.extend(pkt(PacketType::Inform, zxid(31), Some(txn(31))));
+        s.extend(pkt(PacketType::NewLeader, i64::from(EPOCH) << 32, None));
+        s.extend(pkt(PacketType::UpToDate, -1, None));
+        let start = LearnerStart {
+            server_id: 9,
+            last_zxid: 0,
+            accepted_epoch: 0,
+            current_epoch: 0,
+        };
+        for seed in 0..100 {
+            let events = run(start, &s, seed).unwrap();
+            let Some(Event::Snapshot {
+                tree: got,
+                sessions,
+                zxid: z,
+            }) = events.get(1)
+            else {
+                panic!("seed {seed}: {:?}", describe(&events));
+            };
+            assert_eq!((*z, sessions.clone()), (zxid(30), vec![(0x77, 30_000)]));
+            assert_eq!(got.digest(), tree.digest(), "seed {seed}");
+            assert_eq!(
+                describe(&events[2..]),
+                vec![
+                    format!("commit {:#x}", zxid(31)),
+                    format!("send ACK {:#x} None", i64::from(EPOCH) << 32),
+                    format!("send ACK {:#x} None", i64::from(EPOCH) << 32),
+                    "uptodate 3".to_string(),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn bad_input_from_the_leader_ends_the_link_with_a_reason() {
+        let start = LearnerStart {
+            server_id: 9,
+            last_zxid: 0,
+            accepted_epoch: EPOCH + 1,
+            current_epoch: EPOCH + 1,
+        };
+        // A leader of an older epoch.
+        assert!(matches!(
+            run(start, &diff_stream(), 0),
+            Err(LearnerError::EpochBehind { leader: 3, ours: 4 })
+        ));
+        let start = LearnerStart {
+            accepted_epoch: 0,
+            current_epoch: 0,
+            ..start
+        };
+        // Something other than LEADERINFO first.
+        assert!(matches!(
+            run(start, &pkt(PacketType::UpToDate, -1, None), 0),
+            Err(LearnerError::Unexpected { .. })
+        ));
+        // An INFORM whose transaction does not decode.
+        let mut s = pkt(PacketType::LeaderInfo, i64::from(EPOCH) << 32, None);
+        s.extend(pkt(PacketType::Diff, 0, None));
+        s.extend(pkt(
+            PacketType::Inform,
+            zxid(1),
+            Some(Bytes::from_static(b"garbage")),
+        ));
+        assert!(matches!(
+            run(start, &s, 0),
+            Err(LearnerError::Decode { .. })
+        ));
+        // A SNAP whose signature is wrong.
+        let mut s = pkt(PacketType::LeaderInfo, i64::from(EPOCH) << 32, None);
+        s.extend(pkt(PacketType::Snap, zxid(0), None));
+        // No sessions, no ACLs, a root, the end marker.
+        s.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
+        crate::snapshot::encode_node("/", &DataTree::new().get("/").unwrap(), &mut s);
+        s.extend_from_slice(&1i32.to_be_bytes());
+        s.push(b'/');
+        s.extend_from_slice(&4i32.to_be_bytes());
+        s.extend_from_slice(b"Eve!");
+        assert!(matches!(
+            run(start, &s, 0),
+            Err(LearnerError::BadSignature(_))
+        ));
+        // A negative buffer length is invalid, not a wait.
+        let mut s = pkt(PacketType::LeaderInfo, i64::from(EPOCH) << 32, None);
+        s.extend_from_slice(&[0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xf0]);
+        assert!(matches!(run(start, &s, 0), Err(LearnerError::Packet(_))));
+    }
+}
