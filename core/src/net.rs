@@ -1090,14 +1090,16 @@ fn deliver_all(
     sends.clear();
 }
 
-/// How much a read asks for when the buffer holds no partial frame.
-const READ_CHUNK: usize = 4096;
+/// What a read asks for when the buffer holds no partial frame. Small: a connection keeps
+/// its buffer (a busy one reads many requests into one allocation), so this is most of
+/// what an idle connection holds for reading.
+const READ_CHUNK: usize = 512;
 
-/// Reads one frame: `Ok(None)` at a clean end of stream.
-///
-/// An idle connection holds no read buffer: the buffer is released whenever it holds no
-/// partial frame, and one is allocated only once the socket is readable. Thousands of
-/// idle sessions then cost their sockets and little else.
+/// A buffer grown past this for a large frame is let go of once it is empty.
+const READ_KEEP: usize = 16 * 1024;
+
+/// Reads one frame: `Ok(None)` at a clean end of stream. The buffer starts empty and
+/// stays small (see [`READ_CHUNK`]); one grown for a large frame is let go of.
 async fn read_frame(
     rd: &mut OwnedReadHalf,
     buf: &mut BytesMut,
@@ -1114,30 +1116,29 @@ async fn read_frame(
         let want = match len {
             Some(len) if buf.len() >= 4 + len => {
                 buf.advance(4);
-                return Ok(Some(buf.split_to(len).freeze()));
+                let f = buf.split_to(len).freeze();
+                if buf.is_empty() && buf.capacity() > READ_KEEP {
+                    *buf = BytesMut::new();
+                }
+                return Ok(Some(f));
             }
             Some(len) => 4 + len - buf.len(),
             None => READ_CHUNK,
         };
-        if buf.is_empty() {
-            // Frames handed on share this allocation; let go of it while idle.
-            *buf = BytesMut::new();
+        if buf.capacity() - buf.len() < want {
+            buf.reserve(want.max(READ_CHUNK));
         }
-        rd.readable().await?;
-        buf.reserve(want.max(READ_CHUNK));
-        match rd.try_read_buf(buf) {
-            Ok(0) => {
-                if buf.is_empty() {
-                    return Ok(None);
-                }
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "connection closed mid-frame",
-                ));
+        // `read_buf`, not readiness then `try_read_buf`: a read that leaves the buffer
+        // partly empty tells tokio the socket is drained, which saves a recv that would
+        // only say EAGAIN (one per request at one request in flight).
+        if rd.read_buf(buf).await? == 0 {
+            if buf.is_empty() {
+                return Ok(None);
             }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed mid-frame",
+            ));
         }
     }
 }
