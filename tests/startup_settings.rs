@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::gk::{Geokeeper, StartError};
+use support::gk::{refused_start, Geokeeper};
 
 #[test]
 fn harmless_settings_are_named_in_one_startup_line() {
@@ -44,22 +44,16 @@ fn settings_that_would_weaken_security_or_durability_stop_startup() {
         ),
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
-        match Geokeeper::try_start_on(dir.path(), cfg) {
-            Ok(gk) => panic!("{cfg}: geokeeper started:\n{}", gk.log()),
-            Err((StartError::Exited(code), log)) => {
-                assert_eq!(code, Some(2), "{cfg}:\n{log}");
-                let line = log
-                    .lines()
-                    .find(|l| l.contains("is not supported by geokeeper"))
-                    .unwrap_or_else(|| panic!("{cfg}: no refusal line:\n{log}"));
-                // zoo.cfg:<line>: <key>: …
-                assert!(
-                    line.contains("zoo.cfg:") && line.contains(&format!(": {key}: ")),
-                    "{cfg}: the error should name file, line and key: {line}"
-                );
-            }
-            Err((e, log)) => panic!("{cfg}: {e:?}\n{log}"),
-        }
+        let log = refused_start(dir.path(), cfg);
+        let line = log
+            .lines()
+            .find(|l| l.contains("is not supported by geokeeper"))
+            .unwrap_or_else(|| panic!("{cfg}: no refusal line:\n{log}"));
+        // zoo.cfg:<line>: <key>: …
+        assert!(
+            line.contains("zoo.cfg:") && line.contains(&format!(": {key}: ")),
+            "{cfg}: the error should name file, line and key: {line}"
+        );
     }
 }
 
@@ -83,14 +77,7 @@ fn an_ensemble_configuration_never_starts_a_standalone_server() {
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("myid"), myid).expect("myid");
-        let cfg = format!("{ensemble}{extra}");
-        match Geokeeper::try_start_on(dir.path(), &cfg) {
-            Ok(gk) => panic!("myid {myid}: geokeeper started:\n{}", gk.log()),
-            Err((StartError::Exited(code), log)) => {
-                assert_eq!(code, Some(2), "myid {myid}:\n{log}");
-                assert!(log.contains(says), "myid {myid}: expected {says:?}:\n{log}");
-            }
-            Err((e, log)) => panic!("myid {myid}: {e:?}\n{log}"),
-        }
+        let log = refused_start(dir.path(), &format!("{ensemble}{extra}"));
+        assert!(log.contains(says), "myid {myid}: expected {says:?}:\n{log}");
     }
 }

@@ -24,6 +24,20 @@ pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_geokeeper"))
 }
 
+/// Starts geokeeper on `data_dir` with `extra_cfg`, expecting a configuration error: the
+/// process must exit with code 2 (as ZooKeeper's "Invalid arguments, exiting abnormally").
+/// Returns its log; panics if it started or ended any other way.
+pub fn refused_start(data_dir: &Path, extra_cfg: &str) -> String {
+    match Geokeeper::try_start_on(data_dir, extra_cfg) {
+        Ok(gk) => panic!("{extra_cfg}: geokeeper started:\n{}", gk.log()),
+        Err((StartError::Exited(code), log)) => {
+            assert_eq!(code, Some(2), "{extra_cfg}: exit code\n{log}");
+            log
+        }
+        Err((e, log)) => panic!("{extra_cfg}: {e:?}\n{log}"),
+    }
+}
+
 /// A process's resident memory now (`VmRSS`) and at its peak (`VmHWM`), in KiB.
 pub fn rss_kb(pid: u32) -> Option<(u64, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
