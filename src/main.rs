@@ -19,12 +19,14 @@ use geokeeper_core::acl::AuthProviders;
 use geokeeper_core::datadir::{restore, version_dir};
 use geokeeper_core::four_letter::FourLetterSettings;
 use geokeeper_core::net::SnapshotSettings;
-use geokeeper_core::net::{serve, NetSettings};
+use geokeeper_core::net::{serve_replica, NetSettings, Upstream};
 use geokeeper_core::prep::PrepSettings;
 use geokeeper_core::sasl::SaslConfig;
-use geokeeper_core::server::{Clock, Server, Settings};
+use geokeeper_core::server::{Clock, Role, Server, Settings};
 use geokeeper_core::snapshot;
 use geokeeper_core::txnlog::FileTxnLog;
+use geokeeper_relay::gateway::{self, GatewaySettings};
+use geokeeper_relay::learner_link::LinkSettings;
 use tracing::{error, info, warn};
 
 #[derive(Parser)]
@@ -189,13 +191,17 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
         error!("{e}");
         return ExitCode::from(2);
     }
-    if cfg.is_distributed() {
-        error!(
-            "this configuration makes server {} an observer of a {}-voter ensemble; following a ZooKeeper ensemble (the gateway) is not available in this build yet, and a standalone server beside the ensemble would serve an empty tree: not starting",
+    // An ensemble configuration that passed refuse_voting makes this server an observer
+    // of that ensemble: the gateway.
+    let gateway = cfg.is_distributed();
+    if gateway {
+        info!(
+            "observer {} of a {}-voter ensemble: following its leader (the gateway)",
             cfg.server_id,
             cfg.voters().count()
         );
-        return ExitCode::from(2);
+        // sslQuorum=true is refused at startup (conf/src/inert.rs) until quorum TLS exists.
+        warn!("the quorum link to the leader is not encrypted (no sslQuorum): it carries the whole tree and every write in the clear");
     }
     let inert = cfg.inert_settings();
     if !inert.is_empty() {
@@ -280,6 +286,11 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
                 .unwrap_or(0),
         };
         let settings = Settings {
+            role: if gateway {
+                Role::Observer
+            } else {
+                Role::Standalone
+            },
             // A standalone server hands out session ids with server id 1, as ZooKeeper's.
             server_id: if cfg.is_distributed() {
                 cfg.server_id
@@ -417,8 +428,45 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             info!("shutting down");
             let _ = stop_tx.send(true);
         });
+        let upstream = if gateway {
+            let (in_tx, in_rx) = tokio::sync::mpsc::unbounded_channel();
+            let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
+            let tick = Duration::from_millis(cfg.tick_time_ms as u64);
+            let link = LinkSettings {
+                quorum_addrs: cfg
+                    .voters()
+                    .filter_map(|v| v.primary())
+                    .map(|a| {
+                        if a.host.contains(':') {
+                            format!("[{}]:{}", a.host, a.quorum_port)
+                        } else {
+                            format!("{}:{}", a.host, a.quorum_port)
+                        }
+                    })
+                    .collect(),
+                connect_timeout: tick * cfg.init_limit,
+                sync_timeout: tick * cfg.init_limit,
+                follow_timeout: tick * cfg.sync_limit,
+                max_len: cfg.jute_maxbuffer as usize * 2,
+            };
+            let gs = GatewaySettings {
+                link,
+                server_id: cfg.server_id,
+                snap_dir: snap_dir.clone(),
+                log_dir: log_dir.clone(),
+                compression,
+                max_backoff: Duration::from_secs(2),
+            };
+            tokio::spawn(gateway::run(gs, in_tx, out_rx, stop_rx.clone()));
+            Some(Upstream {
+                inputs: in_rx,
+                to_leader: out_tx,
+            })
+        } else {
+            None
+        };
         info!("serving ZooKeeper clients on {addr}");
-        match serve(listener, server, Box::new(log), net, stop_rx).await {
+        match serve_replica(listener, server, Box::new(log), net, upstream, stop_rx).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 error!("{e}");

@@ -16,8 +16,10 @@ use geokeeper_core::proto::txn::TxnEntry;
 use geokeeper_core::proto::OpCode;
 use geokeeper_core::request::Request;
 use geokeeper_core::tree::DataTree;
-use geokeeper_relay::learner_link::{follow, LinkSettings};
+use geokeeper_relay::learner_link::{follow, LinkError, LinkSettings, Sink, Synced};
+use support::gk::Geokeeper;
 use support::java_ensemble::JavaEnsemble;
+use support::java_zk::four_letter;
 use support::rawzk::{decode_body, Body, RawZk};
 use tokio::sync::mpsc;
 
@@ -182,6 +184,42 @@ async fn apply_until(
     }
 }
 
+/// A link whose events go to a channel, as a test reads them.
+struct ChannelSink(mpsc::Sender<Event>);
+
+impl Sink for ChannelSink {
+    async fn events(&mut self, events: Vec<Event>) -> Result<(), LinkError> {
+        for e in events {
+            self.0.send(e).await.map_err(|_| LinkError::ServerGone)?;
+        }
+        Ok(())
+    }
+    async fn up_to_date(&mut self, s: Synced) -> Result<(), LinkError> {
+        self.0
+            .send(Event::UpToDate { epoch: s.epoch })
+            .await
+            .map_err(|_| LinkError::ServerGone)
+    }
+    async fn ping(&mut self, _zxid: i64) -> Result<Vec<(i64, i32)>, LinkError> {
+        Ok(Vec::new())
+    }
+}
+
+fn spawn_link(
+    settings: LinkSettings,
+    start: LearnerStart,
+) -> (
+    tokio::task::JoinHandle<Result<(), LinkError>>,
+    mpsc::Receiver<Event>,
+) {
+    let (tx, rx) = mpsc::channel(4096);
+    let link = tokio::spawn(async move {
+        let (_keep, mut outgoing) = mpsc::unbounded_channel();
+        follow(&settings, start, &mut ChannelSink(tx), &mut outgoing).await
+    });
+    (link, rx)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_learner_syncs_with_a_java_ensemble_and_follows_its_commits() {
     let e = tokio::task::spawn_blocking(|| JavaEnsemble::start(3, ""))
@@ -195,7 +233,7 @@ async fn the_learner_syncs_with_a_java_ensemble_and_follows_its_commits() {
         .expect("writes");
 
     let settings = LinkSettings {
-        quorum_addrs: e.members.iter().map(|m| m.quorum).collect(),
+        quorum_addrs: e.members.iter().map(|m| m.quorum.to_string()).collect(),
         connect_timeout: Duration::from_secs(1),
         sync_timeout: Duration::from_secs(10),
         follow_timeout: Duration::from_secs(5),
@@ -204,14 +242,13 @@ async fn the_learner_syncs_with_a_java_ensemble_and_follows_its_commits() {
             None,
         ),
     };
-    let (tx, mut rx) = mpsc::channel(4096);
     let start = LearnerStart {
         server_id: 42,
         last_zxid: 0,
         accepted_epoch: 0,
         current_epoch: 0,
     };
-    let link = tokio::spawn(async move { follow(&settings, start, &tx, Vec::new).await });
+    let (link, mut rx) = spawn_link(settings, start);
     let mut tree = DataTree::new();
     let snaps = apply_until(&mut rx, &mut tree, Duration::from_secs(30), |e, _| {
         matches!(e, Event::UpToDate { .. })
@@ -252,14 +289,13 @@ async fn the_learner_syncs_with_a_java_ensemble_and_follows_its_commits() {
         current_epoch: epoch,
     };
     let settings = LinkSettings {
-        quorum_addrs: e.members.iter().map(|m| m.quorum).collect(),
+        quorum_addrs: e.members.iter().map(|m| m.quorum.to_string()).collect(),
         connect_timeout: Duration::from_secs(1),
         sync_timeout: Duration::from_secs(10),
         follow_timeout: Duration::from_secs(5),
         max_len: 1 << 21,
     };
-    let (tx, mut rx) = mpsc::channel(4096);
-    let link = tokio::spawn(async move { follow(&settings, start, &tx, Vec::new).await });
+    let (link, mut rx) = spawn_link(settings, start);
     let mut up = false;
     let snaps = apply_until(&mut rx, &mut tree, Duration::from_secs(30), |e, t| {
         up |= matches!(e, Event::UpToDate { .. });
@@ -276,4 +312,294 @@ async fn the_learner_syncs_with_a_java_ensemble_and_follows_its_commits() {
     assert!(server.contains_key("/gw/while-away-49"));
     assert_same(&server, &dump_tree(&tree));
     link.abort();
+}
+
+// ---- geokeeper serving clients as an observer of the ensemble (the gateway) ----
+
+/// A geokeeper gateway following `e`: `peerType=observer`, the ensemble's own
+/// `server.N` lines plus its own `:observer` line (the ensemble's need not list it),
+/// and `myid` in its data directory.
+fn start_gateway(e: &JavaEnsemble, id: u64, data: &std::path::Path, extra: &str) -> Geokeeper {
+    std::fs::create_dir_all(data).expect("data dir");
+    std::fs::write(data.join("myid"), format!("{id}\n")).expect("myid");
+    let cfg = format!(
+        "tickTime=500\ninitLimit=20\nsyncLimit=10\npeerType=observer\n4lw.commands.whitelist=*\n{}server.{id}=127.0.0.1:1:2:observer\n{extra}\n",
+        e.server_lines
+    );
+    Geokeeper::start_on(data, &cfg)
+}
+
+fn mntr(addr: SocketAddr) -> BTreeMap<String, String> {
+    four_letter(addr, "mntr")
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// Waits until the gateway says it is in sync, and returns its mntr.
+fn wait_synced(gk: &Geokeeper, within: Duration) -> BTreeMap<String, String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let m = mntr(gk.addr);
+        if m.get("zk_observer_synced").map(String::as_str) == Some("1") {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not sync within {within:?}: {m:?}\n{}",
+            gk.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One call that must succeed; its decoded body.
+fn ok(z: &mut RawZk, op: OpCode, req: Request) -> Body {
+    let f = z.call(op, &req).reply.expect("reply");
+    assert_eq!(f.header.err, 0, "{} {req:?}", op.name());
+    decode_body(op as i32, &f.body)
+}
+
+fn err_of(z: &mut RawZk, op: OpCode, req: Request) -> i32 {
+    z.call(op, &req).reply.expect("reply").header.err
+}
+
+fn create(path: &str, data: &[u8], flags: i32) -> Request {
+    Request::Create {
+        op: OpCode::Create,
+        req: CreateRequest {
+            path: path.into(),
+            data: Some(data.to_vec().into()),
+            acl: geokeeper_core::acl::open_acl_unsafe(),
+            flags,
+        },
+    }
+}
+
+fn get(path: &str, watch: bool) -> Request {
+    Request::GetData(GetDataRequest {
+        path: path.into(),
+        watch,
+    })
+}
+
+fn stat_of(z: &mut RawZk, path: &str) -> Option<Stat> {
+    let f = z
+        .call(
+            OpCode::Exists,
+            &Request::Exists(ExistsRequest {
+                path: path.into(),
+                watch: false,
+            }),
+        )
+        .reply
+        .expect("reply");
+    match decode_body(OpCode::Exists as i32, &f.body) {
+        Body::Stat(s) if f.header.err == 0 => Some(s),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_gateway_serves_clients_of_a_java_ensemble_as_an_observer() {
+    let e = JavaEnsemble::start(3, "");
+    let leader = e.leader().expect("a leader");
+    let follower = (0..3).find(|&i| i != leader).expect("a follower");
+    let (lead, fol) = (e.members[leader].client, e.members[follower].client);
+    write(lead, "before-", 200);
+
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut gk = start_gateway(&e, 10, data.path(), "");
+    let m = wait_synced(&gk, Duration::from_secs(30));
+    assert_eq!(m["zk_server_state"], "observer");
+    assert_eq!(m["zk_observer_sync_type"], "SNAP", "{m:?}");
+    let srvr = four_letter(gk.addr, "srvr");
+    assert!(srvr.contains("Mode: observer"), "{srvr}");
+    // The Java leader counts the gateway as a synced observer.
+    let lm = mntr(lead);
+    assert_eq!(
+        lm.get("zk_synced_observers").map(String::as_str),
+        Some("1"),
+        "{lm:?}"
+    );
+
+    // A new session through the gateway is a global session: created by the leader.
+    let mut z = session(gk.addr);
+    let sid = z.session_id();
+    assert_eq!(
+        sid >> 56,
+        10,
+        "the gateway hands out ids with its own server id"
+    );
+    // Reads of what was there before; writes forwarded and answered when committed.
+    let Body::GetData(d) = ok(&mut z, OpCode::GetData, get("/gw/before-7", false)) else {
+        panic!("getData")
+    };
+    assert_eq!(d.data.as_deref(), Some(&b"hhhhhhh"[..]));
+    ok(&mut z, OpCode::Create, create("/served", b"one", 0));
+    let Body::GetData(d) = ok(&mut z, OpCode::GetData, get("/served", true)) else {
+        panic!("getData")
+    };
+    assert_eq!(
+        d.data.as_deref(),
+        Some(&b"one"[..]),
+        "a client reads its own write"
+    );
+    assert_eq!(d.stat.czxid, z.last_zxid, "the reply's zxid is the write's");
+    // The write is the ensemble's.
+    let mut j = session(fol);
+    ok(
+        &mut j,
+        OpCode::Sync,
+        Request::Sync(SyncRequest { path: "/".into() }),
+    );
+    assert_eq!(stat_of(&mut j, "/served"), Some(d.stat));
+    // An error comes back as the leader's error.
+    assert_eq!(
+        err_of(&mut z, OpCode::Create, create("/served", b"", 0)),
+        -110
+    );
+    assert_eq!(
+        err_of(&mut z, OpCode::Create, create("/no/parent", b"", 0)),
+        -101
+    );
+    // A write made elsewhere fires the gateway client's watch, before the data is read.
+    ok(
+        &mut j,
+        OpCode::SetData,
+        Request::SetData(SetDataRequest {
+            path: "/served".into(),
+            data: Some(b"two".to_vec().into()),
+            version: -1,
+        }),
+    );
+    let ex = z.call(
+        OpCode::Sync,
+        &Request::Sync(SyncRequest {
+            path: "/served".into(),
+        }),
+    );
+    assert_eq!(ex.reply.expect("sync").header.err, 0);
+    assert_eq!(
+        ex.notifications.len(),
+        1,
+        "NodeDataChanged before the sync's reply"
+    );
+    let Body::GetData(d) = ok(&mut z, OpCode::GetData, get("/served", false)) else {
+        panic!("getData")
+    };
+    assert_eq!(
+        d.data.as_deref(),
+        Some(&b"two"[..]),
+        "sync then read sees the write"
+    );
+    // Pipelined writes and reads of one session are answered in order.
+    let mut xids = Vec::new();
+    for i in 0..50 {
+        let x = z.take_xid();
+        z.send(x, OpCode::Create, &create(&format!("/served-{i}"), b"x", 0))
+            .expect("send");
+        xids.push(x);
+        let x = z.take_xid();
+        z.send(
+            x,
+            OpCode::Exists,
+            &Request::Exists(ExistsRequest {
+                path: format!("/served-{i}"),
+                watch: false,
+            }),
+        )
+        .expect("send");
+        xids.push(x);
+    }
+    for x in xids {
+        let f = z.read_frame().expect("reply");
+        assert_eq!(f.header.xid, x, "replies in request order");
+        assert_eq!(f.header.err, 0, "xid {x}");
+    }
+    // An ephemeral through the gateway belongs to the gateway's session at the leader.
+    ok(&mut z, OpCode::Create, create("/eph", b"", 1));
+    ok(
+        &mut j,
+        OpCode::Sync,
+        Request::Sync(SyncRequest { path: "/".into() }),
+    );
+    assert_eq!(
+        stat_of(&mut j, "/eph").map(|s| s.ephemeral_owner),
+        Some(sid)
+    );
+
+    // The session moves to a Java follower and back, keeping its ephemeral.
+    let pw = z.response.passwd.to_vec();
+    let seen = z.last_zxid;
+    z.disconnect();
+    let moved = RawZk::connect(fol, sid, &pw, seen, 30_000).expect("reconnect");
+    assert_eq!(
+        moved.session_id(),
+        sid,
+        "the follower takes the session over"
+    );
+    moved.disconnect();
+    let mut back = RawZk::connect(gk.addr, sid, &pw, seen, 30_000).expect("reconnect");
+    assert_eq!(
+        back.session_id(),
+        sid,
+        "the gateway revalidates it with the leader"
+    );
+    assert!(stat_of(&mut back, "/eph").is_some());
+    // A Java session moves to the gateway too (REVALIDATE at the leader).
+    let (jsid, jpw) = (j.session_id(), j.response.passwd.to_vec());
+    let jseen = j.last_zxid;
+    j.disconnect();
+    let mut j2 = RawZk::connect(gk.addr, jsid, &jpw, jseen, 30_000).expect("reconnect");
+    assert_eq!(j2.session_id(), jsid);
+    assert!(stat_of(&mut j2, "/served").is_some());
+    // closeSession through the gateway: the leader removes the ephemeral.
+    let x = back.take_xid();
+    back.send(x, OpCode::CloseSession, &Request::CloseSession)
+        .expect("close");
+    let f = back.await_reply(x).reply.expect("close reply");
+    assert_eq!(f.header.err, 0);
+    let mut l = session(lead);
+    ok(
+        &mut l,
+        OpCode::Sync,
+        Request::Sync(SyncRequest { path: "/".into() }),
+    );
+    assert_eq!(
+        stat_of(&mut l, "/eph"),
+        None,
+        "closing the session removed its ephemeral"
+    );
+    // A wrong password is refused (and, as in ZooKeeper, the session's connection here
+    // is closed first).
+    let bad = RawZk::connect(gk.addr, jsid, &[7; 16], jseen, 30_000).expect("connect");
+    assert_eq!(bad.response.time_out, 0, "a wrong password is refused");
+    // A session the leader closed is refused.
+    let gone = RawZk::connect(gk.addr, sid, &pw, seen, 30_000).expect("connect");
+    assert_eq!(gone.response.time_out, 0, "a closed session is refused");
+
+    // The gateway's tree is the ensemble's, znode by znode.
+    let last = write(fol, "after-", 50);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while mntr(gk.addr)["zk_observer_last_zxid"] != format!("0x{last:x}") {
+        assert!(Instant::now() < deadline, "gateway caught up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_same(&dump_server(lead), &dump_server(gk.addr));
+
+    // A restart rejoins from the data directory by DIFF; nothing is lost.
+    gk.restart();
+    let m = wait_synced(&gk, Duration::from_secs(30));
+    assert_eq!(m["zk_observer_sync_type"], "DIFF", "{m:?}");
+    write(lead, "while-restarted-", 20);
+    let last = write(lead, "after-restart-", 20);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while mntr(gk.addr)["zk_observer_last_zxid"] != format!("0x{last:x}") {
+        assert!(Instant::now() < deadline, "gateway caught up after restart");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_same(&dump_server(lead), &dump_server(gk.addr));
+    assert_eq!(mntr(gk.addr)["zk_digest_mismatches_count"], "0");
 }

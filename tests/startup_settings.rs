@@ -6,6 +6,8 @@
 mod support;
 
 use support::gk::{refused_start, Geokeeper};
+use support::java_zk::four_letter;
+use support::rawzk::RawZk;
 
 #[test]
 fn harmless_settings_are_named_in_one_startup_line() {
@@ -63,21 +65,36 @@ fn settings_that_would_weaken_security_or_durability_stop_startup() {
 fn an_ensemble_configuration_never_starts_a_standalone_server() {
     let ensemble = "initLimit=5\nsyncLimit=2\n\
                     server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\nserver.3=127.0.0.3:2888:3888\n";
-    for (myid, extra, says) in [
-        (
-            "2",
-            "",
-            "geokeeper joins a ZooKeeper ensemble only as an observer",
-        ),
-        (
-            "4",
-            "peerType=observer\nserver.4=127.0.0.4:2888:3888:observer\n",
-            "not available in this build yet",
-        ),
-    ] {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("myid"), myid).expect("myid");
-        let log = refused_start(dir.path(), &format!("{ensemble}{extra}"));
-        assert!(log.contains(says), "myid {myid}: expected {says:?}:\n{log}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("myid"), "2").expect("myid");
+    let log = refused_start(dir.path(), ensemble);
+    let says = "geokeeper joins a ZooKeeper ensemble only as an observer";
+    assert!(log.contains(says), "expected {says:?}:\n{log}");
+
+    // As an observer it is a gateway: with no leader to follow it takes no session
+    // (ZooKeeper's "not running"), rather than serve an empty tree of its own.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("myid"), "4").expect("myid");
+    let gk = Geokeeper::start_on(
+        dir.path(),
+        &format!("{ensemble}peerType=observer\nserver.4=127.0.0.4:2888:3888:observer\n4lw.commands.whitelist=*\n"),
+    );
+    let srvr = four_letter(gk.addr, "srvr");
+    assert!(srvr.contains("Mode: observer"), "{srvr}");
+    assert!(
+        four_letter(gk.addr, "mntr").contains("zk_observer_synced\t0"),
+        "not in sync without a leader"
+    );
+    // Closed without a ConnectResponse.
+    if let Ok(z) = RawZk::connect(gk.addr, 0, &[0; 16], 0, 30_000) {
+        panic!(
+            "a gateway without a leader gave a session: {:?}",
+            z.response
+        );
     }
+    assert!(
+        gk.log().contains("not in sync with a leader"),
+        "{}",
+        gk.log()
+    );
 }

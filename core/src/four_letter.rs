@@ -482,6 +482,14 @@ pub fn render(word: Word, v: &View) -> String {
 
 // ---- srvr, stat, cons ----
 
+/// `Mode:` and `zk_server_state`.
+fn mode(server: &Server) -> &'static str {
+    match server.role() {
+        crate::server::Role::Standalone => "standalone",
+        crate::server::Role::Observer => "observer",
+    }
+}
+
 /// `srvr`: `StatCommand` in brief, `ServerStats.toString` and the node count.
 pub fn srvr(v: &View) -> String {
     let mut s = format!("Zookeeper version: {FULL_VERSION}\n");
@@ -511,7 +519,7 @@ fn server_stats(v: &View, s: &mut String) {
          Connections: {}\n\
          Outstanding: {}\n\
          Zxid: 0x{:x}\n\
-         Mode: standalone\n\
+         Mode: {}\n\
          Node count: {}\n",
         st.latency.min(),
         java_double(st.latency.avg()),
@@ -521,6 +529,7 @@ fn server_stats(v: &View, s: &mut String) {
         v.sockets.len(),
         st.outstanding,
         v.server.tree().last_zxid(),
+        mode(v.server),
         node_count(v.server),
     );
 }
@@ -842,7 +851,7 @@ pub fn mntr(v: &View) -> String {
         let _ = writeln!(s, "zk_{k}\t{val}");
     };
     line("version", &FULL_VERSION);
-    line("server_state", &"standalone");
+    line("server_state", &mode(v.server));
     // Gauges.
     line("ephemerals_count", &tree.ephemeral_count());
     line("num_alive_connections", &v.sockets.len());
@@ -869,6 +878,27 @@ pub fn mntr(v: &View) -> String {
     );
     line("max_latency", &st.latency.max());
     line("min_client_response_size", &st.response_size.min);
+    // An observer's link (geokeeper's own keys, and ZooKeeper's digest counter).
+    if let Some(o) = v.server.observer_view() {
+        let sync = o.sync.as_ref();
+        line("observer_synced", &u8::from(o.serving));
+        line("observer_leader", &sync.map_or("", |s| s.leader.as_str()));
+        line("observer_epoch", &sync.map_or(0, |s| s.epoch));
+        line(
+            "observer_last_zxid",
+            &format_args!("0x{:x}", tree.last_zxid()),
+        );
+        line(
+            "observer_leader_zxid",
+            &format_args!("0x{:x}", o.leader_zxid),
+        );
+        line("observer_lag_txns", &o.lag_txns);
+        line("observer_lag_ms", &o.lag_ms);
+        line("observer_sync_type", &sync.map_or("", |s| s.kind));
+        line("observer_sync_time_ms", &sync.map_or(0, |s| s.duration_ms));
+        line("observer_forwarded_requests", &o.forwarded);
+        line("digest_mismatches_count", &o.digest_mismatches);
+    }
     // Gauge sets: quotas.
     let quotas = quota_gauges(v.server);
     for (set, pick) in [

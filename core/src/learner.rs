@@ -53,6 +53,10 @@ pub enum Event {
         zxid: i64,
         authinfo: Option<Vec<crate::proto::records::Id>>,
     },
+    /// The leader answered the oldest forwarded sync (SYNC carries no id).
+    Sync,
+    /// The leader answered a REVALIDATE.
+    Revalidated { session: i64, valid: bool },
 }
 
 /// Why the link to the leader must be dropped (and the sync started again).
@@ -114,6 +118,8 @@ pub struct Learner {
     max_len: usize,
     /// Proposals not committed yet during the sync, oldest first.
     proposals: VecDeque<LogEntry>,
+    /// How the leader chose to sync us: DIFF, TRUNC or SNAP.
+    sync_kind: &'static str,
 }
 
 fn be_i32(v: i32) -> Bytes {
@@ -139,6 +145,7 @@ impl Learner {
             new_epoch: 0,
             max_len,
             proposals: VecDeque::new(),
+            sync_kind: "",
         };
         (l, hello)
     }
@@ -146,6 +153,11 @@ impl Learner {
     /// Whether the learner is in sync and following.
     pub fn is_following(&self) -> bool {
         matches!(self.phase, Phase::Following)
+    }
+
+    /// DIFF, TRUNC or SNAP once the leader has chosen; empty before.
+    pub fn sync_kind(&self) -> &'static str {
+        self.sync_kind
     }
 
     /// The leader's epoch once LEADERINFO has arrived.
@@ -263,6 +275,7 @@ impl Learner {
                     zxid = format_args!("{:#x}", p.zxid),
                     "Getting a diff from the leader"
                 );
+                self.sync_kind = "DIFF";
                 self.phase = Phase::Syncing;
             }
             (Phase::SyncMode, Some(PacketType::Trunc)) => {
@@ -271,6 +284,7 @@ impl Learner {
                     "Truncating log to get in sync with the leader"
                 );
                 out.push(Event::Truncate { zxid: p.zxid });
+                self.sync_kind = "TRUNC";
                 self.phase = Phase::Syncing;
             }
             (Phase::SyncMode, Some(PacketType::Snap)) => {
@@ -278,6 +292,7 @@ impl Learner {
                     zxid = format_args!("{:#x}", p.zxid),
                     "Getting a snapshot from the leader"
                 );
+                self.sync_kind = "SNAP";
                 self.phase = Phase::Snap(Box::new(DatabaseStream::new(self.max_len)), p.zxid);
             }
             (Phase::SyncMode, _) => return Err(unexpected("waiting for DIFF, TRUNC or SNAP")),
@@ -339,6 +354,27 @@ impl Learner {
                 out.push(Event::Ping {
                     zxid: p.zxid,
                     authinfo: p.authinfo,
+                });
+            }
+            (Phase::Following, Some(PacketType::Sync)) => out.push(Event::Sync),
+            (Phase::Following, Some(PacketType::Revalidate)) => {
+                // The leader's answer: session id and one boolean byte (`Leader`
+                // writes `dos.writeBoolean(valid)`).
+                let body = p.body();
+                let (Some(id), Some(&valid)) = (body.get(..8), body.get(8)) else {
+                    return Err(LearnerError::Decode {
+                        what: "REVALIDATE",
+                        err: DecodeError::Truncated {
+                            offset: body.len(),
+                            needed: 9,
+                        },
+                    });
+                };
+                let mut sid = [0u8; 8];
+                sid.copy_from_slice(id);
+                out.push(Event::Revalidated {
+                    session: i64::from_be_bytes(sid),
+                    valid: valid != 0,
                 });
             }
             (Phase::Following, _) => {
@@ -494,6 +530,10 @@ mod tests {
                     format!("snapshot {zxid:#x} {}", tree.node_count())
                 }
                 Event::Truncate { zxid } => format!("truncate {zxid:#x}"),
+                Event::Sync => "sync".into(),
+                Event::Revalidated { session, valid } => {
+                    format!("revalidated {session:#x} {valid}")
+                }
             })
             .collect()
     }

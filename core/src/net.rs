@@ -66,6 +66,39 @@ pub struct SnapshotSettings {
     pub compression: crate::snapshot::Compression,
 }
 
+/// A replica's link to the ensemble it follows (the gateway's learner link): it feeds
+/// the core committed transactions and the leader's answers, and takes the packets the
+/// core has for the leader.
+pub struct Upstream {
+    pub inputs: mpsc::UnboundedReceiver<UpstreamMsg>,
+    pub to_leader: mpsc::UnboundedSender<ToUpstream>,
+}
+
+/// What the link tells the core.
+#[derive(Debug)]
+pub enum UpstreamMsg {
+    Input(Input),
+    /// The sessions touched since the last call, for a PING reply.
+    TakeTouched(oneshot::Sender<Vec<(i64, i32)>>),
+    /// The last zxid handed to the log: where the next sync starts.
+    LastReceived(oneshot::Sender<i64>),
+}
+
+/// What the core tells the link.
+#[derive(Debug)]
+pub enum ToUpstream {
+    Packet(crate::proto::quorum::QuorumPacket),
+    /// Drop the link and sync again from an empty data directory.
+    Resync(String),
+}
+
+/// What the log thread is told, in order.
+enum LogCmd {
+    Append(Vec<LogEntry>, u64),
+    /// End the log file; batches of a generation below this one are void.
+    Roll(u64),
+}
+
 /// What the snapshot writer thread is told.
 enum SnapMsg {
     Begin {
@@ -77,6 +110,8 @@ enum SnapMsg {
         acl_map: Vec<u8>,
         zxid_digest: (i64, i64),
     },
+    /// The snapshot in progress is void.
+    Abort,
 }
 
 enum Msg {
@@ -321,10 +356,23 @@ pub async fn serve(
     server: Server,
     log: Box<dyn TxnLog>,
     settings: NetSettings,
+    shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
+    serve_replica(listener, server, log, settings, None, shutdown).await
+}
+
+/// [`serve`], for a server that follows an upstream (an observer) when `upstream` is
+/// given.
+pub async fn serve_replica(
+    listener: TcpListener,
+    server: Server,
+    log: Box<dyn TxnLog>,
+    settings: NetSettings,
+    upstream: Option<Upstream>,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let (core_tx, core_rx) = mpsc::unbounded_channel::<Msg>();
-    let (log_tx, log_rx) = std::sync::mpsc::channel::<(Vec<LogEntry>, u64)>();
+    let (log_tx, log_rx) = std::sync::mpsc::channel::<LogCmd>();
     // The log thread's reports (durable, failed, time for a snapshot) have their own
     // channel, which the core reads first: a write's reply does not queue behind reads.
     let (done_tx, done_rx) = mpsc::unbounded_channel::<Msg>();
@@ -346,6 +394,7 @@ pub async fn serve(
         snap_tx,
         clocks,
         settings.clone(),
+        upstream,
         shutdown.clone(),
     ));
 
@@ -398,7 +447,7 @@ pub async fn serve(
 
 fn spawn_log_thread(
     mut log: Box<dyn TxnLog>,
-    rx: std::sync::mpsc::Receiver<(Vec<LogEntry>, u64)>,
+    rx: std::sync::mpsc::Receiver<LogCmd>,
     core: mpsc::UnboundedSender<Msg>,
     snap_count: Option<u64>,
     snap_size_limit: Option<u64>,
@@ -416,11 +465,39 @@ fn spawn_log_thread(
                 .unwrap_or(1);
             let mut roll = SnapRoll::new(snap_count, snap_size_limit, seed);
             // Batches of a generation that failed are void: their zxids will be handed
-            // out again, so none of them may reach the log.
-            let mut failed: Option<u64> = None;
+            // out again, so none of them may reach the log. So are those before a roll
+            // that installed a new tree.
+            let mut void_below = 0u64;
             let mut last_batch = 0usize;
-            while let Ok((mut batch, generation)) = rx.recv() {
-                if failed.is_some_and(|g| generation <= g) {
+            // A command met while gathering a batch, for the next round.
+            let mut pending: Option<LogCmd> = None;
+            loop {
+                let cmd = match pending.take() {
+                    Some(c) => c,
+                    None => match rx.recv() {
+                        Ok(c) => c,
+                        Err(_) => break,
+                    },
+                };
+                let (mut batch, generation) = match cmd {
+                    LogCmd::Append(b, g) => (b, g),
+                    LogCmd::Roll(g) => {
+                        void_below = void_below.max(g);
+                        if let Err(e) = log.discard() {
+                            // Old entries could be replayed over the new tree at the
+                            // next start: the replica must not go on as if they were gone.
+                            void_below = u64::MAX;
+                            error!("cannot drop the old transaction log: {e}; no more writes are made durable");
+                            let _ = core.send(Msg::Input(Input::LogFailed {
+                                generation: g,
+                                error: format!("cannot drop the old transaction log: {e}"),
+                            }));
+                        }
+                        roll.reset();
+                        continue;
+                    }
+                };
+                if generation < void_below {
                     continue;
                 }
                 // Group commit: everything that queued up while the last sync ran goes
@@ -443,11 +520,17 @@ fn spawn_log_thread(
                             }
                         }
                     };
-                    let Some((more, g)) = more else { break };
-                    if g == generation || failed.is_none_or(|f| g > f) {
-                        // A new generation after a failure cannot be queued behind an
-                        // old one; it joins this round.
-                        batch.extend(more);
+                    let Some(cmd) = more else { break };
+                    match cmd {
+                        LogCmd::Append(more, g) => {
+                            if g >= void_below {
+                                batch.extend(more);
+                            }
+                        }
+                        roll @ LogCmd::Roll(_) => {
+                            pending = Some(roll);
+                            break;
+                        }
                     }
                 }
                 last_batch = batch.len();
@@ -471,7 +554,7 @@ fn spawn_log_thread(
                         }
                     }
                     Err(e) => {
-                        failed = Some(generation);
+                        void_below = void_below.max(generation + 1);
                         let _ = core.send(Msg::Input(Input::LogFailed {
                             generation,
                             error: e.to_string(),
@@ -483,7 +566,7 @@ fn spawn_log_thread(
 }
 
 /// The log thread's queue.
-type LogTx = std::sync::mpsc::Sender<(Vec<LogEntry>, u64)>;
+type LogTx = std::sync::mpsc::Sender<LogCmd>;
 
 /// Group commit lingering: the longest pause between arriving writes, and the longest wait.
 const LINGER_GAP: Duration = Duration::from_micros(40);
@@ -641,6 +724,12 @@ fn spawn_snapshot_thread(
                         }
                         left.fetch_sub(1, Ordering::AcqRel);
                     }
+                    SnapMsg::Abort => {
+                        if let Some((zxid, _, spool, _)) = current.take() {
+                            info!("snapshot {zxid:#x} abandoned: the tree was replaced");
+                            spool.discard();
+                        }
+                    }
                     SnapMsg::Finish {
                         acl_map,
                         zxid_digest,
@@ -683,8 +772,14 @@ async fn core_loop(
     snap_tx: Option<SnapLink>,
     clocks: Clocks,
     settings: NetSettings,
+    upstream: Option<Upstream>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let (mut up_rx, up_tx) = match upstream {
+        Some(u) => (Some(u.inputs), Some(u.to_leader)),
+        None => (None, None),
+    };
+    let up_tx = up_tx.as_ref();
     let mut conns: HashMap<ConnId, ConnHandle> = HashMap::new();
     let mut msgs = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(512);
@@ -722,6 +817,11 @@ async fn core_loop(
                     &log_tx,
                 );
             }
+            if let Some(rx) = up_rx.as_mut() {
+                while let Ok(m) = rx.try_recv() {
+                    upstream_msg(&mut server, &conns, m, clocks.now(), &mut out, &log_tx);
+                }
+            }
             loop {
                 match rx.try_recv() {
                     Ok(m) => msgs.push(m),
@@ -758,6 +858,7 @@ async fn core_loop(
                 &mut out,
                 &log_tx,
                 snap_tx.as_ref(),
+                up_tx,
                 &clocks,
             ) {
                 return;
@@ -769,6 +870,14 @@ async fn core_loop(
             biased;
             Some(m) = done_rx.recv() => {
                 handle_msg(&mut server, &mut conns, &mut fl, m, clocks.now(), &mut out, &log_tx);
+            }
+            Some(m) = async {
+                match up_rx.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                upstream_msg(&mut server, &conns, m, clocks.now(), &mut out, &log_tx);
             }
             n = rx.recv_many(&mut msgs, 512) => {
                 if n == 0 {
@@ -793,6 +902,7 @@ async fn core_loop(
             &mut out,
             &log_tx,
             snap_tx.as_ref(),
+            up_tx,
             &clocks,
         ) {
             return;
@@ -800,6 +910,29 @@ async fn core_loop(
     }
     for (_, c) in conns.drain() {
         c.close();
+    }
+}
+
+/// One message from the upstream link.
+fn upstream_msg(
+    server: &mut Server,
+    conns: &HashMap<ConnId, ConnHandle>,
+    m: UpstreamMsg,
+    now: Clock,
+    out: &mut Vec<Output>,
+    log_tx: &LogTx,
+) {
+    match m {
+        UpstreamMsg::Input(i) => {
+            step(conns, out, |out| server.handle(i, now, out));
+            log_now(out, log_tx);
+        }
+        UpstreamMsg::TakeTouched(reply) => {
+            let _ = reply.send(server.take_touched());
+        }
+        UpstreamMsg::LastReceived(reply) => {
+            let _ = reply.send(server.last_received());
+        }
     }
 }
 
@@ -962,7 +1095,7 @@ fn log_now(out: &mut Vec<Output>, log_tx: &LogTx) {
             generation,
         }) = out.pop()
         {
-            if log_tx.send((entries, generation)).is_err() {
+            if log_tx.send(LogCmd::Append(entries, generation)).is_err() {
                 error!("transaction log thread is gone");
             }
         }
@@ -992,11 +1125,12 @@ fn flush(
     out: &mut Vec<Output>,
     log_tx: &LogTx,
     snap_tx: Option<&SnapLink>,
+    up_tx: Option<&mpsc::UnboundedSender<ToUpstream>>,
     clocks: &Clocks,
 ) -> bool {
     let mut drained = Vec::new();
     loop {
-        if !dispatch(out, conns, log_tx, snap_tx, &mut drained) {
+        if !dispatch(out, conns, log_tx, snap_tx, up_tx, &mut drained) {
             return false;
         }
         if drained.is_empty() {
@@ -1016,6 +1150,7 @@ fn dispatch(
     conns: &mut HashMap<ConnId, ConnHandle>,
     log_tx: &LogTx,
     snap_tx: Option<&SnapLink>,
+    up_tx: Option<&mpsc::UnboundedSender<ToUpstream>>,
     drained: &mut Vec<ConnId>,
 ) -> bool {
     // Frames are gathered per connection and written once per connection per batch.
@@ -1039,9 +1174,30 @@ fn dispatch(
                 generation,
             } => {
                 deliver_all(&mut sends, conns, drained);
-                if log_tx.send((entries, generation)).is_err() {
+                if log_tx.send(LogCmd::Append(entries, generation)).is_err() {
                     error!("transaction log thread is gone");
                     return false;
+                }
+            }
+            Output::LogRoll { generation } => {
+                if log_tx.send(LogCmd::Roll(generation)).is_err() {
+                    error!("transaction log thread is gone");
+                    return false;
+                }
+            }
+            Output::SnapshotAbort => {
+                if let Some(t) = snap_tx {
+                    t.send(SnapMsg::Abort);
+                }
+            }
+            Output::ToLeader(p) => {
+                if let Some(tx) = up_tx {
+                    let _ = tx.send(ToUpstream::Packet(p));
+                }
+            }
+            Output::Resync { reason } => {
+                if let Some(tx) = up_tx {
+                    let _ = tx.send(ToUpstream::Resync(reason));
                 }
             }
             Output::SnapshotBegin { zxid, start } => {

@@ -20,6 +20,7 @@ use tracing::{debug, error, info, warn};
 use crate::acl::{check_acl, Provider};
 use crate::metrics::{CnxnStats, PercentileSummary, ResponseSizes, Summary};
 use crate::prep::{Caller, Prep, PrepSettings, SessionState};
+use crate::proto::quorum::{PacketType, QuorumPacket};
 use crate::proto::records::*;
 use crate::proto::txn::{TxnBody, TxnDigest, TxnEntry, TxnHeader};
 use crate::proto::{perms, xid, ErrorCode, OpCode, Record};
@@ -28,6 +29,8 @@ use crate::sasl::{random_nonce, DigestMd5Server, Outcome, SaslConfig};
 use crate::session::{session_password, SessionTracker};
 use crate::tree::{DataTree, TxnResult};
 use crate::watch::{EventType, Fired, WatchManager, WatcherType};
+
+mod observer;
 
 pub type ConnId = u64;
 
@@ -43,9 +46,23 @@ pub struct Clock {
     pub wall_ms: i64,
 }
 
+/// The part a server plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// Prepares, logs and applies its own transactions; expires its sessions.
+    #[default]
+    Standalone,
+    /// An observer of an ensemble (the gateway): applies what the leader commits, through
+    /// the same log → apply path, and forwards its clients' writes, sync, createSession
+    /// and closeSession to the leader. Sessions are the leader's: created, expired and
+    /// revalidated there; the observer reports the ones its clients touched.
+    Observer,
+}
+
 /// What the server needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    pub role: Role,
     /// The server id in the top byte of session ids (1 for a standalone server, as in
     /// ZooKeeper's `createSessionTrackerServerId`).
     pub server_id: u64,
@@ -77,6 +94,7 @@ impl Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
+            role: Role::Standalone,
             server_id: 1,
             tick_ms: 2000,
             min_session_timeout_ms: 4000,
@@ -115,6 +133,38 @@ pub enum Input {
     /// The log could not make the batches of `generation` durable (a full disk, an I/O
     /// error): nothing in flight will be; fail it and go on.
     LogFailed { generation: u64, error: String },
+    /// Observer: transactions the leader committed, in zxid order; logged, then applied.
+    Committed(Vec<LogEntry>),
+    /// Observer: the leader's whole database (a SNAP), already written as a snapshot in
+    /// the data directory; it replaces the tree and the sessions.
+    Install {
+        tree: Box<DataTree>,
+        sessions: Vec<(i64, i32)>,
+    },
+    /// Observer: in sync (UPTODATE); clients are served from now on.
+    UpToDate(SyncInfo),
+    /// Observer: the link to the leader is gone. Every client connection is closed and
+    /// what was forwarded is given up (ZooKeeper's observer shuts its server down until
+    /// it has synced again); the sessions live on at the leader.
+    LeaderLost { reason: String },
+    /// Observer: the leader pinged; `zxid` is the last it proposed.
+    LeaderPing { zxid: i64 },
+    /// Observer: the leader answered the oldest forwarded sync (SYNC).
+    Synced,
+    /// Observer: the leader answered a REVALIDATE.
+    Revalidated { session: i64, valid: bool },
+}
+
+/// How an observer's last sync went, for `srvr` and `mntr`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncInfo {
+    /// The leader's learner address.
+    pub leader: String,
+    pub epoch: u32,
+    /// DIFF, SNAP or TRUNC.
+    pub kind: &'static str,
+    /// From connecting to UPTODATE.
+    pub duration_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +190,17 @@ pub enum Output {
         acl_map: Vec<u8>,
         zxid_digest: (i64, i64),
     },
+    /// The snapshot in progress is void (the tree it walked was replaced).
+    SnapshotAbort,
+    /// Observer: a packet for the leader (REQUEST, REVALIDATE).
+    ToLeader(QuorumPacket),
+    /// Observer: this replica's state cannot be trusted any more (a digest mismatch, a
+    /// log that failed): drop the link, start again from an empty data directory and
+    /// sync from the leader.
+    Resync { reason: String },
+    /// Observer: end the log file (a new tree was installed). Batches of an older
+    /// `generation` are void and must be dropped.
+    LogRoll { generation: u64 },
 }
 
 pub use crate::proto::txn::LogEntry;
@@ -174,6 +235,15 @@ enum Origin {
     Expiry,
     /// The container manager's deletes: no one to answer.
     Internal,
+    /// Observer: committed by the leader; who to answer is found when it is applied.
+    Remote,
+    /// Observer: a client's forwarded request, found when its transaction is applied.
+    Forwarded {
+        conn: ConnId,
+        xid: i32,
+        op: OpCode,
+        start_ms: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -181,6 +251,8 @@ struct InFlight {
     origin: Origin,
     header: TxnHeader,
     body: TxnBody,
+    /// Observer: the leader's tree digest after this transaction, to check ours against.
+    digest: Option<i64>,
     /// Monotonic ms the request arrived: its latency runs until the reply.
     start_ms: u64,
 }
@@ -188,6 +260,16 @@ struct InFlight {
 #[derive(Debug)]
 enum Queued {
     Write(i64),
+    /// Observer: a request forwarded to the leader, answered when its transaction (or
+    /// the leader's SYNC) comes back; matched by the session and `xid` (the cxid).
+    Forwarded {
+        conn: ConnId,
+        xid: i32,
+        op: OpCode,
+        start_ms: u64,
+        /// A sync's path: it is answered on SYNC, not by a transaction.
+        sync: Option<String>,
+    },
     Read {
         conn: ConnId,
         xid: i32,
@@ -271,6 +353,49 @@ pub struct Server {
     started_ms: u64,
     /// (zxid, tree digest) at every 128th zxid, for `hash`.
     digest_log: VecDeque<(i64, i64)>,
+    /// The observer role's state (unused by a standalone server).
+    obs: ObserverState,
+}
+
+/// What an observer keeps besides the tree: its link's state and its forwarded requests.
+#[derive(Debug, Default)]
+struct ObserverState {
+    /// Synced and serving clients.
+    serving: bool,
+    sync: Option<SyncInfo>,
+    /// The last zxid handed to the log (applied or about to be).
+    last_received: i64,
+    /// The last zxid the leader said it proposed (PING).
+    leader_zxid: i64,
+    /// Wall ms of the last transaction applied (its header time).
+    last_applied_time: i64,
+    /// New sessions whose createSession was forwarded, by session id.
+    creating: HashMap<i64, ConnId>,
+    /// Sessions whose REVALIDATE is out, by session id.
+    revalidating: HashMap<i64, ConnId>,
+    /// Forwarded syncs in the order they were sent: the leader's SYNC carries no id.
+    syncs: VecDeque<(i64, i32)>,
+    /// Syncs the leader answered, waiting until everything committed before the answer
+    /// is applied here: (last zxid received then, session, xid).
+    sync_waits: VecDeque<(i64, i64, i32)>,
+    /// Sessions touched since the last ping, with their timeouts.
+    touched: HashMap<i64, i32>,
+    digest_mismatches: u64,
+}
+
+/// What `srvr` and `mntr` show of an observer.
+#[derive(Debug, Clone)]
+pub struct ObserverView {
+    pub serving: bool,
+    pub sync: Option<SyncInfo>,
+    pub last_received: i64,
+    pub leader_zxid: i64,
+    /// Transactions the leader proposed that are not applied here (same epoch only).
+    pub lag_txns: i64,
+    /// How old the oldest not-yet-applied transaction is, in ms (0 when caught up).
+    pub lag_ms: i64,
+    pub forwarded: u64,
+    pub digest_mismatches: u64,
 }
 
 /// The encoded length of a `Stat`.
@@ -384,7 +509,55 @@ impl Server {
             now,
             started_ms: now.mono_ms,
             digest_log: VecDeque::new(),
+            obs: ObserverState {
+                last_received: last_zxid,
+                ..Default::default()
+            },
         }
+    }
+
+    pub fn role(&self) -> Role {
+        self.settings.role
+    }
+
+    /// An observer's link state and lag; `None` for a standalone server.
+    pub fn observer_view(&self) -> Option<ObserverView> {
+        if self.settings.role != Role::Observer {
+            return None;
+        }
+        let o = &self.obs;
+        let applied = self.tree.last_zxid();
+        let lag_txns = if o.serving && (o.leader_zxid >> 32) == (applied >> 32) {
+            (o.leader_zxid - applied).max(0)
+        } else {
+            0
+        };
+        let lag_ms = if lag_txns > 0 && o.last_applied_time > 0 {
+            (self.now.wall_ms - o.last_applied_time).max(0)
+        } else {
+            0
+        };
+        Some(ObserverView {
+            serving: o.serving,
+            sync: o.sync.clone(),
+            last_received: o.last_received,
+            leader_zxid: o.leader_zxid,
+            lag_txns,
+            lag_ms,
+            forwarded: self.forwarded_count(),
+            digest_mismatches: o.digest_mismatches,
+        })
+    }
+
+    /// Observer: the sessions its clients touched since the last call, with their
+    /// timeouts, for the reply to the leader's PING (`LearnerSessionTracker.snapshot`).
+    pub fn take_touched(&mut self) -> Vec<(i64, i32)> {
+        self.obs.touched.drain().collect()
+    }
+
+    /// The last zxid handed to the log: where a resync starts from.
+    pub fn last_received(&self) -> i64 {
+        self.obs.last_received.max(self.tree.last_zxid())
     }
 
     pub fn tree(&self) -> &DataTree {
@@ -437,6 +610,10 @@ impl Server {
 
     /// When [`Server::tick`] should run next.
     pub fn next_deadline(&self) -> Option<u64> {
+        if self.settings.role == Role::Observer {
+            // The leader expires sessions; an observer never does.
+            return None;
+        }
         self.sessions.next_deadline()
     }
 
@@ -460,6 +637,13 @@ impl Server {
             Input::Closed { conn } => self.closed(conn, out),
             Input::Durable { zxid } => self.durable(zxid, out),
             Input::LogFailed { generation, error } => self.log_failed(generation, &error, now, out),
+            Input::Committed(entries) => self.committed(entries, out),
+            Input::Install { tree, sessions } => self.install(*tree, &sessions, now, out),
+            Input::UpToDate(info) => self.up_to_date(info),
+            Input::LeaderLost { reason } => self.leader_lost(&reason, out),
+            Input::LeaderPing { zxid } => self.obs.leader_zxid = zxid,
+            Input::Synced => self.synced(out),
+            Input::Revalidated { session, valid } => self.revalidated(session, valid, now, out),
         }
         self.flush_log(out);
     }
@@ -527,6 +711,17 @@ impl Server {
         if generation < self.log_generation {
             return;
         }
+        if self.settings.role == Role::Observer {
+            // Zxids are the leader's: nothing can be handed out again. What was not made
+            // durable is fetched again by a fresh sync.
+            self.log_generation += 1;
+            self.in_flight.clear();
+            self.to_log.clear();
+            out.push(Output::Resync {
+                reason: format!("the transaction log failed: {error}"),
+            });
+            return self.leader_lost("the transaction log failed", out);
+        }
         let failed = std::mem::take(&mut self.in_flight);
         tracing::error!(
             "the transaction log failed ({error}); {} writes in flight were not made durable and are refused",
@@ -554,7 +749,7 @@ impl Server {
                     self.close_conn(conn, out);
                 }
                 Origin::Expiry => self.sessions.reopen(session, now.mono_ms),
-                Origin::Internal => {}
+                Origin::Internal | Origin::Remote | Origin::Forwarded { .. } => {}
             }
         }
     }
@@ -562,6 +757,9 @@ impl Server {
     /// Expires sessions whose time is up.
     pub fn tick(&mut self, now: Clock, out: &mut Vec<Output>) {
         self.now = now;
+        if self.settings.role == Role::Observer {
+            return;
+        }
         for id in self.sessions.expire(now.mono_ms) {
             self.stats.sessions_expired += 1;
             let timeout = self.sessions.get(id).map_or(0, |s| s.timeout_ms);
@@ -582,6 +780,10 @@ impl Server {
     /// a child created meanwhile makes it a harmless NotEmpty error transaction.
     pub fn check_containers(&mut self, now: Clock, out: &mut Vec<Output>) {
         self.now = now;
+        if self.settings.role == Role::Observer {
+            // The leader's container manager deletes them; the deletes arrive committed.
+            return;
+        }
         let mut candidates = Vec::new();
         for p in self.tree.containers() {
             if let Some(n) = self.tree.get(p) {
@@ -645,6 +847,7 @@ impl Server {
             origin,
             header,
             body: entry.body,
+            digest: None,
             start_ms: self.now.mono_ms,
         });
     }
@@ -750,6 +953,13 @@ impl Server {
         if old_client {
             warn!(%peer, "Connection request from old client {peer}; will be dropped if server is in r-o mode");
         }
+        if self.settings.role == Role::Observer && !self.obs.serving {
+            // `readConnectRequest`: "ZooKeeperServer not running"; the client tries
+            // another server.
+            info!(%peer, "Refusing session request for client {peer}: not in sync with a leader (ZooKeeperServer not running)");
+            self.close_conn(conn, out);
+            return;
+        }
         if req.last_zxid_seen > self.tree.last_zxid() {
             info!(
                 %peer,
@@ -766,6 +976,25 @@ impl Server {
             .min(self.settings.max_session_timeout_ms);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.timeout_ms = timeout;
+        }
+        if req.session_id == 0 && self.settings.role == Role::Observer {
+            // The observer picks the id (its server id in the top byte); the leader
+            // creates the session, and the client is answered when that commits.
+            let id = self.sessions.next_session_id();
+            self.bind(conn, id);
+            self.obs.creating.insert(id, conn);
+            let mut data = BytesMut::with_capacity(20);
+            data.put_i64(id);
+            data.put_i32(0);
+            data.put_i32(OpCode::CreateSession as i32);
+            data.put_i32(timeout as i32);
+            out.push(Output::ToLeader(QuorumPacket {
+                r#type: PacketType::Request as i32,
+                zxid: -1,
+                data: Some(data.freeze()),
+                authinfo: None,
+            }));
+            return;
         }
         if req.session_id == 0 {
             let id = self.sessions.next_session_id();
@@ -787,9 +1016,28 @@ impl Server {
                 self.drop_conn(old);
             }
         }
-        let valid = req.passwd.len() == 16
-            && req.passwd[..] == session_password(id)[..]
-            && self.sessions.touch_for(id, Some(timeout), now.mono_ms);
+        let password_ok = req.passwd.len() == 16 && req.passwd[..] == session_password(id)[..];
+        if self.settings.role == Role::Observer && password_ok {
+            // `LearnerZooKeeperServer.revalidateSession`: a global session is the
+            // leader's to vouch for (REVALIDATE), even one this observer knows.
+            self.bind(conn, id);
+            if let Some(old) = self.obs.revalidating.insert(id, conn) {
+                if old != conn {
+                    self.close_conn(old, out);
+                }
+            }
+            let mut data = BytesMut::with_capacity(12);
+            data.put_i64(id);
+            data.put_i32(timeout as i32);
+            out.push(Output::ToLeader(QuorumPacket {
+                r#type: PacketType::Revalidate as i32,
+                zxid: -1,
+                data: Some(data.freeze()),
+                authinfo: None,
+            }));
+            return;
+        }
+        let valid = password_ok && self.sessions.touch_for(id, Some(timeout), now.mono_ms);
         if valid {
             self.bind(conn, id);
             self.finish_session_init(conn, true, out);
@@ -955,21 +1203,13 @@ impl Server {
             self.close_conn(conn, out);
             return;
         }
+        if self.settings.role == Role::Observer
+            && (req.is_write() || matches!(req, Request::Sync(_)))
+        {
+            return self.forward(conn, session, xid, req, now, out);
+        }
         if req.is_write() {
-            let op = match &req {
-                Request::Create { op, .. } => *op,
-                Request::CreateTtl(_) => OpCode::CreateTtl,
-                Request::Delete(_) => OpCode::Delete,
-                Request::DeleteContainer(_) => OpCode::DeleteContainer,
-                Request::SetData(_) => OpCode::SetData,
-                Request::SetAcl(_) => OpCode::SetAcl,
-                Request::Check(_) => OpCode::Check,
-                Request::Multi(_) => OpCode::Multi,
-                Request::Reconfig(_) => OpCode::Reconfig,
-                Request::CloseSession => OpCode::CloseSession,
-                Request::Malformed { op, .. } => *op,
-                _ => OpCode::Error,
-            };
+            let op = write_opcode(&req);
             let mut h = self.header(session, xid, now);
             let (body, digest) = if op == OpCode::CloseSession {
                 self.sessions.set_closing(session);
@@ -1014,7 +1254,11 @@ impl Server {
     }
 
     fn touch(&mut self, session: i64, timeout: u32, now: Clock) -> bool {
-        self.sessions.touch_for(session, Some(timeout), now.mono_ms)
+        let live = self.sessions.touch_for(session, Some(timeout), now.mono_ms);
+        if live && self.settings.role == Role::Observer {
+            self.obs.touched.insert(session, timeout as i32);
+        }
+        live
     }
 
     /// `addauth` (`ZooKeeperServer.processPacket`): the scheme's registered provider
@@ -1490,12 +1734,36 @@ impl Server {
             self.stats.outstanding = self.stats.outstanding.saturating_sub(1);
             self.apply(f, out);
         }
+        if self.settings.role == Role::Observer {
+            self.complete_syncs(out);
+        }
     }
 
-    fn apply(&mut self, f: InFlight, out: &mut Vec<Output>) {
+    fn apply(&mut self, mut f: InFlight, out: &mut Vec<Output>) {
         let mut changes = Vec::new();
         let result = self.tree.apply(&f.header, &f.body, &mut changes);
         self.prep.applied(f.header.zxid);
+        if let Origin::Remote = f.origin {
+            f.origin = match self.remote_origin(&f.header, &f.body) {
+                Origin::Forwarded {
+                    conn,
+                    xid,
+                    op,
+                    start_ms,
+                } => {
+                    f.start_ms = start_ms;
+                    Origin::Client { conn, xid, op }
+                }
+                o => o,
+            };
+            self.obs.last_applied_time = f.header.time;
+            if let Some(expected) = f.digest.filter(|_| self.obs.serving) {
+                let ours = self.tree.digest();
+                if ours != expected && self.settings.prep.digest_enabled {
+                    self.digest_mismatch(f.header.zxid, expected, ours, out);
+                }
+            }
+        }
         if self.settings.prep.digest_enabled && f.header.zxid % DIGEST_LOG_INTERVAL == 0 {
             if self.digest_log.len() == DIGEST_LOG_LIMIT {
                 self.digest_log.pop_front();
@@ -1516,7 +1784,7 @@ impl Server {
         }
         let zxid = self.tree.last_zxid();
         match f.origin {
-            Origin::Internal => {}
+            Origin::Internal | Origin::Remote | Origin::Forwarded { .. } => {}
             Origin::CreateSession { conn } => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.stats
@@ -1567,6 +1835,11 @@ impl Server {
                 q.pop_front();
             }
         }
+        self.run_queued_reads(session, out);
+    }
+
+    /// Runs the reads at the front of the session's queue, up to the next write.
+    fn run_queued_reads(&mut self, session: i64, out: &mut Vec<Output>) {
         loop {
             let Some(q) = self.queues.get_mut(&session) else {
                 return;
@@ -1583,7 +1856,7 @@ impl Server {
                         self.read(conn, xid, req, start_ms, out);
                     }
                 }
-                Some(Queued::Write(_)) => return,
+                Some(Queued::Write(_) | Queued::Forwarded { .. }) => return,
                 None => {
                     self.queues.remove(&session);
                     return;
@@ -1619,6 +1892,25 @@ impl Server {
             };
             self.send(f.watcher, frame, out);
         }
+    }
+}
+
+/// The opcode of a write request (and of sync, which an observer forwards too).
+fn write_opcode(req: &Request) -> OpCode {
+    match req {
+        Request::Create { op, .. } => *op,
+        Request::CreateTtl(_) => OpCode::CreateTtl,
+        Request::Delete(_) => OpCode::Delete,
+        Request::DeleteContainer(_) => OpCode::DeleteContainer,
+        Request::SetData(_) => OpCode::SetData,
+        Request::SetAcl(_) => OpCode::SetAcl,
+        Request::Check(_) => OpCode::Check,
+        Request::Multi(_) => OpCode::Multi,
+        Request::Reconfig(_) => OpCode::Reconfig,
+        Request::CloseSession => OpCode::CloseSession,
+        Request::Sync(_) => OpCode::Sync,
+        Request::Malformed { op, .. } => *op,
+        _ => OpCode::Error,
     }
 }
 

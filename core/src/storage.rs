@@ -22,6 +22,13 @@ pub trait TxnLog: Send + 'static {
     /// Ends the current log file; the next entry starts a new one (after a snapshot).
     fn roll(&mut self) {}
 
+    /// Drops every entry: a replica installed a new tree (a snapshot already on disk
+    /// covers all it needs), so no older entry may be replayed over it.
+    fn discard(&mut self) -> io::Result<()> {
+        self.roll();
+        Ok(())
+    }
+
     /// How many fsyncs took longer than the warning threshold.
     fn fsync_threshold_exceeded(&self) -> u64 {
         0
@@ -61,6 +68,12 @@ impl TxnLog for MemoryLog {
 
     fn last_zxid(&self) -> i64 {
         self.last_zxid
+    }
+
+    fn discard(&mut self) -> io::Result<()> {
+        self.tail.clear();
+        self.last_zxid = 0;
+        Ok(())
     }
 
     fn read_after(&self, zxid: i64) -> Option<Vec<LogEntry>> {

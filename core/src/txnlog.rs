@@ -471,6 +471,20 @@ impl TxnLog for FileTxnLog {
         self.last_zxid
     }
 
+    fn discard(&mut self) -> io::Result<()> {
+        self.current = None;
+        for (_, path) in log_files(&self.dir)? {
+            info!(
+                "Removing file: {} (a new tree was installed)",
+                path.display()
+            );
+            std::fs::remove_file(&path)?;
+        }
+        File::open(&self.dir)?.sync_all()?;
+        self.last_zxid = 0;
+        Ok(())
+    }
+
     fn read_after(&self, zxid: i64) -> Option<Vec<LogEntry>> {
         let entries = read_log(&self.dir, zxid).ok()?;
         Some(

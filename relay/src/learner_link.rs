@@ -9,10 +9,11 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use geokeeper_core::learner::{Event, Learner, LearnerError, LearnerStart};
+use geokeeper_core::net::ToUpstream;
 use geokeeper_core::proto::Record;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -40,13 +41,20 @@ pub enum LinkError {
     Silent { addr: SocketAddr, timeout: Duration },
     #[error("the server stopped taking events")]
     ServerGone,
+    #[error("resync asked: {0}")]
+    Resync(String),
+    #[error("the leader truncates our log to {0:#x}: starting again from an empty tree")]
+    Truncate(i64),
+    #[error("cannot write the leader's snapshot: {0}")]
+    Snapshot(io::Error),
 }
 
 /// How to reach and follow the leader.
 #[derive(Debug, Clone)]
 pub struct LinkSettings {
-    /// The learner (quorum) ports of the ensemble's servers, in the order to try.
-    pub quorum_addrs: Vec<SocketAddr>,
+    /// The learner (quorum) ports of the ensemble's servers, `host:port`, in the order
+    /// to try; names are resolved again at every attempt.
+    pub quorum_addrs: Vec<String>,
     pub connect_timeout: Duration,
     /// The longest silence before the link is given up: `initLimit` ticks while syncing
     /// (the SNAP may take that long), `syncLimit` ticks after (`Learner`'s socket timeouts).
@@ -59,11 +67,14 @@ pub struct LinkSettings {
 /// The first learner port that accepts: the leader's.
 pub async fn find_leader(s: &LinkSettings) -> Result<(TcpStream, SocketAddr), LinkError> {
     let mut why = Vec::new();
-    for &addr in &s.quorum_addrs {
-        match tokio::time::timeout(s.connect_timeout, TcpStream::connect(addr)).await {
+    for addr in &s.quorum_addrs {
+        match tokio::time::timeout(s.connect_timeout, TcpStream::connect(addr.as_str())).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                return Ok((stream, addr));
+                match stream.peer_addr() {
+                    Ok(peer) => return Ok((stream, peer)),
+                    Err(e) => why.push(format!("{addr}: {e}")),
+                }
             }
             Ok(Err(e)) => why.push(format!("{addr}: {e}")),
             Err(_) => why.push(format!("{addr}: no answer in {:?}", s.connect_timeout)),
@@ -72,58 +83,125 @@ pub async fn find_leader(s: &LinkSettings) -> Result<(TcpStream, SocketAddr), Li
     Err(LinkError::NoLeader(why.join("; ")))
 }
 
-/// Registers with the leader, syncs and follows until the link fails. Events other than
-/// sends and pings go to `events`, in order; `touched` gives the sessions to report in a
-/// ping reply (and forgets them).
+/// What a link reports besides committed transactions: how the sync went.
+#[derive(Debug, Clone)]
+pub struct Synced {
+    pub leader: SocketAddr,
+    pub epoch: u32,
+    pub kind: &'static str,
+    pub duration: Duration,
+}
+
+/// Where the link's events go. The gateway's driver implements it over the core's
+/// channel; tests over a plain tree.
+pub trait Sink {
+    /// Events for the replica, in order (committed transactions, a SNAP, TRUNC, SYNC,
+    /// REVALIDATE answers). Err: the replica is gone.
+    fn events(
+        &mut self,
+        events: Vec<Event>,
+    ) -> impl std::future::Future<Output = Result<(), LinkError>> + Send;
+    /// The sync is over (UPTODATE).
+    fn up_to_date(
+        &mut self,
+        synced: Synced,
+    ) -> impl std::future::Future<Output = Result<(), LinkError>> + Send;
+    /// The leader pinged with its last proposed zxid: the sessions to report.
+    fn ping(
+        &mut self,
+        zxid: i64,
+    ) -> impl std::future::Future<Output = Result<Vec<(i64, i32)>, LinkError>> + Send;
+}
+
+/// Registers with the leader, syncs and follows until the link fails (or the replica
+/// asks for a resync). Packets from `outgoing` are written to the leader as they come.
 pub async fn follow(
     s: &LinkSettings,
     start: LearnerStart,
-    events: &mpsc::Sender<Event>,
-    mut touched: impl FnMut() -> Vec<(i64, i32)>,
+    sink: &mut impl Sink,
+    outgoing: &mut mpsc::UnboundedReceiver<ToUpstream>,
 ) -> Result<(), LinkError> {
-    let (mut stream, addr) = find_leader(s).await?;
+    let begun = Instant::now();
+    let (stream, addr) = find_leader(s).await?;
     info!(%addr, server_id = start.server_id, last_zxid = format_args!("{:#x}", start.last_zxid), "registering with the leader as an observer");
     let io_err = |source| LinkError::Io { addr, source };
+    let (mut rd, mut wr) = stream.into_split();
     let (mut learner, hello) = Learner::new(start, s.max_len);
-    stream.write_all(&hello.to_bytes()).await.map_err(io_err)?;
+    wr.write_all(&hello.to_bytes()).await.map_err(io_err)?;
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut out = Vec::new();
+    let mut replies = BytesMut::new();
     loop {
         let timeout = if learner.is_following() {
             s.follow_timeout
         } else {
             s.sync_timeout
         };
-        let n = match tokio::time::timeout(timeout, stream.read_buf(&mut buf)).await {
-            Ok(r) => r.map_err(io_err)?,
-            Err(_) => return Err(LinkError::Silent { addr, timeout }),
-        };
-        if n == 0 {
-            return Err(io_err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the leader closed the link",
-            )));
+        tokio::select! {
+            biased;
+            o = outgoing.recv() => match o {
+                Some(ToUpstream::Packet(p)) => {
+                    replies.clear();
+                    p.encode(&mut replies);
+                    // Whatever else is queued goes in the same write.
+                    while let Ok(ToUpstream::Packet(p)) = outgoing.try_recv() {
+                        p.encode(&mut replies);
+                    }
+                    wr.write_all(&replies).await.map_err(io_err)?;
+                    continue;
+                }
+                Some(ToUpstream::Resync(reason)) => return Err(LinkError::Resync(reason)),
+                None => return Err(LinkError::ServerGone),
+            },
+            r = tokio::time::timeout(timeout, rd.read_buf(&mut buf)) => {
+                let n = match r {
+                    Ok(r) => r.map_err(io_err)?,
+                    Err(_) => return Err(LinkError::Silent { addr, timeout }),
+                };
+                if n == 0 {
+                    return Err(io_err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the leader closed the link",
+                    )));
+                }
+            }
         }
+        let was_following = learner.is_following();
         let used = learner
             .receive(&buf, &mut out)
             .map_err(|source| LinkError::Protocol { addr, source })?;
         let _ = buf.split_to(used);
-        let mut replies = BytesMut::new();
+        replies.clear();
+        let mut events = Vec::new();
+        let mut up_to_date = false;
         for e in out.drain(..) {
             match e {
                 Event::Send(p) => p.encode(&mut replies),
                 Event::Ping { zxid, authinfo } => {
-                    Learner::ping_reply(zxid, authinfo, &touched()).encode(&mut replies)
-                }
-                other => {
-                    if events.send(other).await.is_err() {
-                        return Err(LinkError::ServerGone);
+                    if !events.is_empty() {
+                        sink.events(std::mem::take(&mut events)).await?;
                     }
+                    let touched = sink.ping(zxid).await?;
+                    Learner::ping_reply(zxid, authinfo, &touched).encode(&mut replies)
                 }
+                Event::UpToDate { .. } => up_to_date = true,
+                other => events.push(other),
             }
         }
+        if !events.is_empty() {
+            sink.events(events).await?;
+        }
         if !replies.is_empty() {
-            stream.write_all(&replies).await.map_err(io_err)?;
+            wr.write_all(&replies).await.map_err(io_err)?;
+        }
+        if up_to_date && !was_following {
+            sink.up_to_date(Synced {
+                leader: addr,
+                epoch: learner.epoch(),
+                kind: learner.sync_kind(),
+                duration: begun.elapsed(),
+            })
+            .await?;
         }
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(64 * 1024);

@@ -4,4 +4,5 @@
 //! logic is `geokeeper_core::learner`'s state machine; this crate connects, reads and
 //! writes.
 
+pub mod gateway;
 pub mod learner_link;

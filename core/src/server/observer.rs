@@ -1,0 +1,355 @@
+//! The observer role of [`Server`]: the state machine of a replica that applies what an
+//! ensemble's leader commits and forwards its clients' writes (the gateway; next, the
+//! QUIC observer). It shares everything else with the standalone server: committed
+//! transactions go through the same log → durable → apply path, and replies, watch
+//! events and per-session order come from the same code.
+//!
+//! What differs, as in ZooKeeper's `ObserverZooKeeperServer`:
+//! * zxids come from the leader ([`Input::Committed`]); nothing is prepared here;
+//! * writes, sync, createSession and closeSession go to the leader as REQUEST packets
+//!   ([`Output::ToLeader`]) with the client's identities, and the client is answered when
+//!   the transaction (or the leader's error transaction) comes back, matched by session
+//!   id and cxid as `CommitProcessor` matches them;
+//! * a sync is answered when the leader's SYNC has come and everything committed before
+//!   it is applied here;
+//! * a reconnecting session is vouched for by the leader (REVALIDATE); sessions are
+//!   never expired here, and those touched are reported in the reply to each PING.
+
+use bytes::{BufMut, BytesMut};
+use tracing::{error, info, warn};
+
+use super::*;
+
+/// A forwarded request taken from its session's queue.
+struct Taken {
+    conn: ConnId,
+    op: OpCode,
+    start_ms: u64,
+    path: Option<String>,
+}
+
+impl Server {
+    /// Transactions the leader committed: logged, then applied when durable.
+    pub(super) fn committed(&mut self, entries: Vec<LogEntry>, out: &mut Vec<Output>) {
+        for e in entries {
+            if e.zxid <= self.obs.last_received {
+                warn!(
+                    zxid = format_args!("{:#x}", e.zxid),
+                    "a committed transaction at or before the last one received; skipped"
+                );
+                continue;
+            }
+            let entry = match TxnEntry::decode(&e.bytes) {
+                Ok(x) => x,
+                Err(err) => {
+                    let reason = format!("committed transaction {:#x}: {err}", e.zxid);
+                    error!("{reason}");
+                    out.push(Output::Resync { reason });
+                    return self.leader_lost("a committed transaction did not decode", out);
+                }
+            };
+            self.obs.last_received = e.zxid;
+            self.to_log.push(e);
+            self.stats.outstanding += 1;
+            self.in_flight.push_back(InFlight {
+                origin: Origin::Remote,
+                header: entry.header,
+                body: entry.body,
+                digest: entry.digest.map(|d| d.tree_digest),
+                start_ms: self.now.mono_ms,
+            });
+        }
+    }
+
+    /// The leader's database (SNAP) replaces the tree and the sessions. The driver has
+    /// written it as a snapshot already; the log rolls, so the next entry starts a file
+    /// of its own after it.
+    pub(super) fn install(
+        &mut self,
+        tree: DataTree,
+        sessions: &[(i64, i32)],
+        now: Clock,
+        out: &mut Vec<Output>,
+    ) {
+        if self.obs.serving {
+            self.leader_lost("a new database is being installed", out);
+        }
+        if self.snapshot.take().is_some() {
+            out.push(Output::SnapshotAbort);
+        }
+        self.log_generation += 1;
+        self.in_flight.clear();
+        self.to_log.clear();
+        self.stats.outstanding = 0;
+        self.queues.clear();
+        self.prep = Prep::new(self.settings.prep.clone());
+        self.last_zxid = tree.last_zxid();
+        self.obs.last_received = tree.last_zxid();
+        self.obs.last_applied_time = 0;
+        self.digest_log.clear();
+        self.tree = tree;
+        self.sessions =
+            SessionTracker::new(self.settings.server_id, self.settings.tick_ms, now.wall_ms);
+        for &(id, t) in sessions {
+            self.sessions.add(id, t.max(0) as u32, now.mono_ms);
+        }
+        info!(
+            zxid = format_args!("{:#x}", self.tree.last_zxid()),
+            nodes = self.tree.node_count(),
+            sessions = sessions.len(),
+            "installed the leader's database"
+        );
+        out.push(Output::LogRoll {
+            generation: self.log_generation,
+        });
+    }
+
+    pub(super) fn up_to_date(&mut self, info: SyncInfo) {
+        info!(
+            leader = %info.leader,
+            epoch = info.epoch,
+            kind = info.kind,
+            ms = info.duration_ms,
+            "in sync with the leader: serving clients"
+        );
+        self.obs.serving = true;
+        self.obs.sync = Some(info);
+    }
+
+    /// The link is gone: clients are closed and everything forwarded is given up (its
+    /// fate is unknown: the client sees the connection lost, never a guess).
+    pub(super) fn leader_lost(&mut self, reason: &str, out: &mut Vec<Output>) {
+        let was_serving = std::mem::replace(&mut self.obs.serving, false);
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        if was_serving || !conns.is_empty() {
+            warn!(
+                clients = conns.len(),
+                forwarded = self.forwarded_count(),
+                "lost the leader ({reason}): closing client connections until in sync again"
+            );
+        }
+        for c in conns {
+            self.close_conn(c, out);
+        }
+        self.queues.clear();
+        self.obs.creating.clear();
+        self.obs.revalidating.clear();
+        self.obs.syncs.clear();
+        self.obs.sync_waits.clear();
+        self.obs.touched.clear();
+    }
+
+    /// The leader answered the oldest forwarded sync. Everything it committed before
+    /// is on its way here: the sync is answered once that is applied.
+    pub(super) fn synced(&mut self, out: &mut Vec<Output>) {
+        let Some((session, xid)) = self.obs.syncs.pop_front() else {
+            warn!("a SYNC from the leader with no sync pending; ignored");
+            return;
+        };
+        self.obs
+            .sync_waits
+            .push_back((self.obs.last_received, session, xid));
+        self.complete_syncs(out);
+    }
+
+    /// Answers the syncs whose transactions are all applied.
+    pub(super) fn complete_syncs(&mut self, out: &mut Vec<Output>) {
+        while let Some(&(needed, session, xid)) = self.obs.sync_waits.front() {
+            if needed > self.tree.last_zxid() {
+                return;
+            }
+            self.obs.sync_waits.pop_front();
+            let Some(t) = self.take_forwarded(session, xid, true) else {
+                continue;
+            };
+            let (conn, start_ms) = (t.conn, t.start_ms);
+            let zxid = self.tree.last_zxid();
+            let path = t.path.unwrap_or_default();
+            let f = reply_frame(xid, zxid, ErrorCode::Ok, Some(&SyncResponse { path }));
+            self.reply(conn, xid, zxid, "SYNC", start_ms, false, f, out);
+            self.run_queued_reads(session, out);
+        }
+    }
+
+    /// Takes the forwarded request `xid` of `session` (a sync or not, as `sync` says)
+    /// from its queue: the front, as `CommitProcessor` expects; one further back is
+    /// answered too, with a warning, rather than left hanging.
+    fn take_forwarded(&mut self, session: i64, xid: i32, sync: bool) -> Option<Taken> {
+        let q = self.queues.get_mut(&session)?;
+        let pos = q.iter().position(|x| {
+            matches!(x, Queued::Forwarded { xid: x, sync: s, .. } if *x == xid && s.is_some() == sync)
+        })?;
+        if pos != 0 {
+            warn!(
+                session = format_args!("0x{session:x}"),
+                xid, "the leader answered a request of this session out of order"
+            );
+        }
+        match q.remove(pos)? {
+            Queued::Forwarded {
+                conn,
+                op,
+                start_ms,
+                sync,
+                ..
+            } => Some(Taken {
+                conn,
+                op,
+                start_ms,
+                path: sync,
+            }),
+            _ => None,
+        }
+    }
+
+    pub(super) fn revalidated(
+        &mut self,
+        session: i64,
+        valid: bool,
+        now: Clock,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(conn) = self.obs.revalidating.remove(&session) else {
+            return;
+        };
+        let Some(c) = self.conns.get(&conn).filter(|c| c.session == Some(session)) else {
+            return;
+        };
+        if valid {
+            let timeout = c.timeout_ms;
+            if !self.sessions.contains(session) {
+                self.sessions.add(session, timeout, now.mono_ms);
+            }
+            self.obs.touched.insert(session, timeout as i32);
+        } else {
+            info!(
+                "Invalid session 0x{session:x} for client {}, probably expired",
+                c.peer
+            );
+        }
+        self.finish_session_init(conn, valid, out);
+    }
+
+    /// A client's write, sync or closeSession goes to the leader (`Learner.request`):
+    /// session id, cxid, opcode and the request body, with the connection's identities
+    /// (the leader checks ACLs against them and trusts them).
+    pub(super) fn forward(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        req: Request,
+        now: Clock,
+        out: &mut Vec<Output>,
+    ) {
+        if let Request::Malformed { .. } = req {
+            // Its bytes did not decode here and would not at the leader either: answered
+            // MarshallingError in the session's order, as a read is.
+            let q = self.queues.entry(session).or_default();
+            if q.is_empty() {
+                self.read(conn, xid, req, now.mono_ms, out);
+            } else {
+                q.push_back(Queued::Read {
+                    conn,
+                    xid,
+                    req,
+                    start_ms: now.mono_ms,
+                });
+            }
+            return;
+        }
+        let op = write_opcode(&req);
+        let auth = self
+            .conns
+            .get(&conn)
+            .map(|c| c.auth.clone())
+            .unwrap_or_default();
+        let mut data = BytesMut::with_capacity(64);
+        data.put_i64(session);
+        data.put_i32(xid);
+        data.put_i32(op as i32);
+        req.encode_body(&mut data);
+        out.push(Output::ToLeader(QuorumPacket {
+            r#type: PacketType::Request as i32,
+            zxid: -1,
+            data: Some(data.freeze()),
+            authinfo: Some(auth),
+        }));
+        let sync = match req {
+            Request::Sync(r) => {
+                self.obs.syncs.push_back((session, xid));
+                Some(r.path)
+            }
+            _ => None,
+        };
+        self.queues
+            .entry(session)
+            .or_default()
+            .push_back(Queued::Forwarded {
+                conn,
+                xid,
+                op,
+                start_ms: now.mono_ms,
+                sync,
+            });
+    }
+
+    /// Who a committed transaction answers: the client that forwarded it (matched by
+    /// session and cxid), the connection waiting for a new session, or no one. A
+    /// closeSession nobody here asked for is an expiry: the session's connection closes.
+    pub(super) fn remote_origin(&mut self, h: &TxnHeader, body: &TxnBody) -> Origin {
+        let session = h.client_id;
+        if let TxnBody::CreateSession(t) = body {
+            self.sessions
+                .add(session, t.time_out.max(0) as u32, self.now.mono_ms);
+            return match self.obs.creating.remove(&session) {
+                Some(conn) => Origin::CreateSession { conn },
+                None => Origin::Internal,
+            };
+        }
+        if let Some(t) = self.take_forwarded(session, h.cxid, false) {
+            return Origin::Forwarded {
+                conn: t.conn,
+                xid: h.cxid,
+                op: t.op,
+                start_ms: t.start_ms,
+            };
+        }
+        if matches!(body, TxnBody::CloseSession(_)) {
+            return Origin::Expiry;
+        }
+        Origin::Internal
+    }
+
+    /// The leader's digest after a transaction differs from ours: this tree is not the
+    /// ensemble's. Said loudly, counted, and answered by a fresh sync.
+    pub(super) fn digest_mismatch(
+        &mut self,
+        zxid: i64,
+        expected: i64,
+        ours: i64,
+        out: &mut Vec<Output>,
+    ) {
+        self.obs.digest_mismatches += 1;
+        let reason = format!(
+            "digest mismatch at zxid {zxid:#x}: the leader's tree digest is {expected}, ours {ours}"
+        );
+        error!("{reason}; this replica's tree differs from the ensemble's: resyncing from scratch");
+        out.push(Output::Resync { reason });
+        self.leader_lost("digest mismatch", out);
+    }
+
+    /// Requests forwarded and not answered yet.
+    pub(super) fn forwarded_count(&self) -> u64 {
+        let queued: usize = self
+            .queues
+            .values()
+            .map(|q| {
+                q.iter()
+                    .filter(|x| matches!(x, Queued::Forwarded { .. }))
+                    .count()
+            })
+            .sum();
+        (queued + self.obs.creating.len() + self.obs.revalidating.len()) as u64
+    }
+}
