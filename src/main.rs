@@ -448,6 +448,7 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
                 sync_timeout: tick * cfg.init_limit,
                 follow_timeout: tick * cfg.sync_limit,
                 max_len: cfg.jute_maxbuffer as usize * 2,
+                first: 0,
             };
             let gs = GatewaySettings {
                 link,
@@ -455,7 +456,7 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
                 snap_dir: snap_dir.clone(),
                 log_dir: log_dir.clone(),
                 compression,
-                max_backoff: Duration::from_secs(2),
+                max_backoff: Duration::from_secs(1),
             };
             tokio::spawn(gateway::run(gs, in_tx, out_rx, stop_rx.clone()));
             Some(Upstream {

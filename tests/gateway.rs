@@ -128,8 +128,13 @@ fn dump_tree(t: &DataTree) -> Dump {
         .collect()
 }
 
+/// `/zookeeper/config` is each server's own (every Java server writes its local
+/// configuration there at startup, with its own mtime): not compared.
 fn assert_same(server: &Dump, learner: &Dump) {
     for (path, v) in server {
+        if path == "/zookeeper/config" {
+            continue;
+        }
         assert_eq!(learner.get(path), Some(v), "{path}: ensemble vs learner");
     }
     let extra: Vec<&String> = learner
@@ -241,6 +246,7 @@ async fn the_learner_syncs_with_a_java_ensemble_and_follows_its_commits() {
             geokeeper_core::proto::frame::DEFAULT_MAX_BUFFER,
             None,
         ),
+        first: 0,
     };
     let start = LearnerStart {
         server_id: 42,
@@ -294,6 +300,7 @@ async fn the_learner_syncs_with_a_java_ensemble_and_follows_its_commits() {
         sync_timeout: Duration::from_secs(10),
         follow_timeout: Duration::from_secs(5),
         max_len: 1 << 21,
+        first: 0,
     };
     let (link, mut rx) = spawn_link(settings, start);
     let mut up = false;
@@ -602,4 +609,258 @@ fn a_gateway_serves_clients_of_a_java_ensemble_as_an_observer() {
     }
     assert_same(&dump_server(lead), &dump_server(gk.addr));
     assert_eq!(mntr(gk.addr)["zk_digest_mismatches_count"], "0");
+}
+
+/// Reconnects a session to `addr` until the server answers the ConnectRequest (a
+/// gateway takes none while it is out of sync): the session, or its refusal
+/// (`response.time_out == 0`).
+fn reconnect(addr: SocketAddr, sid: i64, pw: &[u8], seen: i64, within: Duration) -> RawZk {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(z) = RawZk::connect(addr, sid, pw, seen, 6_000) {
+            return z;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer from {addr} within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The gateway's link to the leader cut (a forwarder in front of every quorum port):
+/// shorter than a session's timeout, the session survives with its ephemeral; longer,
+/// the leader expires it, and the gateway applies the expiry.
+#[test]
+fn a_cut_link_keeps_sessions_shorter_than_their_timeout() {
+    use support::tcp_cut::TcpCut;
+    let e = JavaEnsemble::start(3, "");
+    let cuts: Vec<TcpCut> = e.members.iter().map(|m| TcpCut::start(m.quorum)).collect();
+    let lines: String = e
+        .members
+        .iter()
+        .zip(&cuts)
+        .map(|(m, c)| {
+            format!(
+                "server.{}={}:{}:{}\n",
+                m.id,
+                c.addr.ip(),
+                c.addr.port(),
+                m.election.port()
+            )
+        })
+        .collect();
+    let data = tempfile::tempdir().expect("tempdir");
+    std::fs::write(data.path().join("myid"), "11\n").expect("myid");
+    let gk = Geokeeper::start_on(
+        data.path(),
+        &format!(
+            "tickTime=500\ninitLimit=20\nsyncLimit=4\npeerType=observer\n4lw.commands.whitelist=*\n{lines}server.11=127.0.0.1:1:2:observer\n"
+        ),
+    );
+    wait_synced(&gk, Duration::from_secs(30));
+    let leader = e.leader().expect("leader");
+    let lead = e.members[leader].client;
+
+    // A session of 6 s with an ephemeral, through the gateway.
+    let mut z = reconnect(gk.addr, 0, &[0; 16], 0, Duration::from_secs(10));
+    let (sid, pw) = (z.session_id(), z.response.passwd.to_vec());
+    assert_eq!(z.response.time_out, 6_000);
+    let f = z.call(OpCode::Create, &create("/cut", b"", 1)).reply;
+    assert!(
+        f.as_ref().is_ok_and(|f| f.header.err == 0),
+        "{f:?}\n{}",
+        gk.log()
+    );
+    // The gateway reports the session's pings to the leader: it outlives its timeout.
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_secs(1));
+        let f = z
+            .call_with_xid(-2, OpCode::Ping, &Request::Ping)
+            .reply
+            .expect("ping");
+        assert_eq!(f.header.err, 0);
+    }
+    let mut l = session(lead);
+    assert!(
+        stat_of(&mut l, "/cut").is_some(),
+        "kept alive through the gateway"
+    );
+    drop(l);
+
+    // A 2 s cut: the gateway loses its leader and closes its clients; the session is
+    // back within its timeout, with its ephemeral.
+    let seen = z.last_zxid;
+    cuts[leader].refuse(true);
+    cuts[leader].cut();
+    assert!(
+        matches!(z.closed_within(Duration::from_secs(5)), Ok(true)),
+        "the gateway closes its clients when it loses the leader"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    cuts[leader].refuse(false);
+    let mut z = reconnect(gk.addr, sid, &pw, seen, Duration::from_secs(20));
+    assert_eq!(
+        z.session_id(),
+        sid,
+        "the session survived a short cut\n{}\n{}",
+        gk.log(),
+        e.log_tail(leader, 60)
+    );
+    assert!(stat_of(&mut z, "/cut").is_some());
+    let m = mntr(gk.addr);
+    assert_eq!(m["zk_observer_sync_type"], "DIFF", "{m:?}");
+    let seen = z.last_zxid;
+
+    // A 10 s cut, longer than the session's 6 s: the leader expires it.
+    cuts[leader].refuse(true);
+    cuts[leader].cut();
+    z.disconnect();
+    std::thread::sleep(Duration::from_secs(10));
+    let mut l = session(lead);
+    assert!(stat_of(&mut l, "/cut").is_none(), "expired at the leader");
+    cuts[leader].refuse(false);
+    let z = reconnect(gk.addr, sid, &pw, seen, Duration::from_secs(20));
+    assert_eq!(z.response.time_out, 0, "an expired session is refused");
+    let mut y = reconnect(gk.addr, 0, &[0; 16], 0, Duration::from_secs(10));
+    assert!(
+        stat_of(&mut y, "/cut").is_none(),
+        "the gateway applied the expiry"
+    );
+    assert_same(&dump_server(lead), &dump_server(gk.addr));
+}
+
+/// What one writer saw: creates acknowledged, and creates whose fate it could not know
+/// (the connection was lost before the reply).
+#[derive(Default)]
+struct Outcomes {
+    acked: Vec<String>,
+    unknown: Vec<String>,
+}
+
+/// Creates `/kill/<name>-<i>` one after another through `addr` until `stop`, keeping
+/// its session across lost connections.
+fn writer(
+    addr: SocketAddr,
+    name: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Outcomes {
+    use std::sync::atomic::Ordering;
+    let mut out = Outcomes::default();
+    let mut z = reconnect(addr, 0, &[0; 16], 0, Duration::from_secs(30));
+    let (mut sid, mut pw) = (z.session_id(), z.response.passwd.to_vec());
+    let mut i = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let path = format!("/kill/{name}-{i}");
+        i += 1;
+        match z.call(OpCode::Create, &create(&path, b"w", 0)).reply {
+            Ok(f) if f.header.err == 0 => out.acked.push(path),
+            Ok(f) => panic!("{path}: error {} through the gateway", f.header.err),
+            Err(_) => {
+                out.unknown.push(path);
+                let seen = z.last_zxid;
+                z = reconnect(addr, sid, &pw, seen, Duration::from_secs(60));
+                if z.response.time_out == 0 {
+                    // Expired meanwhile: a new session.
+                    z = reconnect(addr, 0, &[0; 16], seen, Duration::from_secs(60));
+                    (sid, pw) = (z.session_id(), z.response.passwd.to_vec());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The leader SIGKILLed under load through the gateway, over seeded rounds: the gateway
+/// follows the new leader without a restart, every write it acknowledged is in the
+/// ensemble, and its tree equals the leader's (a transaction applied twice or skipped
+/// would show). `GEOKEEPER_GATEWAY_KILL_ROUNDS` runs more rounds.
+#[test]
+fn the_leader_killed_under_load_loses_no_acknowledged_write() {
+    use rand::{Rng, SeedableRng};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let rounds: u64 = std::env::var("GEOKEEPER_GATEWAY_KILL_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let seed: u64 = std::env::var("GEOKEEPER_GATEWAY_KILL_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("GEOKEEPER_GATEWAY_KILL_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut e = JavaEnsemble::start(3, "");
+    let data = tempfile::tempdir().expect("tempdir");
+    let gk = start_gateway(&e, 12, data.path(), "");
+    wait_synced(&gk, Duration::from_secs(30));
+    let mut root = session(gk.addr);
+    ok(&mut root, OpCode::Create, create("/kill", b"", 0));
+    let mut all = Outcomes::default();
+    let mut epochs = std::collections::BTreeSet::new();
+    for round in 0..rounds {
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let (addr, stop) = (gk.addr, stop.clone());
+                std::thread::spawn(move || writer(addr, format!("r{round}w{w}"), stop))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(rng.random_range(200..1200)));
+        let leader = e.leader().expect("a leader");
+        e.kill(leader);
+        std::thread::sleep(Duration::from_millis(rng.random_range(1500..3000)));
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            let o = w.join().expect("writer");
+            all.acked.extend(o.acked);
+            all.unknown.extend(o.unknown);
+        }
+        e.restart(leader);
+        e.wait_serving(Duration::from_secs(60));
+        epochs.insert(mntr(gk.addr)["zk_observer_epoch"].clone());
+    }
+    // Everything settles: the gateway at the leader's last zxid.
+    let lead = e.members[e.leader().expect("a leader")].client;
+    let mut l = session(lead);
+    ok(&mut l, OpCode::Create, create("/kill-done", b"", 0));
+    let last = l.last_zxid;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while mntr(gk.addr)["zk_observer_last_zxid"] != format!("0x{last:x}") {
+        assert!(Instant::now() < deadline, "gateway caught up\n{}", gk.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ensemble = dump_server(lead);
+    assert_same(&ensemble, &dump_server(gk.addr));
+    for p in &all.acked {
+        assert!(
+            ensemble.contains_key(p),
+            "acknowledged {p} is lost (seed {seed})"
+        );
+    }
+    let known: std::collections::HashSet<&String> = all.acked.iter().chain(&all.unknown).collect();
+    let created: Vec<&String> = ensemble
+        .keys()
+        .filter(|p| p.starts_with("/kill/"))
+        .collect();
+    for p in &created {
+        assert!(known.contains(p), "{p} was never asked for (seed {seed})");
+    }
+    assert!(
+        all.acked.len() > 20 * rounds as usize,
+        "the load went on: {} acknowledged",
+        all.acked.len()
+    );
+    assert!(
+        epochs.len() as u64 >= rounds.min(2),
+        "new epochs followed: {epochs:?}"
+    );
+    assert_eq!(mntr(gk.addr)["zk_digest_mismatches_count"], "0");
+    eprintln!(
+        "{} rounds: {} writes acknowledged, {} of unknown fate ({} of them applied), epochs {epochs:?}",
+        rounds,
+        all.acked.len(),
+        all.unknown.len(),
+        all.unknown.iter().filter(|p| ensemble.contains_key(*p)).count()
+    );
 }

@@ -47,6 +47,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut failures = 0u32;
+    let mut first = 0usize;
     let mut reset = false;
     loop {
         if reset {
@@ -72,8 +73,10 @@ pub async fn run(
             s: &s,
             synced: false,
         };
+        let mut link = s.link.clone();
+        link.first = first;
         let r = tokio::select! {
-            r = follow(&s.link, start, &mut sink, &mut from_core) => r,
+            r = follow(&link, start, &mut sink, &mut from_core) => r,
             _ = shutdown.changed() => return,
         };
         let synced = sink.synced;
@@ -93,8 +96,22 @@ pub async fn run(
         if core.send(UpstreamMsg::Input(lost)).is_err() {
             return;
         }
-        failures = if synced { 0 } else { failures + 1 };
-        let pause = backoff(failures, s.max_backoff);
+        // After a link that synced, the leader is most likely back (or re-elected) in a
+        // moment; otherwise the next server is tried at once, and the pause grows only
+        // once every server has been tried.
+        let n = s.link.quorum_addrs.len().max(1);
+        let pause = if synced {
+            failures = 0;
+            backoff(0, s.max_backoff)
+        } else {
+            first = first.wrapping_add(1);
+            if first % n == 0 {
+                failures += 1;
+                backoff(failures, s.max_backoff)
+            } else {
+                Duration::from_millis(10)
+            }
+        };
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = shutdown.changed() => return,

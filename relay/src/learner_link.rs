@@ -62,12 +62,17 @@ pub struct LinkSettings {
     pub follow_timeout: Duration,
     /// The longest buffer or string a packet may hold.
     pub max_len: usize,
+    /// The index in `quorum_addrs` to try first. The gateway moves it on after a link
+    /// that failed before it synced: something that accepts but is not a leader (a
+    /// forwarder, a proxy) must not be tried first forever.
+    pub first: usize,
 }
 
 /// The first learner port that accepts: the leader's.
 pub async fn find_leader(s: &LinkSettings) -> Result<(TcpStream, SocketAddr), LinkError> {
     let mut why = Vec::new();
-    for addr in &s.quorum_addrs {
+    let n = s.quorum_addrs.len();
+    for addr in (0..n).map(|i| &s.quorum_addrs[(s.first + i) % n]) {
         match tokio::time::timeout(s.connect_timeout, TcpStream::connect(addr.as_str())).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
