@@ -14,6 +14,9 @@ use super::java_zk::{four_letter_within, free_loopback_addr, zk_classpath, JVM_F
 
 pub struct Member {
     pub id: u64,
+    /// A Java observer (`peerType=observer`, `:observer` on its line) rather than a
+    /// participant.
+    pub observer: bool,
     pub client: SocketAddr,
     /// The learner port (`server.N=host:QUORUM:election`): the leader listens here.
     pub quorum: SocketAddr,
@@ -40,12 +43,17 @@ impl JavaEnsemble {
     /// Starts `n` participants (tickTime 500 ms, initLimit 20, syncLimit 10) with
     /// `extra_cfg` lines, and waits until they serve with a leader.
     pub fn start(n: usize, extra_cfg: &str) -> JavaEnsemble {
+        Self::start_with_observers(n, 0, extra_cfg)
+    }
+
+    /// `n` participants and `observers` Java observers (the last members).
+    pub fn start_with_observers(n: usize, observers: usize, extra_cfg: &str) -> JavaEnsemble {
         let base = tempfile::Builder::new()
             .prefix("javaensemble-")
             .tempdir()
             .expect("tempdir");
         let mut members = Vec::new();
-        for i in 0..n {
+        for i in 0..n + observers {
             let client = free_loopback_addr();
             let ip = match client.ip() {
                 std::net::IpAddr::V4(ip) => ip,
@@ -53,6 +61,7 @@ impl JavaEnsemble {
             };
             members.push(Member {
                 id: i as u64 + 1,
+                observer: i >= n,
                 client,
                 quorum: SocketAddr::new(ip.into(), free_port_on(ip)),
                 election: SocketAddr::new(ip.into(), free_port_on(ip)),
@@ -64,11 +73,12 @@ impl JavaEnsemble {
             .iter()
             .map(|m| {
                 format!(
-                    "server.{}={}:{}:{}\n",
+                    "server.{}={}:{}:{}{}\n",
                     m.id,
                     m.quorum.ip(),
                     m.quorum.port(),
-                    m.election.port()
+                    m.election.port(),
+                    if m.observer { ":observer" } else { "" }
                 )
             })
             .collect();
@@ -77,7 +87,7 @@ impl JavaEnsemble {
             _base: base,
             server_lines,
         };
-        for i in 0..n {
+        for i in 0..n + observers {
             e.write_config(i, extra_cfg);
             e.launch(i);
         }
@@ -91,9 +101,14 @@ impl JavaEnsemble {
         fs::create_dir_all(&data).expect("mkdir data");
         fs::write(data.join("myid"), format!("{}\n", m.id)).expect("myid");
         let cfg = format!(
-            "tickTime=500\ninitLimit=20\nsyncLimit=10\ndataDir={}\nclientPort={}\n\
+            "{}tickTime=500\ninitLimit=20\nsyncLimit=10\ndataDir={}\nclientPort={}\n\
              clientPortAddress={}\n4lw.commands.whitelist=*\nadmin.enableServer=false\n\
              {}{}\n",
+            if m.observer {
+                "peerType=observer\n"
+            } else {
+                ""
+            },
             data.display(),
             m.client.port(),
             m.client.ip(),
