@@ -14,6 +14,72 @@ use support::gk::Geokeeper;
 use support::java_ensemble::JavaEnsemble;
 use support::java_zk::{cli_mt, four_letter, kazoo, normalize_cli_mt, normalize_zkcli, zkcli};
 
+/// Every znode under `/` but `/zookeeper/config` (each server's own): path, stat, data,
+/// read after a sync.
+fn tree_dump(addr: SocketAddr) -> Vec<(String, String)> {
+    use geokeeper_core::proto::records::*;
+    use geokeeper_core::proto::OpCode;
+    use geokeeper_core::request::Request;
+    use support::rawzk::{decode_body, Body, RawZk};
+    let mut z = RawZk::connect(addr, 0, &[0; 16], 0, 10_000).expect("connect");
+    // The super user reads everything.
+    let auth = AuthPacket {
+        r#type: 0,
+        scheme: "digest".into(),
+        auth: b"super:admin".to_vec().into(),
+    };
+    let f = z
+        .call_with_xid(-4, OpCode::Auth, &Request::Auth(auth))
+        .reply;
+    assert_eq!(f.expect("auth").header.err, 0);
+    let _ = z.call(
+        OpCode::Sync,
+        &Request::Sync(SyncRequest { path: "/".into() }),
+    );
+    let mut out = Vec::new();
+    let mut todo = vec!["/".to_string()];
+    while let Some(p) = todo.pop() {
+        let f = z
+            .call(
+                OpCode::GetData,
+                &Request::GetData(GetDataRequest {
+                    path: p.clone(),
+                    watch: false,
+                }),
+            )
+            .reply
+            .expect("getData");
+        let Body::GetData(d) = decode_body(OpCode::GetData as i32, &f.body) else {
+            panic!("getData {p}")
+        };
+        let f = z
+            .call(
+                OpCode::GetChildren,
+                &Request::GetChildren(GetChildrenRequest {
+                    path: p.clone(),
+                    watch: false,
+                }),
+            )
+            .reply
+            .expect("getChildren");
+        let Body::GetChildren(c) = decode_body(OpCode::GetChildren as i32, &f.body) else {
+            panic!("getChildren {p}")
+        };
+        for k in c.children {
+            todo.push(if p == "/" {
+                format!("/{k}")
+            } else {
+                format!("{p}/{k}")
+            });
+        }
+        if p != "/zookeeper/config" {
+            out.push((p, format!("{:?} {:?}", d.stat, d.data)));
+        }
+    }
+    out.sort();
+    out
+}
+
 /// For every server of both ensembles: TTL nodes, and the super digest `super:admin`.
 const CFG: &str = "extendedTypesEnabled=true\n\
                    DigestAuthenticationProvider.superDigest=super:xQJmxLMiHGwaqBvst5y6rkB6HQs=";
@@ -261,4 +327,196 @@ fn reference_clients_through_the_gateway_behave_as_through_a_java_observer() {
     let (a, b) = (run(p.observer), run(p.gk.addr));
     assert_same("zookeeper-client", &a, &b);
     assert!(a.contains("NodeDataChanged /rust"), "{a}");
+
+    // A seeded workload, half through the observers: every reply the same.
+    let seed: u64 = std::env::var("GEOKEEPER_GATEWAY_DIFF_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("GEOKEEPER_GATEWAY_DIFF_SEED={seed}");
+    differential(&p, seed, 400);
+    // Then the gateway's tree is its leader's, znode by znode, and its digest agreed
+    // with the leader's after every transaction.
+    let leader = p._ours.members[p._ours.leader().expect("leader")].client;
+    let (l, g) = (tree_dump(leader), tree_dump(p.gk.addr));
+    assert_eq!(l, g, "the gateway's tree is the leader's");
+    assert!(
+        four_letter(p.gk.addr, "mntr").contains("zk_digest_mismatches_count\t0"),
+        "no digest mismatch"
+    );
+}
+
+/// A reply as compared across the two ensembles: zxids, times and session ids masked
+/// (the twin ensembles need not agree on them), children sorted (Java's are in hash
+/// order).
+fn normalized(err: i32, op: geokeeper_core::proto::OpCode, body: &[u8]) -> String {
+    use support::rawzk::{decode_body, Body};
+    let mut b = decode_body(op as i32, body);
+    match &mut b {
+        Body::GetChildren(c) => c.children.sort(),
+        Body::GetChildren2(c) => c.children.sort(),
+        _ => {}
+    }
+    let mut s = format!("{err} {b:?}");
+    for key in [
+        "czxid: ",
+        "mzxid: ",
+        "ctime: ",
+        "mtime: ",
+        "ephemeral_owner: ",
+        "pzxid: ",
+    ] {
+        let mut out = String::with_capacity(s.len());
+        let mut rest = s.as_str();
+        while let Some(i) = rest.find(key) {
+            out.push_str(&rest[..i + key.len()]);
+            rest = &rest[i + key.len()..];
+            let n = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '-'))
+                .unwrap_or(rest.len());
+            out.push('_');
+            rest = &rest[n..];
+        }
+        out.push_str(rest);
+        s = out;
+    }
+    s
+}
+
+/// One seeded workload, half through each ensemble's observer (the Java observer, the
+/// gateway) and half through a Java follower, step by step on both ensembles: every
+/// reply must be the same.
+fn differential(p: &Pair, seed: u64, steps: usize) {
+    use geokeeper_core::proto::records::*;
+    use geokeeper_core::proto::OpCode;
+    use geokeeper_core::request::{MultiOp, Request};
+    use rand::{Rng, SeedableRng};
+    use support::rawzk::RawZk;
+    let connect = |addr| {
+        let z = RawZk::connect(addr, 0, &[0; 16], 0, 10_000).expect("connect");
+        assert!(z.response.time_out > 0, "session at {addr}");
+        z
+    };
+    let follower = |e: &JavaEnsemble| {
+        let leader = e.leader().expect("leader");
+        e.members[(0..3).find(|&i| i != leader).expect("follower")].client
+    };
+    // [ensemble][0: observer, 1: follower]
+    let mut clients = [
+        [connect(p.observer), connect(follower(&p._java))],
+        [connect(p.gk.addr), connect(follower(&p._ours))],
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let path = |rng: &mut rand::rngs::StdRng| {
+        let depth = rng.random_range(1..=2);
+        (0..depth)
+            .map(|_| format!("/d{}", rng.random_range(0..4)))
+            .collect::<String>()
+    };
+    let acl = geokeeper_core::acl::open_acl_unsafe;
+    for step in 0..steps {
+        let side = rng.random_range(0..2);
+        let p1 = path(&mut rng);
+        let (op, req) = match rng.random_range(0..9) {
+            0 | 1 => (
+                OpCode::Create2,
+                Request::Create {
+                    op: OpCode::Create2,
+                    req: CreateRequest {
+                        path: p1.clone(),
+                        data: Some(vec![b'x'; rng.random_range(0..20)].into()),
+                        acl: acl(),
+                        flags: [0, 1, 2, 3][rng.random_range(0..4)],
+                    },
+                },
+            ),
+            2 => (
+                OpCode::SetData,
+                Request::SetData(SetDataRequest {
+                    path: p1.clone(),
+                    data: Some(vec![b'y'; rng.random_range(0..20)].into()),
+                    version: [-1, 0, 1][rng.random_range(0..3)],
+                }),
+            ),
+            3 => (
+                OpCode::Delete,
+                Request::Delete(DeleteRequest {
+                    path: p1.clone(),
+                    version: [-1, 0][rng.random_range(0..2)],
+                }),
+            ),
+            4 => (
+                OpCode::GetData,
+                Request::GetData(GetDataRequest {
+                    path: p1.clone(),
+                    watch: false,
+                }),
+            ),
+            5 => (
+                OpCode::GetChildren2,
+                Request::GetChildren2(GetChildren2Request {
+                    path: p1.clone(),
+                    watch: false,
+                }),
+            ),
+            6 => (
+                OpCode::Sync,
+                Request::Sync(SyncRequest { path: p1.clone() }),
+            ),
+            7 => (
+                OpCode::Exists,
+                Request::Exists(ExistsRequest {
+                    path: p1.clone(),
+                    watch: false,
+                }),
+            ),
+            _ => {
+                let p2 = path(&mut rng);
+                (
+                    OpCode::Multi,
+                    Request::Multi(vec![
+                        MultiOp::Create {
+                            op: OpCode::Create,
+                            req: CreateRequest {
+                                path: p1.clone(),
+                                data: None,
+                                acl: acl(),
+                                flags: 0,
+                            },
+                        },
+                        MultiOp::SetData(SetDataRequest {
+                            path: p2,
+                            data: Some(b"m".to_vec().into()),
+                            version: -1,
+                        }),
+                    ]),
+                )
+            }
+        };
+        let replies: Vec<String> = clients
+            .iter_mut()
+            .map(|pair| {
+                let z = &mut pair[side];
+                if side == 1
+                    || matches!(op, OpCode::GetData | OpCode::GetChildren2 | OpCode::Exists)
+                {
+                    // A read after a write on the other server: sync first, as a client
+                    // that wants to see it must.
+                    let _ = z.call(
+                        OpCode::Sync,
+                        &Request::Sync(SyncRequest { path: "/".into() }),
+                    );
+                }
+                let f = z.call(op, &req).reply.expect("reply");
+                normalized(f.header.err, op, &f.body)
+            })
+            .collect();
+        assert_eq!(
+            replies[0],
+            replies[1],
+            "seed {seed} step {step}: {} {req:?} through the {}",
+            op.name(),
+            ["observer", "follower"][side]
+        );
+    }
 }
