@@ -291,6 +291,9 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             } else {
                 Role::Standalone
             },
+            local_sessions: gateway && cfg.local_sessions_enabled(),
+            local_sessions_upgrading: cfg.local_sessions_upgrading_enabled(),
+            read_only_mode: gateway && cfg.readonly_mode_enabled,
             // A standalone server hands out session ids with server id 1, as ZooKeeper's.
             server_id: if cfg.is_distributed() {
                 cfg.server_id

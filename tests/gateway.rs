@@ -864,3 +864,84 @@ fn the_leader_killed_under_load_loses_no_acknowledged_write() {
         all.unknown.iter().filter(|p| ensemble.contains_key(*p)).count()
     );
 }
+
+/// `localSessionsEnabled` on the ensemble and the gateway: a session that only reads and
+/// writes persistent nodes never reaches the leader's session table; its first
+/// ephemeral upgrades it. With `readonlymode.enabled`, a gateway whose ensemble lost its
+/// quorum serves read-only sessions (isro `ro`, writes NotReadOnly) and goes back to
+/// read-write when the quorum returns.
+#[test]
+fn local_sessions_and_read_only_mode() {
+    let mut e = JavaEnsemble::start(3, "localSessionsEnabled=true");
+    let data = tempfile::tempdir().expect("tempdir");
+    let gk = start_gateway(
+        &e,
+        13,
+        data.path(),
+        "localSessionsEnabled=true\nreadonlymode.enabled=true",
+    );
+    wait_synced(&gk, Duration::from_secs(30));
+    let leader = e.leader().expect("leader");
+    let lead = e.members[leader].client;
+    let global = || mntr(lead)["zk_global_sessions"].clone();
+    let before = global();
+
+    let mut z = session(gk.addr);
+    let sid = z.session_id();
+    ok(&mut z, OpCode::Create, create("/local", b"l", 0));
+    let Body::GetData(d) = ok(&mut z, OpCode::GetData, get("/local", false)) else {
+        panic!("getData")
+    };
+    assert_eq!(d.data.as_deref(), Some(&b"l"[..]));
+    assert_eq!(global(), before, "a local session is not the leader's");
+    ok(&mut z, OpCode::Create, create("/local/eph", b"", 1));
+    let mut l = session(lead);
+    ok(
+        &mut l,
+        OpCode::Sync,
+        Request::Sync(SyncRequest { path: "/".into() }),
+    );
+    assert_eq!(
+        stat_of(&mut l, "/local/eph").map(|s| s.ephemeral_owner),
+        Some(sid),
+        "the upgraded session owns its ephemeral at the leader"
+    );
+    drop(l);
+
+    // The quorum lost: the gateway serves reads, read-only.
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    for &i in &others {
+        e.kill(i);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while four_letter(gk.addr, "isro") != "ro" {
+        assert!(
+            Instant::now() < deadline,
+            "read-only: {}",
+            four_letter(gk.addr, "isro")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut ro = RawZk::connect_with(gk.addr, 0, &[0; 16], 0, 10_000, true).expect("ro");
+    assert!(ro.response.read_only, "a read-only session");
+    let Body::GetData(d) = ok(&mut ro, OpCode::GetData, get("/local", false)) else {
+        panic!("getData")
+    };
+    assert_eq!(d.data.as_deref(), Some(&b"l"[..]));
+    assert_eq!(err_of(&mut ro, OpCode::Create, create("/ro", b"", 0)), -119);
+    assert!(
+        RawZk::connect(gk.addr, 0, &[0; 16], 0, 10_000).is_err(),
+        "a client that does not allow read-only is refused"
+    );
+
+    // The quorum is back: read-write again; the read-only connection is closed.
+    for &i in &others {
+        e.restart(i);
+    }
+    e.wait_serving(Duration::from_secs(60));
+    wait_synced(&gk, Duration::from_secs(60));
+    assert_eq!(four_letter(gk.addr, "isro"), "rw");
+    assert!(matches!(ro.closed_within(Duration::from_secs(5)), Ok(true)));
+    let mut z = session(gk.addr);
+    ok(&mut z, OpCode::Create, create("/rw-again", b"", 0));
+}

@@ -146,7 +146,12 @@ fn not_acted_on(cfg: &Config) -> impl Iterator<Item = (&str, &str, Loc)> {
     props
         .chain(keys)
         .filter(|(name, value, _)| !matches!(verdict(name, value), Verdict::ActedOn))
+        .filter(|(name, _, _)| !(cfg.is_distributed() && OBSERVER_KEYS.contains(name)))
 }
+
+/// zoo.cfg keys a gateway (an observer of an ensemble) acts on; a standalone server has
+/// no use for them.
+const OBSERVER_KEYS: &[&str] = &["localSessionsEnabled", "localSessionsUpgradingEnabled"];
 
 /// Stops startup at the first setting whose value asks for security or durability that
 /// geokeeper does not provide.

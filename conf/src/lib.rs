@@ -495,6 +495,25 @@ impl Config {
             .filter(|s| s.role == PeerType::Participant)
     }
 
+    /// `localSessionsEnabled` (default false): an observer keeps sessions of its own that
+    /// never reach the leader until they need to (an ephemeral).
+    pub fn local_sessions_enabled(&self) -> bool {
+        self.other_bool("localSessionsEnabled").unwrap_or(false)
+    }
+
+    /// `localSessionsUpgradingEnabled` (default true): a local session that creates an
+    /// ephemeral becomes global; otherwise the create fails (EphemeralOnLocalSession).
+    pub fn local_sessions_upgrading_enabled(&self) -> bool {
+        self.other_bool("localSessionsUpgradingEnabled")
+            .unwrap_or(true)
+    }
+
+    fn other_bool(&self, key: &str) -> Option<bool> {
+        self.other_settings
+            .get(key)
+            .map(|v| v.trim().eq_ignore_ascii_case("true"))
+    }
+
     /// The observers of the ensemble.
     pub fn observers(&self) -> impl Iterator<Item = &ServerSpec> {
         self.servers

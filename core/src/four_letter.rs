@@ -472,8 +472,8 @@ pub fn render(word: Word, v: &View) -> String {
         Word::Wchc => wchc(v),
         Word::Wchp => wchp(v),
         Word::Mntr => mntr(v),
-        // A standalone server is never read-only.
-        Word::Isro => "rw".into(),
+        // A standalone server is never read-only; an observer may be.
+        Word::Isro => v.server.isro().into(),
         Word::Gtmk | Word::Stmk => v.trace_mask.to_string(),
         Word::Hash => hash(v),
         Word::TelnetClose => String::new(),

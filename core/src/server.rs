@@ -63,6 +63,15 @@ pub enum Role {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub role: Role,
+    /// Observer: `localSessionsEnabled`: new sessions are this server's own until they
+    /// need the leader (an ephemeral), and are expired here.
+    pub local_sessions: bool,
+    /// Observer: `localSessionsUpgradingEnabled`: a local session that creates an
+    /// ephemeral becomes global; otherwise the create fails (EphemeralOnLocalSession).
+    pub local_sessions_upgrading: bool,
+    /// Observer: `readonlymode.enabled`: while out of sync, clients that allow it get
+    /// read-only sessions (reads from this tree; writes answered NotReadOnly).
+    pub read_only_mode: bool,
     /// The server id in the top byte of session ids (1 for a standalone server, as in
     /// ZooKeeper's `createSessionTrackerServerId`).
     pub server_id: u64,
@@ -95,6 +104,9 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             role: Role::Standalone,
+            local_sessions: false,
+            local_sessions_upgrading: true,
+            read_only_mode: false,
             server_id: 1,
             tick_ms: 2000,
             min_session_timeout_ms: 4000,
@@ -216,6 +228,8 @@ struct Conn {
     established: bool,
     /// Closing: nothing more is read from it.
     closing: bool,
+    /// Observer out of sync in read-only mode: a read-only session.
+    read_only: bool,
     /// The connection's SASL exchange, from its first SASL token on.
     sasl: Option<DigestMd5Server>,
     /// What `stat` and `cons` show of it.
@@ -260,6 +274,14 @@ struct InFlight {
 #[derive(Debug)]
 enum Queued {
     Write(i64),
+    /// A request answered here with an error, in its turn (NotReadOnly,
+    /// EphemeralOnLocalSession).
+    Answer {
+        conn: ConnId,
+        xid: i32,
+        err: ErrorCode,
+        start_ms: u64,
+    },
     /// Observer: a request forwarded to the leader, answered when its transaction (or
     /// the leader's SYNC) comes back; matched by the session and `xid` (the cxid).
     Forwarded {
@@ -358,7 +380,7 @@ pub struct Server {
 }
 
 /// What an observer keeps besides the tree: its link's state and its forwarded requests.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct ObserverState {
     /// Synced and serving clients.
     serving: bool,
@@ -380,6 +402,9 @@ struct ObserverState {
     sync_waits: VecDeque<(i64, i64, i32)>,
     /// Sessions touched since the last ping, with their timeouts.
     touched: HashMap<i64, i32>,
+    /// Local sessions (`localSessionsEnabled`, and read-only ones): this server's own,
+    /// expired here, never reported to the leader.
+    local: Option<SessionTracker>,
     digest_mismatches: u64,
 }
 
@@ -491,6 +516,8 @@ pub fn digest_id(user_password: &str) -> String {
 impl Server {
     pub fn new(settings: Settings, tree: DataTree, now: Clock) -> Server {
         let last_zxid = tree.last_zxid();
+        let settings_role_observer = settings.role == Role::Observer;
+        let (settings_server_id, settings_tick_ms) = (settings.server_id, settings.tick_ms);
         Server {
             sessions: SessionTracker::new(settings.server_id, settings.tick_ms, now.wall_ms),
             prep: Prep::new(settings.prep.clone()),
@@ -511,6 +538,9 @@ impl Server {
             digest_log: VecDeque::new(),
             obs: ObserverState {
                 last_received: last_zxid,
+                local: (settings_role_observer).then(|| {
+                    SessionTracker::new(settings_server_id, settings_tick_ms, now.wall_ms)
+                }),
                 ..Default::default()
             },
         }
@@ -611,8 +641,12 @@ impl Server {
     /// When [`Server::tick`] should run next.
     pub fn next_deadline(&self) -> Option<u64> {
         if self.settings.role == Role::Observer {
-            // The leader expires sessions; an observer never does.
-            return None;
+            // The leader expires global sessions; an observer only its local ones.
+            return self
+                .obs
+                .local
+                .as_ref()
+                .and_then(SessionTracker::next_deadline);
         }
         self.sessions.next_deadline()
     }
@@ -639,7 +673,7 @@ impl Server {
             Input::LogFailed { generation, error } => self.log_failed(generation, &error, now, out),
             Input::Committed(entries) => self.committed(entries, out),
             Input::Install { tree, sessions } => self.install(*tree, &sessions, now, out),
-            Input::UpToDate(info) => self.up_to_date(info),
+            Input::UpToDate(info) => self.up_to_date(info, out),
             Input::LeaderLost { reason } => self.leader_lost(&reason, out),
             Input::LeaderPing { zxid } => self.obs.leader_zxid = zxid,
             Input::Synced => self.synced(out),
@@ -758,7 +792,7 @@ impl Server {
     pub fn tick(&mut self, now: Clock, out: &mut Vec<Output>) {
         self.now = now;
         if self.settings.role == Role::Observer {
-            return;
+            return self.expire_local(now, out);
         }
         for id in self.sessions.expire(now.mono_ms) {
             self.stats.sessions_expired += 1;
@@ -946,6 +980,7 @@ impl Server {
                 old_client,
                 established: false,
                 closing: false,
+                read_only: false,
                 sasl: None,
                 stats: CnxnStats::connected(now.mono_ms),
             },
@@ -953,10 +988,16 @@ impl Server {
         if old_client {
             warn!(%peer, "Connection request from old client {peer}; will be dropped if server is in r-o mode");
         }
-        if self.settings.role == Role::Observer && !self.obs.serving {
+        if self.settings.role == Role::Observer && !self.obs.serving && !self.read_only() {
             // `readConnectRequest`: "ZooKeeperServer not running"; the client tries
             // another server.
             info!(%peer, "Refusing session request for client {peer}: not in sync with a leader (ZooKeeperServer not running)");
+            self.close_conn(conn, out);
+            return;
+        }
+        if self.read_only() && !req.read_only {
+            // `ReadOnlyZooKeeperServer`: only clients that allow read-only sessions.
+            info!(%peer, "Refusing session request for not-read-only client {peer}");
             self.close_conn(conn, out);
             return;
         }
@@ -976,6 +1017,10 @@ impl Server {
             .min(self.settings.max_session_timeout_ms);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.timeout_ms = timeout;
+        }
+        if self.settings.role == Role::Observer && self.local_connect(conn, &req, timeout, now, out)
+        {
+            return;
         }
         if req.session_id == 0 && self.settings.role == Role::Observer {
             // The observer picks the id (its server id in the top byte); the leader
@@ -1073,7 +1118,7 @@ impl Server {
             } else {
                 Bytes::from_static(&[0u8; 16])
             },
-            read_only: false,
+            read_only: c.read_only,
         };
         let old = c.old_client;
         let peer = c.peer;
@@ -1206,7 +1251,7 @@ impl Server {
         if self.settings.role == Role::Observer
             && (req.is_write() || matches!(req, Request::Sync(_)))
         {
-            return self.forward(conn, session, xid, req, now, out);
+            return self.observer_write(conn, session, xid, req, now, out);
         }
         if req.is_write() {
             let op = write_opcode(&req);
@@ -1254,6 +1299,9 @@ impl Server {
     }
 
     fn touch(&mut self, session: i64, timeout: u32, now: Clock) -> bool {
+        if let Some(local) = self.obs.local.as_mut().filter(|l| l.contains(session)) {
+            return local.touch_for(session, Some(timeout), now.mono_ms);
+        }
         let live = self.sessions.touch_for(session, Some(timeout), now.mono_ms);
         if live && self.settings.role == Role::Observer {
             self.obs.touched.insert(session, timeout as i32);
@@ -1854,6 +1902,17 @@ impl Server {
                     }) = q.pop_front()
                     {
                         self.read(conn, xid, req, start_ms, out);
+                    }
+                }
+                Some(Queued::Answer { .. }) => {
+                    if let Some(Queued::Answer {
+                        conn,
+                        xid,
+                        err,
+                        start_ms,
+                    }) = q.pop_front()
+                    {
+                        self.answer_error(conn, xid, err, start_ms, out);
                     }
                 }
                 Some(Queued::Write(_) | Queued::Forwarded { .. }) => return,

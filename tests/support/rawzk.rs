@@ -112,6 +112,18 @@ impl RawZk {
         last_zxid_seen: i64,
         time_out: i32,
     ) -> Result<RawZk, Lost> {
+        Self::connect_with(addr, session_id, passwd, last_zxid_seen, time_out, false)
+    }
+
+    /// [`RawZk::connect`], saying whether a read-only session will do (`canBeReadOnly`).
+    pub fn connect_with(
+        addr: SocketAddr,
+        session_id: i64,
+        passwd: &[u8],
+        last_zxid_seen: i64,
+        time_out: i32,
+        read_only: bool,
+    ) -> Result<RawZk, Lost> {
         let mut stream = TcpStream::connect_timeout(&addr, REPLY_TIMEOUT)
             .map_err(|e| Lost::Broken(format!("connect {addr}: {e}")))?;
         stream.set_nodelay(true).ok();
@@ -123,7 +135,7 @@ impl RawZk {
             time_out,
             session_id,
             passwd: passwd.to_vec().into(),
-            read_only: false,
+            read_only,
         };
         let body = req.to_bytes();
         let mut f = (body.len() as i32).to_be_bytes().to_vec();

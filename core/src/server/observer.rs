@@ -15,10 +15,26 @@
 //! * a reconnecting session is vouched for by the leader (REVALIDATE); sessions are
 //!   never expired here, and those touched are reported in the reply to each PING.
 
+use std::collections::VecDeque;
+
 use bytes::{BufMut, BytesMut};
 use tracing::{error, info, warn};
 
 use super::*;
+
+/// Whether a request creates an ephemeral node (alone or in a multi): a local session
+/// must become global for it.
+fn creates_ephemeral(req: &Request) -> bool {
+    use crate::request::MultiOp;
+    let eph = |flags: i32| flags == 1 || flags == 3;
+    match req {
+        Request::Create { req, .. } => eph(req.flags),
+        Request::Multi(ops) => ops
+            .iter()
+            .any(|o| matches!(o, MultiOp::Create { req, .. } if eph(req.flags))),
+        _ => false,
+    }
+}
 
 /// A forwarded request taken from its session's queue.
 struct Taken {
@@ -29,6 +45,207 @@ struct Taken {
 }
 
 impl Server {
+    /// Out of sync with `readonlymode.enabled`: read-only sessions are served.
+    pub fn read_only(&self) -> bool {
+        self.settings.role == Role::Observer && self.settings.read_only_mode && !self.obs.serving
+    }
+
+    /// `isro`: `ro` while read-only, `null` while not serving at all (ZooKeeper's
+    /// answer when its server is not running), else `rw`.
+    pub fn isro(&self) -> &'static str {
+        if self.read_only() {
+            "ro"
+        } else if self.settings.role == Role::Observer && !self.obs.serving {
+            "null"
+        } else {
+            "rw"
+        }
+    }
+
+    /// A ConnectRequest this observer answers by itself: a new local or read-only
+    /// session, or a reconnect to one. False: the leader is to be asked.
+    pub(super) fn local_connect(
+        &mut self,
+        conn: ConnId,
+        req: &ConnectRequest,
+        timeout: u32,
+        now: Clock,
+        out: &mut Vec<Output>,
+    ) -> bool {
+        let read_only = self.read_only();
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.read_only = read_only;
+        }
+        let id = req.session_id;
+        let known_local = self.obs.local.as_ref().is_some_and(|l| l.contains(id));
+        if id == 0 && (read_only || self.settings.local_sessions) {
+            let id = self.sessions.next_session_id();
+            if let Some(l) = self.obs.local.as_mut() {
+                l.add(id, timeout, now.mono_ms);
+            }
+            self.bind(conn, id);
+            self.finish_session_init(conn, true, out);
+            return true;
+        }
+        if id != 0 && (known_local || read_only) {
+            let password_ok = req.passwd.len() == 16 && req.passwd[..] == session_password(id)[..];
+            let live = match self.obs.local.as_mut().filter(|l| l.contains(id)) {
+                Some(l) => l.touch_for(id, Some(timeout), now.mono_ms),
+                // Read-only: a global session this tree knows is served as it is.
+                None => self.sessions.contains(id),
+            };
+            if let Some(old) = self.session_conn.get(&id).copied().filter(|&o| o != conn) {
+                self.close_conn(old, out);
+                self.drop_conn(old);
+            }
+            self.bind(conn, id);
+            self.finish_session_init(conn, password_ok && live, out);
+            return true;
+        }
+        false
+    }
+
+    /// Expires local sessions whose time is up; their connections close.
+    pub(super) fn expire_local(&mut self, now: Clock, out: &mut Vec<Output>) {
+        let Some(local) = self.obs.local.as_mut() else {
+            return;
+        };
+        let expired = local.expire(now.mono_ms);
+        for &id in &expired {
+            local.remove(id);
+        }
+        for id in expired {
+            self.stats.sessions_expired += 1;
+            info!("Expiring local session 0x{id:x}");
+            if let Some(conn) = self.session_conn.remove(&id) {
+                self.close_conn(conn, out);
+                self.drop_conn(conn);
+            }
+            self.queues.remove(&id);
+        }
+    }
+
+    /// A client's write or sync on an observer: refused while read-only, answered here
+    /// for a local session's close, upgraded first when a local session creates an
+    /// ephemeral, and otherwise forwarded.
+    pub(super) fn observer_write(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        req: Request,
+        now: Clock,
+        out: &mut Vec<Output>,
+    ) {
+        if self.conns.get(&conn).is_some_and(|c| c.read_only) {
+            if matches!(req, Request::CloseSession) {
+                return self.close_local(conn, session, xid, now, out);
+            }
+            return self.answer_in_turn(conn, session, xid, ErrorCode::NotReadOnly, now, out);
+        }
+        let local = self.obs.local.as_ref().is_some_and(|l| l.contains(session));
+        if local {
+            if matches!(req, Request::CloseSession) {
+                return self.close_local(conn, session, xid, now, out);
+            }
+            if creates_ephemeral(&req) {
+                if !self.settings.local_sessions_upgrading {
+                    return self.answer_in_turn(
+                        conn,
+                        session,
+                        xid,
+                        ErrorCode::EphemeralOnLocalSession,
+                        now,
+                        out,
+                    );
+                }
+                // `QuorumZooKeeperServer.checkUpgradeSession`: createSession first, then
+                // the request; the leader commits them in that order.
+                let timeout = self
+                    .obs
+                    .local
+                    .as_mut()
+                    .and_then(|l| l.remove(session))
+                    .map_or(0, |s| s.timeout_ms);
+                info!("Upgrading session 0x{session:x}");
+                let mut data = BytesMut::with_capacity(20);
+                data.put_i64(session);
+                data.put_i32(0);
+                data.put_i32(OpCode::CreateSession as i32);
+                data.put_i32(timeout as i32);
+                out.push(Output::ToLeader(QuorumPacket {
+                    r#type: PacketType::Request as i32,
+                    zxid: -1,
+                    data: Some(data.freeze()),
+                    authinfo: None,
+                }));
+                self.obs.touched.insert(session, timeout as i32);
+            }
+        }
+        self.forward(conn, session, xid, req, now, out)
+    }
+
+    /// closeSession of a local or read-only session: nothing to commit.
+    fn close_local(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        now: Clock,
+        out: &mut Vec<Output>,
+    ) {
+        if !self.queues.get(&session).is_none_or(VecDeque::is_empty) {
+            // Behind forwarded requests: answered in turn, then closed by the client.
+            return self.answer_in_turn(conn, session, xid, ErrorCode::Ok, now, out);
+        }
+        if let Some(l) = self.obs.local.as_mut() {
+            l.remove(session);
+        }
+        let zxid = self.tree.last_zxid();
+        let f = reply_frame(xid, zxid, ErrorCode::Ok, None);
+        self.reply(conn, xid, zxid, "CLOS", now.mono_ms, true, f, out);
+        self.close_conn(conn, out);
+        if self.session_conn.get(&session) == Some(&conn) {
+            self.session_conn.remove(&session);
+        }
+    }
+
+    /// Answers `err` once the session's earlier requests are answered.
+    fn answer_in_turn(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        err: ErrorCode,
+        now: Clock,
+        out: &mut Vec<Output>,
+    ) {
+        let q = self.queues.entry(session).or_default();
+        if q.is_empty() {
+            self.answer_error(conn, xid, err, now.mono_ms, out);
+        } else {
+            q.push_back(Queued::Answer {
+                conn,
+                xid,
+                err,
+                start_ms: now.mono_ms,
+            });
+        }
+    }
+
+    pub(super) fn answer_error(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        err: ErrorCode,
+        start_ms: u64,
+        out: &mut Vec<Output>,
+    ) {
+        let zxid = self.tree.last_zxid();
+        let f = reply_frame(xid, zxid, err, None);
+        self.reply(conn, xid, zxid, "NA", start_ms, false, f, out);
+    }
+
     /// Transactions the leader committed: logged, then applied when durable.
     pub(super) fn committed(&mut self, entries: Vec<LogEntry>, out: &mut Vec<Output>) {
         for e in entries {
@@ -104,7 +321,7 @@ impl Server {
         });
     }
 
-    pub(super) fn up_to_date(&mut self, info: SyncInfo) {
+    pub(super) fn up_to_date(&mut self, info: SyncInfo, out: &mut Vec<Output>) {
         info!(
             leader = %info.leader,
             epoch = info.epoch,
@@ -112,6 +329,24 @@ impl Server {
             ms = info.duration_ms,
             "in sync with the leader: serving clients"
         );
+        // Read-only sessions end with the read-only server (ZooKeeper shuts it down);
+        // their clients come back read-write.
+        let read_only: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.read_only)
+            .map(|(&id, _)| id)
+            .collect();
+        for c in read_only {
+            self.close_conn(c, out);
+        }
+        if let Some(l) = self.obs.local.as_mut() {
+            *l = SessionTracker::new(
+                self.settings.server_id,
+                self.settings.tick_ms,
+                self.now.wall_ms,
+            );
+        }
         self.obs.serving = true;
         self.obs.sync = Some(info);
     }
@@ -130,6 +365,14 @@ impl Server {
         }
         for c in conns {
             self.close_conn(c, out);
+        }
+        // Local sessions do not outlive the server that held them.
+        if let Some(l) = self.obs.local.as_mut() {
+            *l = SessionTracker::new(
+                self.settings.server_id,
+                self.settings.tick_ms,
+                self.now.wall_ms,
+            );
         }
         self.queues.clear();
         self.obs.creating.clear();
