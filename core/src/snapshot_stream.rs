@@ -270,6 +270,33 @@ impl DatabaseStream {
     }
 }
 
+/// The serialized database as a leader sends it after SNAP (`serializeSnapshot`):
+/// sessions, the ACL map, every node with its parent before it, then the `"/"`
+/// terminator. The signature string that follows on the wire is not part of it.
+pub fn encode_database(tree: &DataTree, sessions: &[(i64, i32)]) -> Vec<u8> {
+    let mut acls = std::collections::BTreeMap::new();
+    let mut nodes = Vec::new();
+    for p in tree.walk() {
+        if let Some(n) = tree.get(&p) {
+            if let Some(l) = tree.acls.stored(n.acl) {
+                acls.entry(n.acl).or_insert_with(|| std::sync::Arc::from(l));
+            }
+            crate::snapshot::encode_node(&p, &n, &mut nodes);
+        }
+    }
+    let mut db = Vec::with_capacity(4 + sessions.len() * 12);
+    db.extend_from_slice(&(sessions.len() as i32).to_be_bytes());
+    for (id, t) in sessions {
+        db.extend_from_slice(&id.to_be_bytes());
+        db.extend_from_slice(&t.to_be_bytes());
+    }
+    db.extend(crate::snapshot::encode_acl_map(&acls));
+    db.extend(nodes);
+    db.extend_from_slice(&1i32.to_be_bytes());
+    db.push(b'/');
+    db
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,6 +327,13 @@ mod tests {
         w.extend_from_slice(&1i32.to_be_bytes());
         w.push(b'/');
         w
+    }
+
+    #[test]
+    fn encode_database_is_what_a_leader_streams() {
+        let t = sample();
+        let s = [(0x42, 30_000), (0x43, 4_000)];
+        assert_eq!(encode_database(&t, &s), serialized(&t, &s));
     }
 
     fn sample() -> DataTree {
