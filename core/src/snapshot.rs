@@ -308,25 +308,56 @@ pub fn write_tree_as(
     sessions: &[(i64, i32)],
     compression: Compression,
 ) -> io::Result<PathBuf> {
-    let mut nodes = Vec::new();
-    let mut acls = BTreeMap::new();
-    for p in tree.walk() {
-        if let Some(n) = tree.get(&p) {
-            if let Some(l) = tree.acls.stored(n.acl) {
-                acls.entry(n.acl).or_insert_with(|| Arc::from(l));
-            }
-            encode_node(&p, &n, &mut nodes);
-        }
-    }
+    // Streamed: the walk encodes a slice of nodes whenever the writer wants more, so a
+    // tree of a million znodes is never held twice (once as nodes, once as bytes).
+    let acls: BTreeMap<i64, Arc<[Acl]>> = tree
+        .acls
+        .entries()
+        .into_iter()
+        .map(|(id, l)| (id, Arc::from(l)))
+        .collect();
+    let mut nodes = WalkReader {
+        tree,
+        walk: SnapshotWalk::new(tree.last_zxid()),
+        buf: Vec::with_capacity(64 * 1024),
+        pos: 0,
+        more: true,
+    };
     assemble(
         dir,
         tree.last_zxid(),
         &encode_start(sessions),
         &encode_acl_map(&acls),
-        &mut &nodes[..],
+        &mut nodes,
         (tree.last_zxid(), tree.digest()),
         compression,
     )
+}
+
+/// The node records of a whole tree as a reader, encoded a slice at a time.
+struct WalkReader<'a> {
+    tree: &'a DataTree,
+    walk: SnapshotWalk,
+    buf: Vec<u8>,
+    pos: usize,
+    more: bool,
+}
+
+impl Read for WalkReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.buf.len() {
+            if !self.more {
+                return Ok(0);
+            }
+            self.buf.clear();
+            self.pos = 0;
+            self.more = self.walk.step(self.tree, 512, &mut self.buf);
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 struct Checked<W: Write> {

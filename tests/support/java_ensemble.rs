@@ -31,6 +31,8 @@ pub struct JavaEnsemble {
     _base: tempfile::TempDir,
     /// The `server.N` lines, as a gateway's zoo.cfg would copy them.
     pub server_lines: String,
+    /// JVM flags after the harness's own (a larger -Xmx, say).
+    jvm_extra: Vec<String>,
 }
 
 /// A free port on `ip` besides those already taken.
@@ -48,6 +50,16 @@ impl JavaEnsemble {
 
     /// `n` participants and `observers` Java observers (the last members).
     pub fn start_with_observers(n: usize, observers: usize, extra_cfg: &str) -> JavaEnsemble {
+        Self::start_with_jvm_flags(n, observers, extra_cfg, &[])
+    }
+
+    /// [`JavaEnsemble::start_with_observers`], each JVM with `jvm_extra` flags too.
+    pub fn start_with_jvm_flags(
+        n: usize,
+        observers: usize,
+        extra_cfg: &str,
+        jvm_extra: &[&str],
+    ) -> JavaEnsemble {
         let base = tempfile::Builder::new()
             .prefix("javaensemble-")
             .tempdir()
@@ -86,6 +98,7 @@ impl JavaEnsemble {
             members,
             _base: base,
             server_lines,
+            jvm_extra: jvm_extra.iter().map(|s| s.to_string()).collect(),
         };
         for i in 0..n + observers {
             e.write_config(i, extra_cfg);
@@ -124,6 +137,7 @@ impl JavaEnsemble {
         let err = out.try_clone().expect("clone");
         let child = Command::new("java")
             .args(JVM_FLAGS)
+            .args(&self.jvm_extra)
             .arg(format!("-Dzookeeper.log.dir={}", m.dir.display()))
             .arg("-Dzookeeper.log.file=zookeeper.log")
             .arg("-Dzookeeper.root.logger=INFO, FILE")
