@@ -200,7 +200,37 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             cfg.server_id,
             cfg.voters().count()
         );
-        // sslQuorum=true is refused at startup (conf/src/inert.rs) until quorum TLS exists.
+    }
+    // Quorum TLS (sslQuorum=true with PEM key and trust stores), for the gateway's link.
+    let quorum_tls = match cfg.quorum_tls() {
+        Ok(Some(t)) if gateway => {
+            match geokeeper_relay::tls::QuorumTls::from_pem_files(
+                &t.key_store,
+                &t.trust_store,
+                t.hostname_verification,
+            ) {
+                Ok(tls) => {
+                    info!(
+                        "quorum TLS: key store {}, trust store {}, hostname verification {}",
+                        t.key_store.display(),
+                        t.trust_store.display(),
+                        t.hostname_verification
+                    );
+                    Some(tls)
+                }
+                Err(e) => {
+                    error!("{e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        Ok(_) => None,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if gateway && quorum_tls.is_none() {
         warn!("the quorum link to the leader is not encrypted (no sslQuorum): it carries the whole tree and every write in the clear");
     }
     let inert = cfg.inert_settings();
@@ -452,6 +482,7 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
                 follow_timeout: tick * cfg.sync_limit,
                 max_len: cfg.jute_maxbuffer as usize * 2,
                 first: 0,
+                tls: quorum_tls.clone(),
             };
             let gs = GatewaySettings {
                 link,

@@ -247,6 +247,7 @@ async fn the_learner_syncs_with_a_java_ensemble_and_follows_its_commits() {
             None,
         ),
         first: 0,
+        tls: None,
     };
     let start = LearnerStart {
         server_id: 42,
@@ -301,6 +302,7 @@ async fn the_learner_syncs_with_a_java_ensemble_and_follows_its_commits() {
         follow_timeout: Duration::from_secs(5),
         max_len: 1 << 21,
         first: 0,
+        tls: None,
     };
     let (link, mut rx) = spawn_link(settings, start);
     let mut up = false;

@@ -146,12 +146,22 @@ fn not_acted_on(cfg: &Config) -> impl Iterator<Item = (&str, &str, Loc)> {
     props
         .chain(keys)
         .filter(|(name, value, _)| !matches!(verdict(name, value), Verdict::ActedOn))
-        .filter(|(name, _, _)| !(cfg.is_distributed() && OBSERVER_KEYS.contains(name)))
+        .filter(|(name, _, _)| !(cfg.is_distributed() && observer_acts_on(name)))
 }
 
-/// zoo.cfg keys a gateway (an observer of an ensemble) acts on; a standalone server has
-/// no use for them.
-const OBSERVER_KEYS: &[&str] = &["localSessionsEnabled", "localSessionsUpgradingEnabled"];
+/// zoo.cfg keys and system properties a gateway (an observer of an ensemble) acts on; a
+/// standalone server has no use for them (and refuses `sslQuorum=true`, which would
+/// promise a quorum link it does not have).
+const OBSERVER_KEYS: &[&str] = &[
+    "localSessionsEnabled",
+    "localSessionsUpgradingEnabled",
+    "zookeeper.sslQuorum",
+    "sslQuorum",
+];
+
+fn observer_acts_on(name: &str) -> bool {
+    OBSERVER_KEYS.contains(&name) || name.starts_with("zookeeper.ssl.quorum.")
+}
 
 /// Stops startup at the first setting whose value asks for security or durability that
 /// geokeeper does not provide.

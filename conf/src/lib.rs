@@ -75,6 +75,14 @@ impl Dialect {
     }
 }
 
+/// The gateway's quorum TLS material (see [`Config::quorum_tls`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumTls {
+    pub key_store: PathBuf,
+    pub trust_store: PathBuf,
+    pub hostname_verification: bool,
+}
+
 /// Every setting of a geokeeper server. Field documentation names the zoo.cfg key and, for
 /// settings ZooKeeper reads as Java system properties, the property (`-D`) name.
 #[derive(Debug, Clone)]
@@ -493,6 +501,71 @@ impl Config {
         self.servers
             .values()
             .filter(|s| s.role == PeerType::Participant)
+    }
+
+    /// Quorum TLS for the gateway's link to the leader (`sslQuorum=true`): the PEM files
+    /// of `ssl.quorum.keyStore.location` (this server's private key and certificate
+    /// chain) and `ssl.quorum.trustStore.location` (the CA certificates the leader's
+    /// certificate must chain to), and `ssl.quorum.hostnameVerification` (default true).
+    /// `None` without `sslQuorum=true`; an error for what geokeeper cannot honour
+    /// (another store type, an encrypted key, a missing file name).
+    pub fn quorum_tls(&self) -> Result<Option<QuorumTls>, ConfigError> {
+        let prop = |k: &str| self.system_property(&format!("zookeeper.{k}"));
+        // zoo.cfg's own `sslQuorum` key, or the system property.
+        let on = self
+            .other_bool("sslQuorum")
+            .or_else(|| prop("sslQuorum").map(|v| v.trim().eq_ignore_ascii_case("true")))
+            .unwrap_or(false);
+        if !on {
+            return Ok(None);
+        }
+        let err = |k: &str, msg: String| {
+            let name = format!("zookeeper.{k}");
+            let loc = self
+                .prov
+                .props
+                .get(&name)
+                .map(|p| p.loc.clone())
+                .unwrap_or_else(|| Loc::new(&self.prov.file, None, &name));
+            loc.error(msg)
+        };
+        let store = |which: &str| -> Result<PathBuf, ConfigError> {
+            let loc_key = format!("ssl.quorum.{which}.location");
+            let type_key = format!("ssl.quorum.{which}.type");
+            let path = prop(&loc_key)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| {
+                    err(
+                        "sslQuorum",
+                        format!("sslQuorum=true needs ssl.quorum.{which}.location (a PEM file)"),
+                    )
+                })?;
+            let pem = match prop(&type_key) {
+                Some(t) => t.trim().eq_ignore_ascii_case("PEM"),
+                None => path.trim().to_ascii_lowercase().ends_with(".pem"),
+            };
+            if !pem {
+                return Err(err(
+                    &type_key,
+                    format!("geokeeper reads quorum TLS material from PEM files only: set ssl.quorum.{which}.type=PEM"),
+                ));
+            }
+            Ok(PathBuf::from(path.trim()))
+        };
+        let key_store = store("keyStore")?;
+        let trust_store = store("trustStore")?;
+        if prop("ssl.quorum.keyStore.password").is_some_and(|p| !p.is_empty()) {
+            return Err(err(
+                "ssl.quorum.keyStore.password",
+                "encrypted PEM private keys are not supported: give the key unencrypted (PKCS#8) and protect the file".into(),
+            ));
+        }
+        Ok(Some(QuorumTls {
+            key_store,
+            trust_store,
+            hostname_verification: !prop("ssl.quorum.hostnameVerification")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("false")),
+        }))
     }
 
     /// `localSessionsEnabled` (default false): an observer keeps sessions of its own that

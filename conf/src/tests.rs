@@ -1452,3 +1452,45 @@ fn geokeeper_refuses_to_vote_in_an_ensemble() {
     single.server_id = 1;
     assert!(single.refuse_voting().is_ok());
 }
+
+#[test]
+fn quorum_tls_reads_pem_stores_and_refuses_what_it_cannot_honour() {
+    let ensemble = "dataDir=/d\nclientPort=2181\npeerType=observer\ninitLimit=5\nsyncLimit=2\n\
+                    server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\n\
+                    server.3=127.0.0.3:2888:3888\nserver.4=127.0.0.4:2888:3888:observer\n";
+    let (c, _) = zoo(ensemble);
+    assert_eq!(c.quorum_tls().unwrap(), None, "off without sslQuorum");
+    let (c, w) = zoo(&format!(
+        "{ensemble}sslQuorum=true\nssl.quorum.keyStore.location=/k/me.pem\n\
+         ssl.quorum.trustStore.location=/k/ca.pem\nssl.quorum.hostnameVerification=false\n"
+    ));
+    assert_eq!(
+        c.quorum_tls().unwrap(),
+        Some(crate::QuorumTls {
+            key_store: "/k/me.pem".into(),
+            trust_store: "/k/ca.pem".into(),
+            hostname_verification: false,
+        })
+    );
+    assert!(c.refuse_voting().is_ok() && !w.iter().any(|w| w.to_string().contains("sslQuorum")));
+    assert!(
+        c.inert_settings().iter().all(|s| !s.contains("ssl")),
+        "acted on by a gateway: {:?}",
+        c.inert_settings()
+    );
+    let (c, _) = zoo(&format!(
+        "{ensemble}sslQuorum=true\nssl.quorum.keyStore.location=/k/me.jks\n\
+         ssl.quorum.keyStore.type=JKS\nssl.quorum.trustStore.location=/k/ca.pem\n"
+    ));
+    let e = c.quorum_tls().unwrap_err().to_string();
+    assert!(e.contains("PEM files only"), "{e}");
+    let (c, _) = zoo(&format!(
+        "{ensemble}sslQuorum=true\nssl.quorum.keyStore.location=/k/me.pem\n\
+         ssl.quorum.keyStore.password=secret\nssl.quorum.trustStore.location=/k/ca.pem\n"
+    ));
+    let e = c.quorum_tls().unwrap_err().to_string();
+    assert!(e.contains("encrypted PEM private keys"), "{e}");
+    let (c, _) = zoo(&format!("{ensemble}sslQuorum=true\n"));
+    let e = c.quorum_tls().unwrap_err().to_string();
+    assert!(e.contains("ssl.quorum.keyStore.location"), "{e}");
+}

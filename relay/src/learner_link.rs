@@ -62,23 +62,57 @@ pub struct LinkSettings {
     pub follow_timeout: Duration,
     /// The longest buffer or string a packet may hold.
     pub max_len: usize,
+    /// Quorum TLS (`sslQuorum=true`): the handshake runs right after the connect.
+    pub tls: Option<crate::tls::QuorumTls>,
     /// The index in `quorum_addrs` to try first. The gateway moves it on after a link
     /// that failed before it synced: something that accepts but is not a leader (a
     /// forwarder, a proxy) must not be tried first forever.
     pub first: usize,
 }
 
-/// The first learner port that accepts: the leader's.
-pub async fn find_leader(s: &LinkSettings) -> Result<(TcpStream, SocketAddr), LinkError> {
+/// A link's byte stream: TCP, or TLS over TCP.
+pub trait LinkStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> LinkStream for T {}
+
+/// The first learner port that accepts (and, with TLS, completes the handshake): the
+/// leader's.
+pub async fn find_leader(s: &LinkSettings) -> Result<(Box<dyn LinkStream>, SocketAddr), LinkError> {
     let mut why = Vec::new();
     let n = s.quorum_addrs.len();
     for addr in (0..n).map(|i| &s.quorum_addrs[(s.first + i) % n]) {
         match tokio::time::timeout(s.connect_timeout, TcpStream::connect(addr.as_str())).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                match stream.peer_addr() {
-                    Ok(peer) => return Ok((stream, peer)),
-                    Err(e) => why.push(format!("{addr}: {e}")),
+                let peer = match stream.peer_addr() {
+                    Ok(p) => p,
+                    Err(e) => {
+                        why.push(format!("{addr}: {e}"));
+                        continue;
+                    }
+                };
+                let Some(tls) = &s.tls else {
+                    return Ok((Box::new(stream), peer));
+                };
+                let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
+                let name = match crate::tls::QuorumTls::server_name(host) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        why.push(format!("{addr}: {e}"));
+                        continue;
+                    }
+                };
+                let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+                match tokio::time::timeout(s.connect_timeout, connector.connect(name, stream)).await
+                {
+                    Ok(Ok(t)) => return Ok((Box::new(t), peer)),
+                    Ok(Err(e)) => {
+                        tracing::warn!(%addr, "quorum TLS handshake failed: {e}");
+                        why.push(format!("{addr}: TLS handshake: {e}"));
+                    }
+                    Err(_) => why.push(format!(
+                        "{addr}: no TLS handshake in {:?}",
+                        s.connect_timeout
+                    )),
                 }
             }
             Ok(Err(e)) => why.push(format!("{addr}: {e}")),
@@ -130,7 +164,7 @@ pub async fn follow(
     let (stream, addr) = find_leader(s).await?;
     info!(%addr, server_id = start.server_id, last_zxid = format_args!("{:#x}", start.last_zxid), "registering with the leader as an observer");
     let io_err = |source| LinkError::Io { addr, source };
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (mut learner, hello) = Learner::new(start, s.max_len);
     wr.write_all(&hello.to_bytes()).await.map_err(io_err)?;
     let mut buf = BytesMut::with_capacity(64 * 1024);

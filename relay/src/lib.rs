@@ -6,3 +6,4 @@
 
 pub mod gateway;
 pub mod learner_link;
+pub mod tls;

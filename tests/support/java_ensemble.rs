@@ -53,6 +53,19 @@ impl JavaEnsemble {
         Self::start_with_jvm_flags(n, observers, extra_cfg, &[])
     }
 
+    /// `n` loopback addresses for the members of an ensemble to come (to name them in
+    /// certificates before it starts).
+    pub fn server_addresses(n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| free_loopback_addr().ip().to_string())
+            .collect()
+    }
+
+    /// `ips.len()` participants on these addresses.
+    pub fn start_on_addresses(ips: &[String], extra_cfg: &str) -> JavaEnsemble {
+        Self::start_inner(ips.len(), 0, extra_cfg, &[], Some(ips))
+    }
+
     /// [`JavaEnsemble::start_with_observers`], each JVM with `jvm_extra` flags too.
     pub fn start_with_jvm_flags(
         n: usize,
@@ -60,13 +73,30 @@ impl JavaEnsemble {
         extra_cfg: &str,
         jvm_extra: &[&str],
     ) -> JavaEnsemble {
+        Self::start_inner(n, observers, extra_cfg, jvm_extra, None)
+    }
+
+    fn start_inner(
+        n: usize,
+        observers: usize,
+        extra_cfg: &str,
+        jvm_extra: &[&str],
+        ips: Option<&[String]>,
+    ) -> JavaEnsemble {
         let base = tempfile::Builder::new()
             .prefix("javaensemble-")
+            .disable_cleanup(std::env::var_os("GEOKEEPER_KEEP_JAVA_LOGS").is_some())
             .tempdir()
             .expect("tempdir");
         let mut members = Vec::new();
         for i in 0..n + observers {
-            let client = free_loopback_addr();
+            let client = match ips.and_then(|v| v.get(i)) {
+                Some(ip) => {
+                    let ip: Ipv4Addr = ip.parse().expect("an IPv4 loopback address");
+                    SocketAddr::new(ip.into(), free_port_on(ip))
+                }
+                None => free_loopback_addr(),
+            };
             let ip = match client.ip() {
                 std::net::IpAddr::V4(ip) => ip,
                 _ => unreachable!("loopback v4"),
@@ -126,7 +156,8 @@ impl JavaEnsemble {
             m.client.port(),
             m.client.ip(),
             self.server_lines,
-            extra_cfg.trim()
+            // `{id}` stands for the member's id (its own key store, say).
+            extra_cfg.trim().replace("{id}", &m.id.to_string())
         );
         fs::write(m.dir.join("zoo.cfg"), cfg).expect("zoo.cfg");
     }
@@ -223,7 +254,11 @@ impl JavaEnsemble {
         let read =
             |name: &str| fs::read_to_string(self.members[i].dir.join(name)).unwrap_or_default();
         let log = format!("{}{}", read("zookeeper.log"), read("stdout.log"));
-        let lines: Vec<&str> = log.lines().collect();
+        // The harness's own srvr probes say nothing.
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| !l.contains("Processing srvr command"))
+            .collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 }

@@ -129,6 +129,12 @@ pub fn zk_classpath() -> String {
     ] {
         parts.push(format!("{JAVA_DIR}/{jar}"));
     }
+    // Quorum TLS needs netty's codec, which Debian's zookeeper.jar manifest leaves out
+    // (LearnerHandler fails with ClassNotFoundException io.netty…ByteToMessageDecoder).
+    let codec = format!("{JAVA_DIR}/netty-codec.jar");
+    if std::path::Path::new(&codec).exists() {
+        parts.push(codec);
+    }
     parts.join(":")
 }
 

@@ -2,6 +2,7 @@
 //! the reference clients (zkCli, cli_mt, kazoo).
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod gk;
 pub mod java_ensemble;
 pub mod java_zk;
