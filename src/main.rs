@@ -466,17 +466,7 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
             let tick = Duration::from_millis(cfg.tick_time_ms as u64);
             let link = LinkSettings {
-                quorum_addrs: cfg
-                    .voters()
-                    .filter_map(|v| v.primary())
-                    .map(|a| {
-                        if a.host.contains(':') {
-                            format!("[{}]:{}", a.host, a.quorum_port)
-                        } else {
-                            format!("{}:{}", a.host, a.quorum_port)
-                        }
-                    })
-                    .collect(),
+                quorum_addrs: learner_masters(&cfg),
                 connect_timeout: tick * cfg.init_limit,
                 sync_timeout: tick * cfg.init_limit,
                 follow_timeout: tick * cfg.sync_limit,
@@ -491,6 +481,9 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
                 log_dir: log_dir.clone(),
                 compression,
                 max_backoff: Duration::from_secs(1),
+                // With observer masters, start at a random voter, as ZooKeeper shuffles
+                // them: observers spread over the followers.
+                spread: cfg.observer_master_port().is_some(),
             };
             tokio::spawn(gateway::run(gs, in_tx, out_rx, stop_rx.clone()));
             Some(Upstream {
@@ -509,6 +502,24 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             }
         }
     })
+}
+
+/// Where the gateway looks for its learner master: each voter's quorum port (only the
+/// leader listens there), or with `observerMasterPort` each voter's ObserverMaster
+/// (followers serve observers there, keeping them off the leader).
+fn learner_masters(cfg: &Config) -> Vec<String> {
+    let master = cfg.observer_master_port();
+    cfg.voters()
+        .filter_map(|v| v.primary())
+        .map(|a| {
+            let port = master.unwrap_or(a.quorum_port);
+            if a.host.contains(':') {
+                format!("[{}]:{port}", a.host)
+            } else {
+                format!("{}:{port}", a.host)
+            }
+        })
+        .collect()
 }
 
 /// What the four-letter words obey (`4lw.commands.whitelist`) and what `conf` reports.

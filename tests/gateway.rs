@@ -996,3 +996,52 @@ fn a_gateway_joins_an_ensemble_of_a_million_znodes() {
         assert_eq!(stat_of(&mut g, &path), a, "{path}");
     }
 }
+
+/// `observerMasterPort`: the gateway attaches to a follower's ObserverMaster, off the
+/// leader, and is served there as by the leader.
+#[test]
+fn a_gateway_attaches_to_a_followers_observer_master() {
+    let ips = JavaEnsemble::server_addresses(3);
+    // A port free on all three addresses.
+    let port = (0..200)
+        .map(|_| rand::random_range(20_000u16..60_000))
+        .find(|&p| {
+            ips.iter()
+                .all(|ip| std::net::TcpListener::bind((ip.as_str(), p)).is_ok())
+        })
+        .expect("a free port");
+    let e = JavaEnsemble::start_on_addresses(&ips, &format!("observerMasterPort={port}"));
+    let leader = e.leader().expect("leader");
+    let data = tempfile::tempdir().expect("tempdir");
+    let gk = start_gateway(&e, 15, data.path(), &format!("observerMasterPort={port}"));
+    let m = wait_synced(&gk, Duration::from_secs(30));
+    let master: SocketAddr = m["zk_observer_leader"].parse().expect("an address");
+    assert_eq!(master.port(), port, "attached to an ObserverMaster: {m:?}");
+    assert_ne!(
+        master.ip(),
+        e.members[leader].client.ip(),
+        "a follower's, not the leader's"
+    );
+    // Sessions, writes, sync and reads through the follower's ObserverMaster.
+    let mut z = session(gk.addr);
+    ok(&mut z, OpCode::Create, create("/via-master", b"m", 1));
+    ok(
+        &mut z,
+        OpCode::Sync,
+        Request::Sync(SyncRequest { path: "/".into() }),
+    );
+    let Body::GetData(d) = ok(&mut z, OpCode::GetData, get("/via-master", false)) else {
+        panic!("getData")
+    };
+    assert_eq!(d.data.as_deref(), Some(&b"m"[..]));
+    let mut l = session(e.members[leader].client);
+    ok(
+        &mut l,
+        OpCode::Sync,
+        Request::Sync(SyncRequest { path: "/".into() }),
+    );
+    assert_eq!(
+        stat_of(&mut l, "/via-master").map(|s| s.ephemeral_owner),
+        Some(z.session_id())
+    );
+}

@@ -155,6 +155,7 @@ fn not_acted_on(cfg: &Config) -> impl Iterator<Item = (&str, &str, Loc)> {
 const OBSERVER_KEYS: &[&str] = &[
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
+    "observerMasterPort",
     "zookeeper.sslQuorum",
     "sslQuorum",
 ];

@@ -568,6 +568,15 @@ impl Config {
         }))
     }
 
+    /// `observerMasterPort`: on an observer, the port of every voter's ObserverMaster
+    /// (followers serve observers there, off the leader). `None` when unset or 0.
+    pub fn observer_master_port(&self) -> Option<u16> {
+        self.other_settings
+            .get("observerMasterPort")
+            .and_then(|v| v.trim().parse::<u16>().ok())
+            .filter(|&p| p > 0)
+    }
+
     /// `localSessionsEnabled` (default false): an observer keeps sessions of its own that
     /// never reach the leader until they need to (an ephemeral).
     pub fn local_sessions_enabled(&self) -> bool {

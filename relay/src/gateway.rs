@@ -37,6 +37,8 @@ pub struct GatewaySettings {
     pub compression: Compression,
     /// The longest pause between two attempts to reach a leader.
     pub max_backoff: Duration,
+    /// Start at a random server of the list (observer masters: spread the observers).
+    pub spread: bool,
 }
 
 /// Follows the ensemble until `shutdown` turns true or the core is gone.
@@ -47,7 +49,11 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut failures = 0u32;
-    let mut first = 0usize;
+    let mut first = if s.spread {
+        rand::random_range(0..s.link.quorum_addrs.len().max(1))
+    } else {
+        s.link.first
+    };
     let mut reset = false;
     loop {
         if reset {
