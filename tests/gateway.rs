@@ -800,6 +800,7 @@ fn the_leader_killed_under_load_loses_no_acknowledged_write() {
     ok(&mut root, OpCode::Create, create("/kill", b"", 0));
     let mut all = Outcomes::default();
     let mut epochs = std::collections::BTreeSet::new();
+    let mut syncs = Vec::new();
     for round in 0..rounds {
         let stop = Arc::new(AtomicBool::new(false));
         let writers: Vec<_> = (0..2)
@@ -820,7 +821,9 @@ fn the_leader_killed_under_load_loses_no_acknowledged_write() {
         }
         e.restart(leader);
         e.wait_serving(Duration::from_secs(60));
-        epochs.insert(mntr(gk.addr)["zk_observer_epoch"].clone());
+        let m = wait_synced(&gk, Duration::from_secs(60));
+        epochs.insert(m["zk_observer_epoch"].clone());
+        syncs.push(m["zk_observer_sync_type"].clone());
     }
     // Everything settles: the gateway at the leader's last zxid.
     let lead = e.members[e.leader().expect("a leader")].client;
@@ -859,7 +862,7 @@ fn the_leader_killed_under_load_loses_no_acknowledged_write() {
     );
     assert_eq!(mntr(gk.addr)["zk_digest_mismatches_count"], "0");
     eprintln!(
-        "{} rounds: {} writes acknowledged, {} of unknown fate ({} of them applied), epochs {epochs:?}",
+        "{} rounds: {} writes acknowledged, {} of unknown fate ({} of them applied), epochs {epochs:?}, resyncs {syncs:?}",
         rounds,
         all.acked.len(),
         all.unknown.len(),

@@ -1781,6 +1781,11 @@ impl Server {
             };
             self.stats.outstanding = self.stats.outstanding.saturating_sub(1);
             self.apply(f, out);
+            if self.settings.role == Role::Observer {
+                // A sync the leader answered before the next transaction is answered
+                // before that transaction's reply: the session's order.
+                self.complete_syncs(out);
+            }
         }
         if self.settings.role == Role::Observer {
             self.complete_syncs(out);
