@@ -31,6 +31,8 @@ use crate::tree::{DataTree, TxnResult};
 use crate::watch::{EventType, Fired, WatchManager, WatcherType};
 
 mod observer;
+#[cfg(test)]
+mod observer_sim;
 
 pub type ConnId = u64;
 
@@ -405,6 +407,10 @@ struct ObserverState {
     /// Local sessions (`localSessionsEnabled`, and read-only ones): this server's own,
     /// expired here, never reported to the leader.
     local: Option<SessionTracker>,
+    /// Local sessions whose upgrade (createSession) is on its way to the leader, with
+    /// their timeouts: live meanwhile, and reported (`LearnerSessionTracker` accepts
+    /// sessions being upgraded).
+    upgrading: HashMap<i64, u32>,
     digest_mismatches: u64,
 }
 
@@ -1302,6 +1308,10 @@ impl Server {
         if let Some(local) = self.obs.local.as_mut().filter(|l| l.contains(session)) {
             return local.touch_for(session, Some(timeout), now.mono_ms);
         }
+        if let Some(&t) = self.obs.upgrading.get(&session) {
+            self.obs.touched.insert(session, t as i32);
+            return true;
+        }
         let live = self.sessions.touch_for(session, Some(timeout), now.mono_ms);
         if live && self.settings.role == Role::Observer {
             self.obs.touched.insert(session, timeout as i32);
@@ -1827,6 +1837,8 @@ impl Server {
         let session = f.header.client_id;
         if let TxnBody::CloseSession(_) = f.body {
             self.sessions.remove(session);
+            // Closed: no longer reported to the leader (`removeSession`).
+            self.obs.touched.remove(&session);
         }
         // Events first: a watcher sees the event before the reply of the write that
         // caused it, and before any later reply.

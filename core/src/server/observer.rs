@@ -168,6 +168,7 @@ impl Server {
                     .and_then(|l| l.remove(session))
                     .map_or(0, |s| s.timeout_ms);
                 info!("Upgrading session 0x{session:x}");
+                self.obs.upgrading.insert(session, timeout);
                 let mut data = BytesMut::with_capacity(20);
                 data.put_i64(session);
                 data.put_i32(0);
@@ -288,8 +289,16 @@ impl Server {
         now: Clock,
         out: &mut Vec<Output>,
     ) {
+        // Every connection goes, read-only ones included (ZooKeeper shuts its read-only
+        // server down once it has found a leader): a client must not see the tree it
+        // read replaced under it, its zxids go back, or its watches miss what the new
+        // tree brought.
         if self.obs.serving {
             self.leader_lost("a new database is being installed", out);
+        }
+        let read_only: Vec<ConnId> = self.conns.keys().copied().collect();
+        for c in read_only {
+            self.close_conn(c, out);
         }
         if self.snapshot.take().is_some() {
             out.push(Output::SnapshotAbort);
@@ -380,6 +389,7 @@ impl Server {
         self.obs.syncs.clear();
         self.obs.sync_waits.clear();
         self.obs.touched.clear();
+        self.obs.upgrading.clear();
     }
 
     /// The leader answered the oldest forwarded sync. Everything it committed before
@@ -543,6 +553,7 @@ impl Server {
     pub(super) fn remote_origin(&mut self, h: &TxnHeader, body: &TxnBody) -> Origin {
         let session = h.client_id;
         if let TxnBody::CreateSession(t) = body {
+            self.obs.upgrading.remove(&session);
             self.sessions
                 .add(session, t.time_out.max(0) as u32, self.now.mono_ms);
             return match self.obs.creating.remove(&session) {
