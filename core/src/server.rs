@@ -1034,17 +1034,9 @@ impl Server {
             let id = self.sessions.next_session_id();
             self.bind(conn, id);
             self.obs.creating.insert(id, conn);
-            let mut data = BytesMut::with_capacity(20);
-            data.put_i64(id);
-            data.put_i32(0);
-            data.put_i32(OpCode::CreateSession as i32);
-            data.put_i32(timeout as i32);
-            out.push(Output::ToLeader(QuorumPacket {
-                r#type: PacketType::Request as i32,
-                zxid: -1,
-                data: Some(data.freeze()),
-                authinfo: None,
-            }));
+            out.push(Output::ToLeader(observer::create_session_request(
+                id, timeout,
+            )));
             return;
         }
         if req.session_id == 0 {
@@ -1291,15 +1283,28 @@ impl Server {
                 .push_back(Queued::Write(zxid));
             return;
         }
+        self.read_in_turn(conn, session, xid, req, now.mono_ms, out);
+    }
+
+    /// Answers a read now, or after the session's writes in flight, in its turn.
+    fn read_in_turn(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        req: Request,
+        start_ms: u64,
+        out: &mut Vec<Output>,
+    ) {
         let q = self.queues.entry(session).or_default();
         if q.is_empty() {
-            self.read(conn, xid, req, now.mono_ms, out);
+            self.read(conn, xid, req, start_ms, out);
         } else {
             q.push_back(Queued::Read {
                 conn,
                 xid,
                 req,
-                start_ms: now.mono_ms,
+                start_ms,
             });
         }
     }

@@ -36,6 +36,40 @@ fn creates_ephemeral(req: &Request) -> bool {
     }
 }
 
+/// `Learner.request`: REQUEST with session id, cxid, opcode and the request body; the
+/// client's ids as authinfo (the leader checks ACLs against them).
+fn request_packet(
+    session: i64,
+    cxid: i32,
+    op: OpCode,
+    body: impl FnOnce(&mut BytesMut),
+    authinfo: Option<Vec<Id>>,
+) -> QuorumPacket {
+    let mut data = BytesMut::with_capacity(64);
+    data.put_i64(session);
+    data.put_i32(cxid);
+    data.put_i32(op as i32);
+    body(&mut data);
+    QuorumPacket {
+        r#type: PacketType::Request as i32,
+        zxid: -1,
+        data: Some(data.freeze()),
+        authinfo,
+    }
+}
+
+/// A new session (or a local one being upgraded) for the leader to create: cxid 0, the
+/// timeout as its body, no authinfo (`ZooKeeperServer.createSession`).
+pub(super) fn create_session_request(session: i64, timeout: u32) -> QuorumPacket {
+    request_packet(
+        session,
+        0,
+        OpCode::CreateSession,
+        |b| b.put_i32(timeout as i32),
+        None,
+    )
+}
+
 /// A forwarded request taken from its session's queue.
 struct Taken {
     conn: ConnId,
@@ -169,17 +203,7 @@ impl Server {
                     .map_or(0, |s| s.timeout_ms);
                 info!("Upgrading session 0x{session:x}");
                 self.obs.upgrading.insert(session, timeout);
-                let mut data = BytesMut::with_capacity(20);
-                data.put_i64(session);
-                data.put_i32(0);
-                data.put_i32(OpCode::CreateSession as i32);
-                data.put_i32(timeout as i32);
-                out.push(Output::ToLeader(QuorumPacket {
-                    r#type: PacketType::Request as i32,
-                    zxid: -1,
-                    data: Some(data.freeze()),
-                    authinfo: None,
-                }));
+                out.push(Output::ToLeader(create_session_request(session, timeout)));
                 self.obs.touched.insert(session, timeout as i32);
             }
         }
@@ -498,18 +522,7 @@ impl Server {
         if let Request::Malformed { .. } = req {
             // Its bytes did not decode here and would not at the leader either: answered
             // MarshallingError in the session's order, as a read is.
-            let q = self.queues.entry(session).or_default();
-            if q.is_empty() {
-                self.read(conn, xid, req, now.mono_ms, out);
-            } else {
-                q.push_back(Queued::Read {
-                    conn,
-                    xid,
-                    req,
-                    start_ms: now.mono_ms,
-                });
-            }
-            return;
+            return self.read_in_turn(conn, session, xid, req, now.mono_ms, out);
         }
         let op = write_opcode(&req);
         let auth = self
@@ -517,17 +530,13 @@ impl Server {
             .get(&conn)
             .map(|c| c.auth.clone())
             .unwrap_or_default();
-        let mut data = BytesMut::with_capacity(64);
-        data.put_i64(session);
-        data.put_i32(xid);
-        data.put_i32(op as i32);
-        req.encode_body(&mut data);
-        out.push(Output::ToLeader(QuorumPacket {
-            r#type: PacketType::Request as i32,
-            zxid: -1,
-            data: Some(data.freeze()),
-            authinfo: Some(auth),
-        }));
+        out.push(Output::ToLeader(request_packet(
+            session,
+            xid,
+            op,
+            |b| req.encode_body(b),
+            Some(auth),
+        )));
         let sync = match req {
             Request::Sync(r) => {
                 self.obs.syncs.push_back((session, xid));
