@@ -1494,3 +1494,35 @@ fn quorum_tls_reads_pem_stores_and_refuses_what_it_cannot_honour() {
     let e = c.quorum_tls().unwrap_err().to_string();
     assert!(e.contains("ssl.quorum.keyStore.location"), "{e}");
 }
+
+#[test]
+fn a_gateway_in_toml_reads_as_in_zoo_cfg() {
+    let mut text = String::from(
+        "[server]\ndata_dir = \"/d\"\nserver_id = 4\npeer_type = \"observer\"\n\
+         [quorum]\ninit_limit = 5\nsync_limit = 2\nobserver_master_port = 2191\n\
+         local_sessions_enabled = true\nlocal_sessions_upgrading_enabled = false\n\
+         [system_properties]\n\"zookeeper.sslQuorum\" = \"true\"\n\
+         \"zookeeper.ssl.quorum.keyStore.location\" = \"/k/me.pem\"\n\
+         \"zookeeper.ssl.quorum.trustStore.location\" = \"/k/ca.pem\"\n",
+    );
+    for id in 1..=3 {
+        text.push_str(&format!(
+            "[[quorum.servers]]\nid = {id}\nhost = \"zk{id}\"\nquorum_port = 2888\nelection_port = 3888\n"
+        ));
+    }
+    text.push_str(
+        "[[quorum.servers]]\nid = 4\nhost = \"gw\"\nquorum_port = 2888\nelection_port = 3888\nrole = \"observer\"\n",
+    );
+    let (c, w) = toml(&text);
+    assert!(w.is_empty(), "{w:?}");
+    assert!(c.is_distributed() && c.refuse_voting().is_ok());
+    assert_eq!(c.server_id, 4);
+    assert_eq!(c.observer_master_port(), Some(2191));
+    assert!(c.local_sessions_enabled());
+    assert!(!c.local_sessions_upgrading_enabled());
+    assert_eq!(
+        c.quorum_tls().unwrap().map(|t| t.key_store),
+        Some("/k/me.pem".into())
+    );
+    assert!(c.inert_settings().is_empty(), "{:?}", c.inert_settings());
+}

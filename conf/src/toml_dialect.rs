@@ -219,6 +219,9 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "reconfig_enabled",
             "multi_address_enabled",
             "servers",
+            "observer_master_port",
+            "local_sessions_enabled",
+            "local_sessions_upgrading_enabled",
         ],
     ),
     (
@@ -352,6 +355,12 @@ impl Ctx<'_> {
     }
 
     /// Applies `[section] key = value`; false when the key is unknown.
+    /// A zoo.cfg key geokeeper reads from `other_settings` (the gateway's).
+    fn other(&mut self, zoo_key: &str, value: String, loc: &Loc) {
+        self.cfg.other_settings.insert(zoo_key.to_string(), value);
+        self.cfg.prov.other.insert(zoo_key.to_string(), loc.clone());
+    }
+
     fn setting(
         &mut self,
         section: &str,
@@ -482,6 +491,19 @@ impl Ctx<'_> {
                 self.prop("multiAddress.enabled", sysprops::MULTI_ADDRESS, b, &loc)?;
             }
             ("quorum", "servers") => self.servers(node, &loc)?,
+            // The gateway's zoo.cfg keys, kept as zoo.cfg keeps them.
+            ("quorum", "observer_master_port") => {
+                let p = port(int(v, &loc)?, &loc)?;
+                self.other("observerMasterPort", p.to_string(), &loc);
+            }
+            ("quorum", "local_sessions_enabled") => {
+                let b = boolean(v, &loc)?;
+                self.other("localSessionsEnabled", b.to_string(), &loc);
+            }
+            ("quorum", "local_sessions_upgrading_enabled") => {
+                let b = boolean(v, &loc)?;
+                self.other("localSessionsUpgradingEnabled", b.to_string(), &loc);
+            }
             ("features", "extended_types") => {
                 let b = boolean(v, &loc)?.to_string();
                 self.prop("extendedTypesEnabled", sysprops::EXTENDED_TYPES, b, &loc)?;
