@@ -6,4 +6,5 @@
 
 pub mod gateway;
 pub mod learner_link;
+pub mod quic;
 pub mod tls;

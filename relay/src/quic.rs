@@ -1,0 +1,253 @@
+//! The relay's QUIC transport (geokeeper's own WAN stream between rooms): mutual TLS with
+//! the cluster CA over quinn (rustls on ring, the process's one provider), ALPN
+//! `geokeeper-relay/1`, and the identity of each peer — its node id and room, carried in
+//! its certificate as a URI SAN `geokeeper://relay/room/<room>/node/<id>` — checked against
+//! the configuration. The TLS verifier checks only the chain (signed by the cluster CA,
+//! in date, usable for client or server auth); who the peer is, is this module's check.
+//!
+//! Built so far: the endpoints' TLS configuration, the identity check and the refusals.
+//! The committed stream over it comes with the relay issue's next steps.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use tracing::warn;
+
+/// What both ends say in ALPN.
+pub const ALPN: &[u8] = b"geokeeper-relay/1";
+
+/// The application close code for a peer whose identity the configuration does not name.
+pub const CLOSE_NOT_ALLOWED: u32 = 0x4e41; // "NA"
+
+/// Who a relay peer is: a node of a room.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Identity {
+    pub room: String,
+    pub node: u64,
+}
+
+impl Identity {
+    const PREFIX: &'static str = "geokeeper://relay/room/";
+
+    /// The URI SAN that carries it.
+    pub fn uri(&self) -> String {
+        format!("{}{}/node/{}", Self::PREFIX, self.room, self.node)
+    }
+
+    /// Reads a URI SAN; `None` when it is not a relay identity.
+    pub fn from_uri(uri: &str) -> Option<Identity> {
+        let rest = uri.strip_prefix(Self::PREFIX)?;
+        let (room, node) = rest.split_once("/node/")?;
+        let ok_room = !room.is_empty()
+            && room
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        let node = node.parse().ok()?;
+        ok_room.then(|| Identity {
+            room: room.to_owned(),
+            node,
+        })
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "node {} of room {}", self.node, self.room)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayTlsError {
+    #[error("{path}: {why}")]
+    Pem { path: String, why: String },
+    #[error("relay TLS: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("relay TLS: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+    #[error("relay TLS: {0}")]
+    Quic(String),
+}
+
+/// Why a peer was not let in.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    #[error("relay handshake failed: {0}")]
+    Handshake(#[from] quinn::ConnectionError),
+    #[error("the peer's certificate names no relay identity (a URI SAN geokeeper://relay/room/<room>/node/<id>): {0}")]
+    NoIdentity(String),
+    #[error("{0} is not a relay peer of this server's configuration")]
+    NotAllowed(Identity),
+}
+
+fn pem_err(path: &Path, why: impl fmt::Display) -> RelayTlsError {
+    RelayTlsError::Pem {
+        path: path.display().to_string(),
+        why: why.to_string(),
+    }
+}
+
+/// This node's certificate chain and key, and the cluster CA.
+#[derive(Clone)]
+pub struct RelayTls {
+    chain: Vec<CertificateDer<'static>>,
+    key: Arc<PrivateKeyDer<'static>>,
+    roots: Arc<rustls::RootCertStore>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl fmt::Debug for RelayTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RelayTls")
+    }
+}
+
+impl RelayTls {
+    /// From a PEM key store (private key and certificate chain) and a PEM file of CA
+    /// certificates, the layout of the quorum TLS stores.
+    pub fn from_pem_files(key_store: &Path, trust_store: &Path) -> Result<RelayTls, RelayTlsError> {
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(key_store)
+            .map_err(|e| pem_err(key_store, e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| pem_err(key_store, e))?;
+        if chain.is_empty() {
+            return Err(pem_err(key_store, "no CERTIFICATE in the key store"));
+        }
+        let key = PrivateKeyDer::from_pem_file(key_store)
+            .map_err(|e| pem_err(key_store, format!("no usable private key: {e}")))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(trust_store).map_err(|e| pem_err(trust_store, e))? {
+            roots
+                .add(c.map_err(|e| pem_err(trust_store, e))?)
+                .map_err(|e| pem_err(trust_store, e))?;
+        }
+        if roots.is_empty() {
+            return Err(pem_err(trust_store, "no CERTIFICATE in the trust store"));
+        }
+        // ring, as quinn is built: one provider for the process (see relay::tls).
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Ok(RelayTls {
+            chain,
+            key: Arc::new(key),
+            roots: Arc::new(roots),
+            provider,
+        })
+    }
+
+    /// The publisher's side: a client certificate signed by the cluster CA is required.
+    pub fn server_config(&self) -> Result<quinn::ServerConfig, RelayTlsError> {
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(self.roots.clone(), self.provider.clone())
+                .build()?;
+        let mut tls = rustls::ServerConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+        tls.alpn_protocols = vec![ALPN.to_vec()];
+        let crypto =
+            QuicServerConfig::try_from(tls).map_err(|e| RelayTlsError::Quic(e.to_string()))?;
+        Ok(quinn::ServerConfig::with_crypto(Arc::new(crypto)))
+    }
+
+    /// The subscriber's side: the publisher's chain is checked against the cluster CA and
+    /// its name against the one connected to; this node's certificate is presented.
+    pub fn client_config(&self) -> Result<quinn::ClientConfig, RelayTlsError> {
+        let mut tls = rustls::ClientConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_root_certificates(self.roots.clone())
+            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())?;
+        tls.alpn_protocols = vec![ALPN.to_vec()];
+        let crypto =
+            QuicClientConfig::try_from(tls).map_err(|e| RelayTlsError::Quic(e.to_string()))?;
+        Ok(quinn::ClientConfig::new(Arc::new(crypto)))
+    }
+}
+
+/// The relay identity in the peer's leaf certificate.
+pub fn peer_identity(conn: &quinn::Connection) -> Result<Identity, AdmitError> {
+    let chain = conn
+        .peer_identity()
+        .and_then(|i| i.downcast::<Vec<CertificateDer<'static>>>().ok())
+        .ok_or_else(|| AdmitError::NoIdentity("no certificate".into()))?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| AdmitError::NoIdentity("an empty chain".into()))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
+        .map_err(|e| AdmitError::NoIdentity(format!("unreadable certificate: {e}")))?;
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| AdmitError::NoIdentity(format!("unreadable SAN: {e}")))?;
+    let mut uris = Vec::new();
+    for name in san.iter().flat_map(|s| s.value.general_names.iter()) {
+        if let x509_parser::extensions::GeneralName::URI(u) = name {
+            if let Some(id) = Identity::from_uri(u) {
+                return Ok(id);
+            }
+            uris.push(u.to_string());
+        }
+    }
+    Err(AdmitError::NoIdentity(if uris.is_empty() {
+        "no URI SAN".into()
+    } else {
+        format!("URI SANs {uris:?}")
+    }))
+}
+
+/// Completes an incoming connection and lets it in only if its certificate names one
+/// of `allowed`. A refused peer is closed with [`CLOSE_NOT_ALLOWED`] and a reason it can
+/// log; both refusals are logged here.
+pub async fn admit(
+    incoming: quinn::Incoming,
+    allowed: &HashSet<Identity>,
+) -> Result<(quinn::Connection, Identity), AdmitError> {
+    let remote = incoming.remote_address();
+    let conn = match incoming.await {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(%remote, "relay peer refused: TLS handshake failed: {e}");
+            return Err(e.into());
+        }
+    };
+    let refuse = |conn: &quinn::Connection, e: AdmitError| {
+        warn!(%remote, "relay peer refused: {e}");
+        conn.close(CLOSE_NOT_ALLOWED.into(), e.to_string().as_bytes());
+        e
+    };
+    match peer_identity(&conn) {
+        Ok(id) if allowed.contains(&id) => Ok((conn, id)),
+        Ok(id) => Err(refuse(&conn, AdmitError::NotAllowed(id))),
+        Err(e) => Err(refuse(&conn, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_read_back_from_their_uri_and_nothing_else_does() {
+        let id = Identity {
+            room: "eu-west.2".into(),
+            node: 42,
+        };
+        assert_eq!(id.uri(), "geokeeper://relay/room/eu-west.2/node/42");
+        assert_eq!(Identity::from_uri(&id.uri()), Some(id));
+        for bad in [
+            "geokeeper://relay/room//node/1",
+            "geokeeper://relay/room/a b/node/1",
+            "geokeeper://relay/room/A/node/x",
+            "geokeeper://relay/room/A/node/",
+            "geokeeper://relay/room/A",
+            "https://relay/room/A/node/1",
+            "spiffe://cluster/ns/relay",
+        ] {
+            assert_eq!(Identity::from_uri(bad), None, "{bad}");
+        }
+    }
+}
