@@ -14,7 +14,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use tracing::warn;
@@ -85,13 +84,6 @@ pub enum AdmitError {
     NotAllowed(Identity),
 }
 
-fn pem_err(path: &Path, why: impl fmt::Display) -> RelayTlsError {
-    RelayTlsError::Pem {
-        path: path.display().to_string(),
-        why: why.to_string(),
-    }
-}
-
 /// This node's certificate chain and key, and the cluster CA.
 #[derive(Clone)]
 pub struct RelayTls {
@@ -111,27 +103,12 @@ impl RelayTls {
     /// From a PEM key store (private key and certificate chain) and a PEM file of CA
     /// certificates, the layout of the quorum TLS stores.
     pub fn from_pem_files(key_store: &Path, trust_store: &Path) -> Result<RelayTls, RelayTlsError> {
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(key_store)
-            .map_err(|e| pem_err(key_store, e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| pem_err(key_store, e))?;
-        if chain.is_empty() {
-            return Err(pem_err(key_store, "no CERTIFICATE in the key store"));
-        }
-        let key = PrivateKeyDer::from_pem_file(key_store)
-            .map_err(|e| pem_err(key_store, format!("no usable private key: {e}")))?;
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_file_iter(trust_store).map_err(|e| pem_err(trust_store, e))? {
-            roots
-                .add(c.map_err(|e| pem_err(trust_store, e))?)
-                .map_err(|e| pem_err(trust_store, e))?;
-        }
-        if roots.is_empty() {
-            return Err(pem_err(trust_store, "no CERTIFICATE in the trust store"));
-        }
-        // ring, as quinn is built: one provider for the process (see relay::tls).
-        #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let (chain, key, roots) =
+            crate::tls::load_pem_stores(key_store, trust_store).map_err(|e| match e {
+                crate::tls::TlsError::Pem { path, why } => RelayTlsError::Pem { path, why },
+                other => RelayTlsError::Quic(other.to_string()),
+            })?;
+        let provider = crate::tls::ring_provider();
         Ok(RelayTls {
             chain,
             key: Arc::new(key),

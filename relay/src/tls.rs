@@ -13,6 +13,48 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, Error, SignatureScheme};
 
+/// This node's chain and key from a PEM key store, and the CA certificates of a PEM trust
+/// store: the layout of ZooKeeper's PEM stores, shared by quorum TLS and the relay.
+pub(crate) fn load_pem_stores(
+    key_store: &Path,
+    trust_store: &Path,
+) -> Result<
+    (
+        Vec<CertificateDer<'static>>,
+        PrivateKeyDer<'static>,
+        rustls::RootCertStore,
+    ),
+    TlsError,
+> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(key_store)
+        .map_err(|e| pem_err(key_store, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| pem_err(key_store, e))?;
+    if chain.is_empty() {
+        return Err(pem_err(key_store, "no CERTIFICATE in the key store"));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_store)
+        .map_err(|e| pem_err(key_store, format!("no usable private key: {e}")))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(trust_store).map_err(|e| pem_err(trust_store, e))? {
+        roots
+            .add(c.map_err(|e| pem_err(trust_store, e))?)
+            .map_err(|e| pem_err(trust_store, e))?;
+    }
+    if roots.is_empty() {
+        return Err(pem_err(trust_store, "no CERTIFICATE in the trust store"));
+    }
+    Ok((chain, key, roots))
+}
+
+/// ring, the provider quinn builds on: one provider for the whole process. (rustls
+/// 0.23.48 deprecates it for lacking post-quantum key exchange; a Java 17 leader offers
+/// none either.)
+pub(crate) fn ring_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    #[allow(deprecated)]
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
 /// A client side ready to connect.
 #[derive(Clone)]
 pub struct QuorumTls {
@@ -52,29 +94,8 @@ impl QuorumTls {
         trust_store: &Path,
         hostname_verification: bool,
     ) -> Result<QuorumTls, TlsError> {
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(key_store)
-            .map_err(|e| pem_err(key_store, e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| pem_err(key_store, e))?;
-        if chain.is_empty() {
-            return Err(pem_err(key_store, "no CERTIFICATE in the key store"));
-        }
-        let key = PrivateKeyDer::from_pem_file(key_store)
-            .map_err(|e| pem_err(key_store, format!("no usable private key: {e}")))?;
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_file_iter(trust_store).map_err(|e| pem_err(trust_store, e))? {
-            roots
-                .add(c.map_err(|e| pem_err(trust_store, e))?)
-                .map_err(|e| pem_err(trust_store, e))?;
-        }
-        if roots.is_empty() {
-            return Err(pem_err(trust_store, "no CERTIFICATE in the trust store"));
-        }
-        // ring, the provider quinn builds on: one provider for the whole process. (rustls
-        // 0.23.48 deprecates it for lacking post-quantum key exchange; a Java 17 leader
-        // offers none either.)
-        #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let (chain, key, roots) = load_pem_stores(key_store, trust_store)?;
+        let provider = ring_provider();
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()?;
         let verifier: Arc<dyn ServerCertVerifier> = if hostname_verification {
