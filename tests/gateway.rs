@@ -17,6 +17,7 @@ use geokeeper_core::proto::OpCode;
 use geokeeper_core::request::Request;
 use geokeeper_core::tree::DataTree;
 use geokeeper_relay::learner_link::{follow, LinkError, LinkSettings, Sink, Synced};
+use support::gateway::{mntr, session, start_gateway, stat_of, wait_synced};
 use support::gk::Geokeeper;
 use support::java_ensemble::JavaEnsemble;
 use support::java_zk::four_letter;
@@ -25,12 +26,6 @@ use tokio::sync::mpsc;
 
 /// Every znode's stat and data, by path.
 type Dump = BTreeMap<String, (Stat, Option<Vec<u8>>)>;
-
-fn session(addr: SocketAddr) -> RawZk {
-    let z = RawZk::connect(addr, 0, &[0; 16], 0, 30_000).expect("connect");
-    assert!(z.response.time_out > 0, "session refused by {addr}");
-    z
-}
 
 /// Creates `/gw/<prefix><i>` for i in 0..n (data of varying length, one ACL of two kinds),
 /// and returns the last zxid seen.
@@ -325,44 +320,6 @@ async fn the_learner_syncs_with_a_java_ensemble_and_follows_its_commits() {
 
 // ---- geokeeper serving clients as an observer of the ensemble (the gateway) ----
 
-/// A geokeeper gateway following `e`: `peerType=observer`, the ensemble's own
-/// `server.N` lines plus its own `:observer` line (the ensemble's need not list it),
-/// and `myid` in its data directory.
-fn start_gateway(e: &JavaEnsemble, id: u64, data: &std::path::Path, extra: &str) -> Geokeeper {
-    std::fs::create_dir_all(data).expect("data dir");
-    std::fs::write(data.join("myid"), format!("{id}\n")).expect("myid");
-    let cfg = format!(
-        "tickTime=500\ninitLimit=20\nsyncLimit=10\npeerType=observer\n4lw.commands.whitelist=*\n{}server.{id}=127.0.0.1:1:2:observer\n{extra}\n",
-        e.server_lines
-    );
-    Geokeeper::start_on(data, &cfg)
-}
-
-fn mntr(addr: SocketAddr) -> BTreeMap<String, String> {
-    four_letter(addr, "mntr")
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
-/// Waits until the gateway says it is in sync, and returns its mntr.
-fn wait_synced(gk: &Geokeeper, within: Duration) -> BTreeMap<String, String> {
-    let deadline = Instant::now() + within;
-    loop {
-        let m = mntr(gk.addr);
-        if m.get("zk_observer_synced").map(String::as_str) == Some("1") {
-            return m;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the gateway did not sync within {within:?}: {m:?}\n{}",
-            gk.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// One call that must succeed; its decoded body.
 fn ok(z: &mut RawZk, op: OpCode, req: Request) -> Body {
     let f = z.call(op, &req).reply.expect("reply");
@@ -391,23 +348,6 @@ fn get(path: &str, watch: bool) -> Request {
         path: path.into(),
         watch,
     })
-}
-
-fn stat_of(z: &mut RawZk, path: &str) -> Option<Stat> {
-    let f = z
-        .call(
-            OpCode::Exists,
-            &Request::Exists(ExistsRequest {
-                path: path.into(),
-                watch: false,
-            }),
-        )
-        .reply
-        .expect("reply");
-    match decode_body(OpCode::Exists as i32, &f.body) {
-        Body::Stat(s) if f.header.err == 0 => Some(s),
-        _ => None,
-    }
 }
 
 #[test]
@@ -949,55 +889,6 @@ fn local_sessions_and_read_only_mode() {
     assert!(matches!(ro.closed_within(Duration::from_secs(5)), Ok(true)));
     let mut z = session(gk.addr);
     ok(&mut z, OpCode::Create, create("/rw-again", b"", 0));
-}
-
-/// A gateway joins an ensemble that holds a million znodes: by SNAP, streamed into its
-/// tree, and then serves them. (`GEOKEEPER_GATEWAY_SNAP_ZNODES` changes the count.)
-#[test]
-fn a_gateway_joins_an_ensemble_of_a_million_znodes() {
-    let n: u64 = std::env::var("GEOKEEPER_GATEWAY_SNAP_ZNODES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    // ZooKeeper holds ~430 B of heap per znode.
-    // forceSync=no: the ensemble is only the source of the SNAP here.
-    let e = JavaEnsemble::start_with_jvm_flags(3, 0, "forceSync=no", &["-Xmx1200m"]);
-    let lead = e.members[e.leader().expect("leader")].client;
-    let t = Instant::now();
-    let out = std::process::Command::new(support::gk::binary())
-        .args(["bench", "populate", "--hosts", &lead.to_string()])
-        .args(["--count", &n.to_string(), "--value-size", "100"])
-        .args(["--sessions", "8", "--in-flight", "64"])
-        .output()
-        .expect("geokeeper bench populate");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("{n} znodes written through the leader in {:?}", t.elapsed());
-
-    let data = tempfile::tempdir().expect("tempdir");
-    let t = Instant::now();
-    let gk = start_gateway(&e, 14, data.path(), "");
-    let m = wait_synced(&gk, Duration::from_secs(300));
-    let joined = t.elapsed();
-    assert_eq!(m["zk_observer_sync_type"], "SNAP", "{m:?}");
-    let nodes: u64 = m["zk_znode_count"].parse().expect("znode count");
-    assert!(nodes > n, "{nodes} znodes on the gateway");
-    let rss = gk.pid().and_then(support::gk::rss_kb).map(|(rss, _)| rss);
-    eprintln!(
-        "joined in {joined:?} (sync {} ms), {nodes} znodes, resident {rss:?} kB",
-        m["zk_observer_sync_time_ms"]
-    );
-    // A sample of znodes reads the same on the gateway as on the leader.
-    let (mut g, mut l) = (session(gk.addr), session(lead));
-    for i in (0..n).step_by((n / 200).max(1) as usize) {
-        let path = format!("/bench-pop/d{:04}/n{:04}", i / 1000, i % 1000);
-        let a = stat_of(&mut l, &path);
-        assert!(a.is_some(), "{path} on the leader");
-        assert_eq!(stat_of(&mut g, &path), a, "{path}");
-    }
 }
 
 /// `observerMasterPort`: the gateway attaches to a follower's ObserverMaster, off the

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod gateway;
 pub mod gk;
 pub mod java_ensemble;
 pub mod java_zk;
