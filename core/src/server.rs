@@ -253,13 +253,6 @@ enum Origin {
     Internal,
     /// Observer: committed by the leader; who to answer is found when it is applied.
     Remote,
-    /// Observer: a client's forwarded request, found when its transaction is applied.
-    Forwarded {
-        conn: ConnId,
-        xid: i32,
-        op: OpCode,
-        start_ms: u64,
-    },
 }
 
 #[derive(Debug)]
@@ -522,8 +515,8 @@ pub fn digest_id(user_password: &str) -> String {
 impl Server {
     pub fn new(settings: Settings, tree: DataTree, now: Clock) -> Server {
         let last_zxid = tree.last_zxid();
-        let settings_role_observer = settings.role == Role::Observer;
-        let (settings_server_id, settings_tick_ms) = (settings.server_id, settings.tick_ms);
+        let local = (settings.role == Role::Observer)
+            .then(|| observer::local_session_table(&settings, now));
         Server {
             sessions: SessionTracker::new(settings.server_id, settings.tick_ms, now.wall_ms),
             prep: Prep::new(settings.prep.clone()),
@@ -544,9 +537,7 @@ impl Server {
             digest_log: VecDeque::new(),
             obs: ObserverState {
                 last_received: last_zxid,
-                local: (settings_role_observer).then(|| {
-                    SessionTracker::new(settings_server_id, settings_tick_ms, now.wall_ms)
-                }),
+                local,
                 ..Default::default()
             },
         }
@@ -789,7 +780,7 @@ impl Server {
                     self.close_conn(conn, out);
                 }
                 Origin::Expiry => self.sessions.reopen(session, now.mono_ms),
-                Origin::Internal | Origin::Remote | Origin::Forwarded { .. } => {}
+                Origin::Internal | Origin::Remote => {}
             }
         }
     }
@@ -1069,15 +1060,7 @@ impl Server {
                     self.close_conn(old, out);
                 }
             }
-            let mut data = BytesMut::with_capacity(12);
-            data.put_i64(id);
-            data.put_i32(timeout as i32);
-            out.push(Output::ToLeader(QuorumPacket {
-                r#type: PacketType::Revalidate as i32,
-                zxid: -1,
-                data: Some(data.freeze()),
-                authinfo: None,
-            }));
+            out.push(Output::ToLeader(observer::revalidate_request(id, timeout)));
             return;
         }
         let valid = password_ok && self.sessions.touch_for(id, Some(timeout), now.mono_ms);
@@ -1802,9 +1785,6 @@ impl Server {
                 self.complete_syncs(out);
             }
         }
-        if self.settings.role == Role::Observer {
-            self.complete_syncs(out);
-        }
     }
 
     fn apply(&mut self, mut f: InFlight, out: &mut Vec<Output>) {
@@ -1812,18 +1792,7 @@ impl Server {
         let result = self.tree.apply(&f.header, &f.body, &mut changes);
         self.prep.applied(f.header.zxid);
         if let Origin::Remote = f.origin {
-            f.origin = match self.remote_origin(&f.header, &f.body) {
-                Origin::Forwarded {
-                    conn,
-                    xid,
-                    op,
-                    start_ms,
-                } => {
-                    f.start_ms = start_ms;
-                    Origin::Client { conn, xid, op }
-                }
-                o => o,
-            };
+            f.origin = self.remote_origin(&f.header, &f.body, &mut f.start_ms);
             self.obs.last_applied_time = f.header.time;
             if let Some(expected) = f.digest.filter(|_| self.obs.serving) {
                 let ours = self.tree.digest();
@@ -1854,7 +1823,7 @@ impl Server {
         }
         let zxid = self.tree.last_zxid();
         match f.origin {
-            Origin::Internal | Origin::Remote | Origin::Forwarded { .. } => {}
+            Origin::Internal | Origin::Remote => {}
             Origin::CreateSession { conn } => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.stats

@@ -70,6 +70,24 @@ pub(super) fn create_session_request(session: i64, timeout: u32) -> QuorumPacket
     )
 }
 
+/// `Learner.validateSession`: is this session (moving here) still live at the leader?
+pub(super) fn revalidate_request(session: i64, timeout: u32) -> QuorumPacket {
+    let mut data = BytesMut::with_capacity(12);
+    data.put_i64(session);
+    data.put_i32(timeout as i32);
+    QuorumPacket {
+        r#type: PacketType::Revalidate as i32,
+        zxid: -1,
+        data: Some(data.freeze()),
+        authinfo: None,
+    }
+}
+
+/// The table of an observer's local sessions (`localSessionsEnabled`, read-only ones).
+pub(super) fn local_session_table(settings: &Settings, now: Clock) -> SessionTracker {
+    SessionTracker::new(settings.server_id, settings.tick_ms, now.wall_ms)
+}
+
 /// A forwarded request taken from its session's queue.
 struct Taken {
     conn: ConnId,
@@ -320,8 +338,10 @@ impl Server {
         if self.obs.serving {
             self.leader_lost("a new database is being installed", out);
         }
-        let read_only: Vec<ConnId> = self.conns.keys().copied().collect();
-        for c in read_only {
+        // Out of sync only read-only connections are left; their local sessions expire
+        // as sessions of a read-only server do.
+        let left: Vec<ConnId> = self.conns.keys().copied().collect();
+        for c in left {
             self.close_conn(c, out);
         }
         if self.snapshot.take().is_some() {
@@ -373,13 +393,7 @@ impl Server {
         for c in read_only {
             self.close_conn(c, out);
         }
-        if let Some(l) = self.obs.local.as_mut() {
-            *l = SessionTracker::new(
-                self.settings.server_id,
-                self.settings.tick_ms,
-                self.now.wall_ms,
-            );
-        }
+        self.forget_local_sessions();
         self.obs.serving = true;
         self.obs.sync = Some(info);
     }
@@ -400,13 +414,7 @@ impl Server {
             self.close_conn(c, out);
         }
         // Local sessions do not outlive the server that held them.
-        if let Some(l) = self.obs.local.as_mut() {
-            *l = SessionTracker::new(
-                self.settings.server_id,
-                self.settings.tick_ms,
-                self.now.wall_ms,
-            );
-        }
+        self.forget_local_sessions();
         self.queues.clear();
         self.obs.creating.clear();
         self.obs.revalidating.clear();
@@ -414,6 +422,13 @@ impl Server {
         self.obs.sync_waits.clear();
         self.obs.touched.clear();
         self.obs.upgrading.clear();
+    }
+
+    /// A fresh local session table (an observer's; nothing for a standalone server).
+    fn forget_local_sessions(&mut self) {
+        if let Some(l) = self.obs.local.as_mut() {
+            *l = local_session_table(&self.settings, self.now);
+        }
     }
 
     /// The leader answered the oldest forwarded sync. Everything it committed before
@@ -559,7 +574,13 @@ impl Server {
     /// Who a committed transaction answers: the client that forwarded it (matched by
     /// session and cxid), the connection waiting for a new session, or no one. A
     /// closeSession nobody here asked for is an expiry: the session's connection closes.
-    pub(super) fn remote_origin(&mut self, h: &TxnHeader, body: &TxnBody) -> Origin {
+    /// A forwarded request's latency runs from its arrival here: `start_ms` becomes it.
+    pub(super) fn remote_origin(
+        &mut self,
+        h: &TxnHeader,
+        body: &TxnBody,
+        start_ms: &mut u64,
+    ) -> Origin {
         let session = h.client_id;
         if let TxnBody::CreateSession(t) = body {
             self.obs.upgrading.remove(&session);
@@ -571,11 +592,11 @@ impl Server {
             };
         }
         if let Some(t) = self.take_forwarded(session, h.cxid, false) {
-            return Origin::Forwarded {
+            *start_ms = t.start_ms;
+            return Origin::Client {
                 conn: t.conn,
                 xid: h.cxid,
                 op: t.op,
-                start_ms: t.start_ms,
             };
         }
         if matches!(body, TxnBody::CloseSession(_)) {
