@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod certs;
 mod tools;
 
 /// mimalloc: glibc's per-thread arenas kept ~60 B per znode of freed request, log and
@@ -27,6 +28,9 @@ use geokeeper_core::snapshot;
 use geokeeper_core::txnlog::FileTxnLog;
 use geokeeper_relay::gateway::{self, GatewaySettings};
 use geokeeper_relay::learner_link::LinkSettings;
+use geokeeper_relay::publisher::{self, LeaderClock, PublisherSettings, PublisherStats};
+use geokeeper_relay::quic::{Identity, RelayTls};
+use geokeeper_relay::quic_observer::{self, ObserverSettings, ObserverStats};
 use tracing::{error, info, warn};
 
 #[derive(Parser)]
@@ -72,6 +76,9 @@ enum Command {
     /// Load generator for any ZooKeeper-compatible endpoint, and the side-by-side
     /// comparison with Apache ZooKeeper 3.8 (`bench compare`).
     Bench(Box<bench::BenchArgs>),
+    /// A development CA and relay node certificates (PEM) for a topology: ca.pem (trust
+    /// store), ca-key.pem (reused by later runs), NAME.pem (each node's key store).
+    Certs(certs::CertsArgs),
 }
 
 #[derive(Subcommand)]
@@ -121,6 +128,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => run_serve(config),
         Command::Bench(args) => bench::main(*args),
+        Command::Certs(args) => certs::main(args),
         Command::Log {
             cmd: LogCmd::Dump { file, json },
         } => tools::log_dump(&file, json),
@@ -230,6 +238,37 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The QUIC relay: a publisher (relayPort), an observer of relay upstreams, or both.
+    let relay_cfg = match cfg.relay() {
+        Ok(r) => r,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let relay_observer = cfg.is_relay_observer();
+    if relay_observer && !gateway && cfg.server_id == 0 {
+        error!("a relay observer needs its server id (myid in dataDir, or server.server_id): the top byte of the session ids it hands out");
+        return ExitCode::from(2);
+    }
+    let relay_tls = match (&relay_cfg.key_store, &relay_cfg.trust_store) {
+        (Some(k), Some(t)) => match RelayTls::from_pem_files(k, t) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                error!("relay TLS: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
+    if relay_observer {
+        info!(
+            "observer {} following relay upstreams {}",
+            cfg.server_id,
+            relay_cfg.upstreams.join(", ")
+        );
+    }
+    let replica = gateway || relay_observer;
     if gateway && quorum_tls.is_none() {
         warn!("the quorum link to the leader is not encrypted (no sslQuorum): it carries the whole tree and every write in the clear");
     }
@@ -316,16 +355,16 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
                 .unwrap_or(0),
         };
         let settings = Settings {
-            role: if gateway {
+            role: if replica {
                 Role::Observer
             } else {
                 Role::Standalone
             },
-            local_sessions: gateway && cfg.local_sessions_enabled(),
+            local_sessions: replica && cfg.local_sessions_enabled(),
             local_sessions_upgrading: cfg.local_sessions_upgrading_enabled(),
-            read_only_mode: gateway && cfg.readonly_mode_enabled,
+            read_only_mode: replica && cfg.readonly_mode_enabled,
             // A standalone server hands out session ids with server id 1, as ZooKeeper's.
-            server_id: if cfg.is_distributed() {
+            server_id: if replica {
                 cfg.server_id
             } else {
                 1
@@ -399,6 +438,7 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
         };
         let replayed = restored.replayed;
         let sessions = restored.sessions.clone();
+        let start_zxid = restored.tree.last_zxid();
         let mut server = Server::new(settings, restored.tree, now);
         server.restore_sessions(&sessions, now);
         if cfg.enforce_quota {
@@ -422,7 +462,9 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             }),
             four_letter: four_letter_settings(&cfg, &snap_dir, &log_dir),
             limits: client_limits(&cfg),
+            publish: None,
         };
+        let mut net = net;
         // Autopurge (`DatadirCleanupManager`): at start, then every purgeInterval hours.
         info!(
             "autopurge.snapRetainCount set to {}",
@@ -461,9 +503,14 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             info!("shutting down");
             let _ = stop_tx.send(true);
         });
-        let upstream = if gateway {
-            let (in_tx, in_rx) = tokio::sync::mpsc::unbounded_channel();
-            let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
+        // The core's link: inputs from the upstream driver and the publisher's
+        // subscribers, packets for the upstream.
+        let (in_tx, in_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
+        let clock = std::sync::Arc::new(LeaderClock::default());
+        let mut extra: Vec<std::sync::Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>> =
+            Vec::new();
+        if gateway {
             let tick = Duration::from_millis(cfg.tick_time_ms as u64);
             let link = LinkSettings {
                 quorum_addrs: learner_masters(&cfg),
@@ -485,14 +532,91 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
                 // them: observers spread over the followers.
                 spread: cfg.observer_master_port().is_some(),
             };
-            tokio::spawn(gateway::run(gs, in_tx, out_rx, stop_rx.clone()));
-            Some(Upstream {
-                inputs: in_rx,
-                to_leader: out_tx,
-            })
-        } else {
-            None
-        };
+            tokio::spawn(gateway::run(gs, in_tx.clone(), out_rx, stop_rx.clone()));
+        } else if relay_observer {
+            let Some(tls) = &relay_tls else {
+                error!("a relay observer needs relay.keyStore.location and relay.trustStore.location");
+                return ExitCode::from(2);
+            };
+            let client_config = match tls.client_config() {
+                Ok(c) => c,
+                Err(e) => {
+                    error!("relay TLS: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let os = ObserverSettings {
+                upstreams: relay_cfg.upstreams.clone(),
+                client_config,
+                snap_dir: snap_dir.clone(),
+                compression,
+                max_backoff: Duration::from_secs(1),
+                max_lag_ms: relay_cfg.max_lag_ms,
+            };
+            let stats = std::sync::Arc::new(ObserverStats::default());
+            let st = stats.clone();
+            extra.push(std::sync::Arc::new(move || st.mntr_lines()));
+            tokio::spawn(quic_observer::run(
+                os,
+                in_tx.clone(),
+                out_rx,
+                clock.clone(),
+                stats,
+                stop_rx.clone(),
+            ));
+        }
+        if let Some(listen) = relay_cfg.listen {
+            let Some(tls) = &relay_tls else {
+                error!("relayPort needs relay.keyStore.location and relay.trustStore.location");
+                return ExitCode::from(2);
+            };
+            let server_config = match tls.server_config() {
+                Ok(c) => c,
+                Err(e) => {
+                    error!("relay TLS: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let (pub_tx, pub_rx) = tokio::sync::mpsc::unbounded_channel();
+            net.publish = Some(pub_tx);
+            let mut ps = PublisherSettings::new(listen, snap_dir.clone(), log_dir.clone());
+            ps.allowed = relay_cfg
+                .subscribers
+                .iter()
+                .map(|(node, room)| Identity {
+                    room: room.clone(),
+                    node: *node,
+                })
+                .collect();
+            ps.start_zxid = start_zxid;
+            ps.leader = !replica;
+            ps.own_clock = !relay_observer;
+            ps.retain_txns = relay_cfg.retain_txns;
+            ps.diff_max_txns = relay_cfg.diff_max_txns;
+            ps.buffer_bytes = relay_cfg.buffer_bytes;
+            ps.heartbeat = Duration::from_millis(relay_cfg.heartbeat_ms.max(10));
+            let stats = std::sync::Arc::new(PublisherStats::default());
+            let st = stats.clone();
+            extra.push(std::sync::Arc::new(move || st.mntr_lines()));
+            let (core, clock, stop) = (in_tx.clone(), clock.clone(), stop_rx.clone());
+            tokio::spawn(async move {
+                if let Err(e) =
+                    publisher::run(ps, server_config, pub_rx, core, clock, stats, stop).await
+                {
+                    error!("the relay publisher cannot listen on {listen}: {e}");
+                }
+            });
+        }
+        if !extra.is_empty() {
+            net.four_letter.extra_mntr = Some(geokeeper_core::four_letter::ExtraMntr(
+                std::sync::Arc::new(move || extra.iter().flat_map(|f| f()).collect()),
+            ));
+        }
+        drop(in_tx);
+        let upstream = Some(Upstream {
+            inputs: in_rx,
+            to_leader: out_tx,
+        });
         info!("serving ZooKeeper clients on {addr}");
         match serve_replica(listener, server, Box::new(log), net, upstream, stop_rx).await {
             Ok(()) => ExitCode::SUCCESS,

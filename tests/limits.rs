@@ -860,6 +860,7 @@ fn reads_pause_while_the_server_is_over_the_outstanding_limit() {
             global_outstanding_limit: LIMIT,
             ..ClientLimits::default()
         },
+        publish: None,
     };
     let server = Server::new(Settings::default(), DataTree::new(), Clock::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

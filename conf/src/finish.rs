@@ -106,6 +106,12 @@ pub(crate) fn finish(
         )));
     }
 
+    // The relay's rules involve the ensemble (a server follows it or relay upstreams, not
+    // both) and the final peer type, so they wait for both.
+    if servers_known {
+        cfg.relay()?;
+    }
+
     check_properties(cfg)
 }
 
@@ -236,8 +242,12 @@ fn setup_client_port(cfg: &mut Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// `setupPeerType`: the role in the servers list wins over `peerType`.
+/// `setupPeerType`: the role in the servers list wins over `peerType`. A QUIC observer has no
+/// servers list (it follows relay upstreams), so there its `peerType` stands.
 fn setup_peer_type(cfg: &mut Config, warnings: &mut Vec<Warning>) {
+    if cfg.servers.is_empty() && cfg.is_relay_observer() {
+        return;
+    }
     let by_list = match cfg.servers.get(&cfg.server_id) {
         Some(s) if s.role == PeerType::Observer => PeerType::Observer,
         _ => PeerType::Participant,

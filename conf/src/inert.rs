@@ -8,8 +8,7 @@
 //! feature off (what ZooKeeper does without the setting).
 
 use crate::error::{ConfigError, Loc};
-use crate::sysprops;
-use crate::Config;
+use crate::{relay, sysprops, Config};
 
 /// Which values of a refused setting ask for the feature (the others leave it off and
 /// may stay).
@@ -107,7 +106,8 @@ fn verdict(name: &str, value: &str) -> Verdict {
             Verdict::Harmless
         };
     }
-    let acted_on = sysprops::TYPED.contains(&name)
+    let acted_on = relay::is_relay_key(name)
+        || sysprops::TYPED.contains(&name)
         || sysprops::READ_BY_NAME.contains(&name)
         || sysprops::READ_BY_PREFIX.iter().any(|p| name.starts_with(p));
     if acted_on {

@@ -10,7 +10,8 @@
 //!   into `zookeeper.<key>` system properties land in [`Config::system_properties`]; a key
 //!   nobody knows is kept there too and reported as a [`Warning`].
 //! * **geokeeper.toml** — the same settings in sections (`[server]`, `[session]`, `[limits]`,
-//!   `[storage]`, `[autopurge]`, `[quorum]`, `[features]`, `[auth]`, `[system_properties]`).
+//!   `[storage]`, `[autopurge]`, `[quorum]`, `[features]`, `[auth]`, `[relay]`,
+//!   `[system_properties]`).
 //!
 //! Settings ZooKeeper reads from Java system properties are also taken from `-Dname=value`
 //! words in `SERVER_JVMFLAGS` and `JVMFLAGS` ([`Config::apply_jvm_flags`],
@@ -25,6 +26,7 @@ mod error;
 mod finish;
 mod inert;
 mod properties;
+mod relay;
 mod server;
 mod sysprops;
 mod toml_dialect;
@@ -81,6 +83,43 @@ pub struct QuorumTls {
     pub key_store: PathBuf,
     pub trust_store: PathBuf,
     pub hostname_verification: bool,
+}
+
+/// The QUIC relay's settings (see [`Config::relay`]): what this server publishes its committed
+/// stream on, and the relay upstreams it follows as a QUIC observer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// `relayPort` / `relayAddress` (TOML `relay.port` / `relay.address`): where to publish
+    /// over QUIC (UDP). `Some` when `relayPort` is above 0; the address is `relayAddress`,
+    /// else `clientPortAddress`, else 0.0.0.0.
+    pub listen: Option<SocketAddr>,
+    /// `relay.keyStore.location` (`relay.key_store`): PEM file with this server's private key
+    /// and certificate chain.
+    pub key_store: Option<PathBuf>,
+    /// `relay.trustStore.location` (`relay.trust_store`): PEM file of the cluster's CA
+    /// certificates.
+    pub trust_store: Option<PathBuf>,
+    /// `relay.subscribers` (`ID@ROOM,…`; TOML: an array): the observers allowed to subscribe,
+    /// as (node id, room).
+    pub subscribers: Vec<(u64, String)>,
+    /// `relay.upstreams` (`host:port,…`; TOML: an array): the publishers to follow, in order
+    /// of preference, as written.
+    pub upstreams: Vec<String>,
+    /// `maxLagMs` (`relay.max_lag_ms`): a QUIC observer serves clients once its replica is
+    /// within this many milliseconds of the leader. Default 1000.
+    pub max_lag_ms: u64,
+    /// `relay.retainTxns` (`relay.retain_txns`): transactions kept in memory to send as a
+    /// diff. Default 10000.
+    pub retain_txns: usize,
+    /// `relay.diffMaxTxns` (`relay.diff_max_txns`): a subscriber further behind than this gets
+    /// a snapshot instead of a diff. Default 100000.
+    pub diff_max_txns: u64,
+    /// `relay.bufferBytes` (`relay.buffer_bytes`): bytes queued for one subscriber before it
+    /// is dropped. Default 67108864 (64 MiB).
+    pub buffer_bytes: usize,
+    /// `relay.heartbeatMs` (`relay.heartbeat_ms`): how often a publisher sends a heartbeat
+    /// to its subscribers. Default 500.
+    pub heartbeat_ms: u64,
 }
 
 /// Every setting of a geokeeper server. Field documentation names the zoo.cfg key and, for
@@ -210,7 +249,8 @@ pub struct Config {
     /// Later features read what they need here (`zookeeper.digest.enabled`, …).
     pub system_properties: BTreeMap<String, String>,
     /// zoo.cfg keys ZooKeeper parses itself that geokeeper does not model (yet), verbatim:
-    /// `secureClientPort`, `metricsProvider.*`, `localSessionsEnabled`, `group.N`, …
+    /// `secureClientPort`, `metricsProvider.*`, `localSessionsEnabled`, `group.N`, …; and
+    /// geokeeper's own relay keys (`relayPort`, `relay.upstreams`, …: see [`Config::relay`]).
     pub other_settings: BTreeMap<String, String>,
     prov: Provenance,
 }
@@ -566,6 +606,26 @@ impl Config {
             hostname_verification: !prop("ssl.quorum.hostnameVerification")
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("false")),
         }))
+    }
+
+    /// The QUIC relay's settings, each checked, with the error (file, line, key) of the first
+    /// malformed one; also an error for `relayPort` without both PEM stores, and for
+    /// `relay.upstreams` without both PEM stores, without `peerType=observer`, or together
+    /// with `server.N` lines that make this server a gateway ([`Config::is_distributed`]): a
+    /// server follows either an ensemble or relay upstreams, not both. Loading a configuration
+    /// already runs these checks once the ensemble is known.
+    pub fn relay(&self) -> Result<RelayConfig, ConfigError> {
+        relay::read(self)
+    }
+
+    /// `peerType=observer` with relay upstreams: a QUIC observer, which follows a relay
+    /// publisher instead of a ZooKeeper ensemble.
+    pub fn is_relay_observer(&self) -> bool {
+        self.peer_type == PeerType::Observer
+            && self
+                .other_settings
+                .get(relay::UPSTREAMS)
+                .is_some_and(|v| relay::entries(v).next().is_some())
     }
 
     /// `observerMasterPort`: on an observer, the port of every voter's ObserverMaster

@@ -1526,3 +1526,321 @@ fn a_gateway_in_toml_reads_as_in_zoo_cfg() {
     );
     assert!(c.inert_settings().is_empty(), "{:?}", c.inert_settings());
 }
+
+// ---------------------------------------------------------------------------------------------
+// The QUIC relay: a publisher of the committed stream, and observers that follow it
+
+const RELAY_PUBLISHER_ZOO_CFG: &str = "dataDir=/d\nclientPort=2181\nclientPortAddress=10.0.0.5\n\
+     relayPort=2191\nrelay.keyStore.location=/k/node.pem\nrelay.trustStore.location=/k/ca.pem\n\
+     relay.subscribers=7@eu-west, 8@us-east.2\nmaxLagMs=2000\nrelay.retainTxns=500\n\
+     relay.diffMaxTxns=9000\nrelay.bufferBytes=1048576\nrelay.heartbeatMs=250\n";
+
+const RELAY_PUBLISHER_TOML: &str = r#"
+[server]
+data_dir = "/d"
+client_port = 2181
+client_address = "10.0.0.5"
+
+[relay]
+port = 2191
+key_store = "/k/node.pem"
+trust_store = "/k/ca.pem"
+subscribers = ["7@eu-west", "8@us-east.2"]
+max_lag_ms = 2000
+retain_txns = 500
+diff_max_txns = 9000
+buffer_bytes = 1048576
+heartbeat_ms = 250
+"#;
+
+#[test]
+fn a_relay_publisher_reads_the_same_in_both_dialects() {
+    let expected = RelayConfig {
+        listen: Some("10.0.0.5:2191".parse().expect("addr")),
+        key_store: Some("/k/node.pem".into()),
+        trust_store: Some("/k/ca.pem".into()),
+        subscribers: vec![(7, "eu-west".to_string()), (8, "us-east.2".to_string())],
+        upstreams: Vec::new(),
+        max_lag_ms: 2000,
+        retain_txns: 500,
+        diff_max_txns: 9000,
+        buffer_bytes: 1_048_576,
+        heartbeat_ms: 250,
+    };
+    for (dialect, (c, w)) in [
+        ("zoo.cfg", zoo(RELAY_PUBLISHER_ZOO_CFG)),
+        ("toml", toml(RELAY_PUBLISHER_TOML)),
+    ] {
+        assert!(w.is_empty(), "{dialect}: {:#?}", shown(&w));
+        assert_eq!(c.relay().expect("relay"), expected, "{dialect}");
+        assert!(!c.is_relay_observer(), "{dialect}");
+        // A standalone server that publishes: no vote, and the relay keys are acted on.
+        assert!(c.refuse_voting().is_ok(), "{dialect}");
+        assert!(
+            c.inert_settings().is_empty(),
+            "{dialect}: {:?}",
+            c.inert_settings()
+        );
+    }
+    // relayAddress wins over clientPortAddress; without either the relay binds 0.0.0.0.
+    let (c, _) = zoo(&format!("{RELAY_PUBLISHER_ZOO_CFG}relayAddress=::1\n"));
+    assert_eq!(
+        c.relay().expect("relay").listen,
+        Some("[::1]:2191".parse().expect("addr"))
+    );
+    let (c, _) = zoo("dataDir=/d\nclientPort=2181\nrelayPort=2191\n\
+         relay.keyStore.location=/k/node.pem\nrelay.trustStore.location=/k/ca.pem\n");
+    assert_eq!(
+        c.relay().expect("relay").listen,
+        Some("0.0.0.0:2191".parse().expect("addr"))
+    );
+}
+
+#[test]
+fn relay_defaults_publish_nothing_and_follow_nothing() {
+    let (c, _) = zoo("dataDir=/d\nclientPort=2181\n");
+    let relay = c.relay().expect("relay");
+    assert_eq!(relay, RelayConfig::default());
+    assert_eq!(relay.listen, None);
+    assert_eq!(relay.key_store, None);
+    assert_eq!(relay.trust_store, None);
+    assert!(relay.subscribers.is_empty() && relay.upstreams.is_empty());
+    assert_eq!(relay.max_lag_ms, 1000);
+    assert_eq!(relay.retain_txns, 10_000);
+    assert_eq!(relay.diff_max_txns, 100_000);
+    assert_eq!(relay.buffer_bytes, 67_108_864);
+    assert_eq!(relay.heartbeat_ms, 500);
+    assert!(!c.is_relay_observer());
+    assert_eq!(
+        Config::embedded().relay().expect("relay"),
+        RelayConfig::default()
+    );
+    // relayPort=0 is no publisher, so it needs no PEM stores.
+    let (c, _) = zoo("dataDir=/d\nclientPort=2181\nrelayPort=0\n");
+    assert_eq!(c.relay().expect("relay").listen, None);
+}
+
+const RELAY_OBSERVER_ZOO_CFG: &str = "dataDir=/d\nclientPort=2181\npeerType=observer\n\
+     relay.upstreams=pub1.eu:2191, 10.0.0.9:2191,[::1]:2191\n\
+     relay.keyStore.location=/k/obs.pem\nrelay.trustStore.location=/k/ca.pem\n";
+
+#[test]
+fn a_relay_observer_reads_the_same_in_both_dialects() {
+    let toml_text = "[server]\ndata_dir = \"/d\"\nserver_id = 12\nrole = \"observer\"\n\
+         [relay]\nupstreams = [\"pub1.eu:2191\", \"10.0.0.9:2191\", \"[::1]:2191\"]\n\
+         key_store = \"/k/obs.pem\"\ntrust_store = \"/k/ca.pem\"\n";
+    for (dialect, (c, w)) in [
+        ("zoo.cfg", zoo(RELAY_OBSERVER_ZOO_CFG)),
+        ("toml", toml(toml_text)),
+    ] {
+        assert!(w.is_empty(), "{dialect}: {:#?}", shown(&w));
+        let relay = c.relay().expect("relay");
+        assert_eq!(
+            relay.upstreams,
+            ["pub1.eu:2191", "10.0.0.9:2191", "[::1]:2191"],
+            "{dialect}"
+        );
+        assert_eq!(relay.key_store, Some("/k/obs.pem".into()), "{dialect}");
+        assert_eq!(relay.listen, None, "{dialect}");
+        assert_eq!(c.peer_type, PeerType::Observer, "{dialect}");
+        assert!(c.is_relay_observer(), "{dialect}");
+        assert!(!c.is_distributed(), "{dialect}");
+        assert!(c.refuse_voting().is_ok(), "{dialect}");
+        assert!(
+            c.inert_settings().is_empty(),
+            "{dialect}: {:?}",
+            c.inert_settings()
+        );
+    }
+}
+
+#[test]
+fn a_relay_observer_keeps_its_peer_type_with_a_myid_file() {
+    // ZooKeeper's setupPeerType takes the role from the servers list; a QUIC observer has
+    // none, so its peerType stands.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    std::fs::write(data.join("myid"), "12\n").expect("myid");
+    let text = RELAY_OBSERVER_ZOO_CFG.replace("dataDir=/d", &format!("dataDir={}", data.display()));
+    let path = write(dir.path(), "zoo.cfg", &text);
+    let (c, warnings) = Config::load(&path).expect("loads");
+    assert!(warnings.is_empty(), "{:#?}", shown(&warnings));
+    assert_eq!(c.server_id, 12);
+    assert_eq!(c.peer_type, PeerType::Observer);
+    assert!(c.is_relay_observer() && c.refuse_voting().is_ok());
+}
+
+#[test]
+fn relay_errors_name_file_line_and_key() {
+    let stores = "relay.keyStore.location=/k/n.pem\nrelay.trustStore.location=/k/ca.pem\n";
+    let head = "dataDir=/d\nclientPort=2181\n";
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!("{head}relay.subscribers=7@eu,seven@us\n"),
+            "zoo.cfg:3: relay.subscribers: \"seven@us\" is not ID@ROOM (a node id and a room of \
+             letters, digits, '.', '_', '-'): \"seven\" is not a node id",
+        ),
+        (
+            format!("{head}relay.subscribers=7@eu west\n"),
+            "zoo.cfg:3: relay.subscribers: \"7@eu west\" is not ID@ROOM (a node id and a room of \
+             letters, digits, '.', '_', '-'): ' ' in the room",
+        ),
+        (
+            format!("{head}relay.subscribers=7\n"),
+            "zoo.cfg:3: relay.subscribers: \"7\" is not ID@ROOM (a node id and a room of \
+             letters, digits, '.', '_', '-'): no '@'",
+        ),
+        (
+            format!("{head}peerType=observer\n{stores}relay.upstreams=pub1:2191,pub2\n"),
+            "zoo.cfg:6: relay.upstreams: \"pub2\" is not host:port: no ':port'",
+        ),
+        (
+            format!("{head}peerType=observer\n{stores}relay.upstreams=pub1:0\n"),
+            "zoo.cfg:6: relay.upstreams: \"pub1:0\" is not host:port: \"0\" is not a port number (1-65535)",
+        ),
+        (
+            format!("{head}peerType=observer\n{stores}relay.upstreams=::1:2191\n"),
+            "zoo.cfg:6: relay.upstreams: \"::1:2191\" is not host:port: write an IPv6 address in brackets: [::1]:port",
+        ),
+        (
+            format!("{head}relayPort=70000\n"),
+            "zoo.cfg:3: relayPort: 70000 is not a port number (1-65535, or 0 for no publisher)",
+        ),
+        (
+            format!("{head}relayPort=abc\n"),
+            "zoo.cfg:3: relayPort: \"abc\" is not a number",
+        ),
+        (
+            format!("{head}relayAddress=10.0.0.1\n"),
+            "zoo.cfg:3: relayAddress: relayAddress is set but relayPort is not set",
+        ),
+        (
+            format!("{head}maxLagMs=0\n"),
+            "zoo.cfg:3: maxLagMs: must be greater than 0 (got 0)",
+        ),
+        (
+            format!("{head}relay.retainTxns=-1\n"),
+            "zoo.cfg:3: relay.retainTxns: must not be negative (got -1)",
+        ),
+        (
+            format!("{head}relayPort=2191\nrelay.trustStore.location=/k/ca.pem\n"),
+            "zoo.cfg:3: relayPort: a relay publisher needs relay.keyStore.location (PEM files: \
+             this server's private key and certificate chain, and the cluster's CA certificates); \
+             it is not set",
+        ),
+        (
+            format!("{head}relayPort=2191\nrelay.keyStore.location=\n"),
+            "zoo.cfg:4: relay.keyStore.location: is empty",
+        ),
+        (
+            format!("{head}peerType=observer\nrelay.upstreams=pub1:2191\n"),
+            "zoo.cfg:4: relay.upstreams: a QUIC observer needs relay.keyStore.location and \
+             relay.trustStore.location (PEM files: this server's private key and certificate \
+             chain, and the cluster's CA certificates); they are not set",
+        ),
+        (
+            format!("{head}{stores}relay.upstreams=pub1:2191\n"),
+            "zoo.cfg:5: relay.upstreams: relay upstreams make this server a QUIC observer: set peerType=observer",
+        ),
+        (
+            format!(
+                "{head}initLimit=5\nsyncLimit=2\npeerType=observer\n{stores}relay.upstreams=pub1:2191\n\
+                 server.1=a:2888:3888\nserver.2=b:2888:3888\nserver.3=c:2888:3888\n\
+                 server.4=d:2888:3888:observer\n"
+            ),
+            "zoo.cfg:8: relay.upstreams: a server follows either a ZooKeeper ensemble or relay \
+             upstreams, not both: the server lines from server.1 (zoo.cfg:9) make this one a \
+             gateway of an ensemble; remove them or relay.upstreams",
+        ),
+    ];
+    for (text, expected) in &cases {
+        assert_eq!(&zoo_err(text), expected, "for:\n{text}");
+    }
+}
+
+#[test]
+fn relay_errors_in_toml_name_the_toml_key() {
+    let head = "[server]\ndata_dir = \"/d\"\n";
+    let stores = "key_store = \"/k/n.pem\"\ntrust_store = \"/k/ca.pem\"\n";
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!("{head}[relay]\nsubscribers = [\n  \"7@eu\",\n  \"8@\",\n]\n"),
+            "geokeeper.toml:6: relay.subscribers[1]: \"8@\" is not ID@ROOM (a node id and a room \
+             of letters, digits, '.', '_', '-'): the room is empty",
+        ),
+        (
+            format!("{head}[relay]\nsubscribers = \"7@eu\"\n"),
+            "geokeeper.toml:4: relay.subscribers: expected an array of \"ID@ROOM\" strings, found string \"7@eu\"",
+        ),
+        (
+            format!("{head}[relay]\nsubscribers = [\"7@eu,8@us\"]\n"),
+            "geokeeper.toml:4: relay.subscribers[0]: \"7@eu,8@us\": one ID@ROOM per string (no commas)",
+        ),
+        (
+            format!("{head}role = \"observer\"\n[relay]\n{stores}upstreams = [\"pub1:2191\", \"[::1]2191\"]\n"),
+            "geokeeper.toml:7: relay.upstreams[1]: \"[::1]2191\" is not host:port: no ':port' after the IPv6 address",
+        ),
+        (
+            format!("{head}[relay]\nport = 2191\ntrust_store = \"/k/ca.pem\"\n"),
+            "geokeeper.toml:4: relay.port: a relay publisher needs relay.key_store (PEM files: \
+             this server's private key and certificate chain, and the cluster's CA certificates); \
+             it is not set",
+        ),
+        (
+            format!("{head}[relay]\nport = -1\n"),
+            "geokeeper.toml:4: relay.port: -1 is not a port number (1-65535, or 0 for no publisher)",
+        ),
+        (
+            format!("{head}[relay]\n{stores}upstreams = [\"pub1:2191\"]\n"),
+            "geokeeper.toml:6: relay.upstreams: relay upstreams make this server a QUIC observer: \
+             set server.peer_type=observer",
+        ),
+        (
+            format!("{head}role = \"leader\"\n"),
+            "geokeeper.toml:3: server.role: Unrecognised peertype: leader",
+        ),
+        (
+            format!("{head}peer_type = \"observer\"\nrole = \"observer\"\n"),
+            "geokeeper.toml:4: server.role: sets the peer type, which server.peer_type (geokeeper.toml:3) already sets",
+        ),
+    ];
+    for (text, expected) in &cases {
+        assert_eq!(&toml_err(text), expected, "for:\n{text}");
+    }
+    // An ensemble and relay upstreams together.
+    let mut text = format!(
+        "{head}server_id = 4\nrole = \"observer\"\n[quorum]\ninit_limit = 5\nsync_limit = 2\n\
+         [relay]\n{stores}upstreams = [\"pub1:2191\"]\n"
+    );
+    for id in 1..=3 {
+        text.push_str(&format!(
+            "[[quorum.servers]]\nid = {id}\nhost = \"zk{id}\"\nquorum_port = 2888\nelection_port = 3888\n"
+        ));
+    }
+    text.push_str(
+        "[[quorum.servers]]\nid = 4\nhost = \"gw\"\nquorum_port = 2888\nelection_port = 3888\nrole = \"observer\"\n",
+    );
+    assert_eq!(
+        toml_err(&text),
+        "geokeeper.toml:11: relay.upstreams: a server follows either a ZooKeeper ensemble or \
+         relay upstreams, not both: the server lines from quorum.servers[0] (geokeeper.toml:12) \
+         make this one a gateway of an ensemble; remove them or relay.upstreams"
+    );
+}
+
+#[test]
+fn a_misspelt_relay_key_is_a_warning_with_a_suggestion() {
+    let (c, w) = zoo("dataDir=/d\nclientPort=2181\nrelay.keystore.location=/k/n.pem\n");
+    assert_eq!(
+        shown(&w),
+        ["zoo.cfg:3: relay.keystore.location: unknown setting; kept as system property \
+          zookeeper.relay.keystore.location, as ZooKeeper does (did you mean relay.keyStore.location?)"]
+    );
+    assert_eq!(c.relay().expect("relay").key_store, None);
+    let (_, w) = toml("[server]\ndata_dir = \"/d\"\n[relay]\nheartbeat = 100\n");
+    assert_eq!(
+        shown(&w),
+        ["geokeeper.toml:4: relay.heartbeat: unknown key; ignored (did you mean heartbeat_ms?)"]
+    );
+}

@@ -12,6 +12,12 @@
 //! quorum_port = 2888
 //! election_port = 3888
 //!
+//! [relay]
+//! port = 2191
+//! key_store = "/etc/geokeeper/node.pem"
+//! trust_store = "/etc/geokeeper/ca.pem"
+//! subscribers = ["7@eu-west", "8@us-east"]
+//!
 //! [system_properties]
 //! "zookeeper.digest.enabled" = "false"
 //! ```
@@ -27,6 +33,7 @@ use std::ops::Range;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::error::{ConfigError, Loc, Warning};
+use crate::relay;
 use crate::server::{ClientAddress, QuorumAddress, ServerSpec};
 use crate::sysprops::{self, non_negative, positive, Rank};
 use crate::zoo_cfg;
@@ -188,6 +195,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "client_address",
             "server_id",
             "peer_type",
+            "role",
         ],
     ),
     ("session", &["min_timeout_ms", "max_timeout_ms"]),
@@ -237,6 +245,22 @@ const SECTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     ("auth", &["super_digest", "jaas_config"]),
+    (
+        "relay",
+        &[
+            "port",
+            "address",
+            "key_store",
+            "trust_store",
+            "subscribers",
+            "upstreams",
+            "max_lag_ms",
+            "retain_txns",
+            "diff_max_txns",
+            "buffer_bytes",
+            "heartbeat_ms",
+        ],
+    ),
     ("system_properties", &[]),
 ];
 
@@ -399,7 +423,15 @@ impl Ctx<'_> {
                 self.cfg.prov.server_id_known = true;
                 self.mark("myid", &loc);
             }
-            ("server", "peer_type") => {
+            // `role` reads better beside `[relay]` (a QUIC observer); it is the same setting.
+            ("server", "peer_type" | "role") => {
+                if let Some(previous) = self.cfg.prov.keys.get("peerType") {
+                    return Err(loc.error(format!(
+                        "sets the peer type, which {} ({}) already sets",
+                        previous.key,
+                        previous.place()
+                    )));
+                }
                 let s = string(v, &loc)?;
                 self.cfg.peer_type = PeerType::parse(&s)
                     .ok_or_else(|| loc.error(format!("Unrecognised peertype: {s}")))?;
@@ -504,6 +536,53 @@ impl Ctx<'_> {
                 let b = boolean(v, &loc)?;
                 self.other("localSessionsUpgradingEnabled", b.to_string(), &loc);
             }
+            // The relay's zoo.cfg keys, kept as zoo.cfg keeps them; `Config::relay` checks them.
+            ("relay", "port") => {
+                let n = int(v, &loc)?;
+                self.other(relay::PORT, n.to_string(), &loc);
+            }
+            ("relay", "address") => {
+                let s = string(v, &loc)?;
+                self.other(relay::ADDRESS, s, &loc);
+            }
+            ("relay", "key_store") => {
+                let s = string(v, &loc)?;
+                self.other(relay::KEY_STORE, s, &loc);
+            }
+            ("relay", "trust_store") => {
+                let s = string(v, &loc)?;
+                self.other(relay::TRUST_STORE, s, &loc);
+            }
+            ("relay", "subscribers") => {
+                let list = self.list(node, &loc, "ID@ROOM", |e| {
+                    relay::parse_subscriber(e).map(drop)
+                })?;
+                self.other(relay::SUBSCRIBERS, list, &loc);
+            }
+            ("relay", "upstreams") => {
+                let list = self.list(node, &loc, "host:port", relay::check_upstream)?;
+                self.other(relay::UPSTREAMS, list, &loc);
+            }
+            ("relay", "max_lag_ms") => {
+                let n = int(v, &loc)?;
+                self.other(relay::MAX_LAG_MS, n.to_string(), &loc);
+            }
+            ("relay", "retain_txns") => {
+                let n = int(v, &loc)?;
+                self.other(relay::RETAIN_TXNS, n.to_string(), &loc);
+            }
+            ("relay", "diff_max_txns") => {
+                let n = int(v, &loc)?;
+                self.other(relay::DIFF_MAX_TXNS, n.to_string(), &loc);
+            }
+            ("relay", "buffer_bytes") => {
+                let n = int(v, &loc)?;
+                self.other(relay::BUFFER_BYTES, n.to_string(), &loc);
+            }
+            ("relay", "heartbeat_ms") => {
+                let n = int(v, &loc)?;
+                self.other(relay::HEARTBEAT_MS, n.to_string(), &loc);
+            }
             ("features", "extended_types") => {
                 let b = boolean(v, &loc)?.to_string();
                 self.prop("extendedTypesEnabled", sysprops::EXTENDED_TYPES, b, &loc)?;
@@ -578,6 +657,37 @@ impl Ctx<'_> {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// An array of strings, each checked where it is written (`relay.subscribers[1]`), joined
+    /// with commas as zoo.cfg writes the list.
+    fn list(
+        &self,
+        node: &SNode,
+        loc: &Loc,
+        what: &str,
+        check: impl Fn(&str) -> Result<(), String>,
+    ) -> Result<String, ConfigError> {
+        let Node::Array(items) = node.node_ref() else {
+            return Err(loc.error(format!(
+                "expected an array of \"{what}\" strings, found {}",
+                node.node_ref().describe()
+            )));
+        };
+        let mut entries = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let item_loc = self.loc(&format!("{}[{i}]", loc.key), item.start());
+            let entry = string(item.node_ref(), &item_loc)?;
+            let entry = entry.trim();
+            if entry.contains(',') {
+                return Err(
+                    item_loc.error(format!("\"{entry}\": one {what} per string (no commas)"))
+                );
+            }
+            check(entry).map_err(|e| item_loc.error(e))?;
+            entries.push(entry.to_string());
+        }
+        Ok(entries.join(","))
     }
 
     /// `[system_properties] "name" = value`: any scalar, stored as Java would see it.

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{ConfigError, Loc, Warning};
 use crate::properties::{self, java_trim};
+use crate::relay;
 use crate::server::ServerSpec;
 use crate::sysprops::{
     self, java_parse_int, java_parse_long, non_negative, not_a_number, positive, Rank,
@@ -31,7 +32,8 @@ enum Kind {
     Text,
 }
 
-/// Keys `parseProperties` reads itself that geokeeper keeps in `other_settings`.
+/// Keys `parseProperties` reads itself that geokeeper keeps in `other_settings`, and
+/// geokeeper's own keys kept the same way.
 const UNMODELED: &[(&str, Kind)] = &[
     ("localSessionsEnabled", Kind::Bool),
     ("localSessionsUpgradingEnabled", Kind::Bool),
@@ -60,6 +62,19 @@ const UNMODELED: &[(&str, Kind)] = &[
     ("multiAddress.reachabilityCheckTimeoutMs", Kind::Int),
     ("multiAddress.reachabilityCheckEnabled", Kind::Bool),
     ("oraclePath", Kind::Text),
+    // geokeeper's QUIC relay (not ZooKeeper's): read by `Config::relay`, which checks the
+    // values this table cannot (ports, addresses, list entries, ranges).
+    (relay::PORT, Kind::Int),
+    (relay::ADDRESS, Kind::Text),
+    (relay::KEY_STORE, Kind::Text),
+    (relay::TRUST_STORE, Kind::Text),
+    (relay::SUBSCRIBERS, Kind::Text),
+    (relay::UPSTREAMS, Kind::Text),
+    (relay::MAX_LAG_MS, Kind::Long),
+    (relay::RETAIN_TXNS, Kind::Long),
+    (relay::DIFF_MAX_TXNS, Kind::Long),
+    (relay::BUFFER_BYTES, Kind::Long),
+    (relay::HEARTBEAT_MS, Kind::Long),
 ];
 
 /// Keys `parseProperties` reads into typed fields.

@@ -162,7 +162,27 @@ pub struct FourLetterSettings {
     pub listen_backlog: i32,
     /// 0 for a standalone server.
     pub server_id: u64,
+    /// More `mntr` lines from outside the core (the relay's publisher and observer link).
+    pub extra_mntr: Option<ExtraMntr>,
 }
+
+/// A source of extra `mntr` lines: (key without `zk_`, value), read when `mntr` runs.
+#[derive(Clone)]
+pub struct ExtraMntr(pub std::sync::Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>);
+
+impl std::fmt::Debug for ExtraMntr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtraMntr")
+    }
+}
+
+impl PartialEq for ExtraMntr {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ExtraMntr {}
 
 impl Default for FourLetterSettings {
     fn default() -> Self {
@@ -178,6 +198,7 @@ impl Default for FourLetterSettings {
             max_session_timeout_ms: 60000,
             listen_backlog: -1,
             server_id: 0,
+            extra_mntr: None,
         }
     }
 }
@@ -898,6 +919,11 @@ pub fn mntr(v: &View) -> String {
         line("observer_sync_time_ms", &sync.map_or(0, |s| s.duration_ms));
         line("observer_forwarded_requests", &o.forwarded);
         line("digest_mismatches_count", &o.digest_mismatches);
+    }
+    if let Some(extra) = &v.settings.extra_mntr {
+        for (k, val) in (extra.0)() {
+            line(&k, &val);
+        }
     }
     // Gauge sets: quotas.
     let quotas = quota_gauges(v.server);

@@ -14,6 +14,7 @@ pub mod net;
 pub mod path;
 pub mod prep;
 pub mod proto;
+pub mod publish;
 pub mod ratelog;
 pub mod request;
 pub mod sasl;

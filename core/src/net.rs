@@ -31,6 +31,7 @@ use crate::limits::{
     answers_counted_request, ClientLimits, ConnLimits, ConnSlot, ConnThrottle, Throttle,
 };
 use crate::proto::frame;
+use crate::publish::Published;
 use crate::server::{Clock, ConnId, Input, LogEntry, Output, Server};
 use crate::storage::TxnLog;
 
@@ -48,6 +49,8 @@ pub struct NetSettings {
     /// `maxClientCnxns`, `maxCnxns`, `globalOutstandingLimit` and the longest buffer or
     /// string a record may hold.
     pub limits: ClientLimits,
+    /// Where the log thread publishes what it made durable, for the relay's subscribers.
+    pub publish: Option<mpsc::UnboundedSender<Published>>,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +100,8 @@ enum LogCmd {
     Append(Vec<LogEntry>, u64),
     /// End the log file; batches of a generation below this one are void.
     Roll(u64),
+    /// For the subscribers, behind every batch before it.
+    Publish(Published),
 }
 
 /// What the snapshot writer thread is told.
@@ -378,7 +383,14 @@ pub async fn serve_replica(
     let (done_tx, done_rx) = mpsc::unbounded_channel::<Msg>();
     let snap_count = settings.snapshots.as_ref().map(|s| s.snap_count);
     let snap_size_limit = settings.snapshots.as_ref().and_then(|s| s.snap_size_limit);
-    let log_thread = spawn_log_thread(log, log_rx, done_tx, snap_count, snap_size_limit)?;
+    let log_thread = spawn_log_thread(
+        log,
+        log_rx,
+        done_tx,
+        settings.publish.clone(),
+        snap_count,
+        snap_size_limit,
+    )?;
     let snap_tx = match &settings.snapshots {
         Some(s) => Some(spawn_snapshot_thread(s.dir.clone(), s.compression)?),
         None => None,
@@ -449,6 +461,7 @@ fn spawn_log_thread(
     mut log: Box<dyn TxnLog>,
     rx: std::sync::mpsc::Receiver<LogCmd>,
     core: mpsc::UnboundedSender<Msg>,
+    publish: Option<mpsc::UnboundedSender<Published>>,
     snap_count: Option<u64>,
     snap_size_limit: Option<u64>,
 ) -> io::Result<std::thread::JoinHandle<()>> {
@@ -496,6 +509,12 @@ fn spawn_log_thread(
                         roll.reset();
                         continue;
                     }
+                    LogCmd::Publish(p) => {
+                        if let Some(tx) = &publish {
+                            let _ = tx.send(p);
+                        }
+                        continue;
+                    }
                 };
                 if generation < void_below {
                     continue;
@@ -527,8 +546,8 @@ fn spawn_log_thread(
                                 batch.extend(more);
                             }
                         }
-                        roll @ LogCmd::Roll(_) => {
-                            pending = Some(roll);
+                        other @ (LogCmd::Roll(_) | LogCmd::Publish(_)) => {
+                            pending = Some(other);
                             break;
                         }
                     }
@@ -539,14 +558,20 @@ fn spawn_log_thread(
                 };
                 match log.append(&batch) {
                     Ok(()) => {
+                        // Published before the core hears of it: whatever the core then
+                        // acknowledges or answers is behind it in every subscriber's stream.
+                        let bytes = batch.iter().map(|e| e.bytes.len() as u64).sum();
+                        let n = batch.len() as u64;
+                        if let Some(tx) = &publish {
+                            let _ = tx.send(Published::Txns(Arc::from(std::mem::take(&mut batch))));
+                        }
                         if core
                             .send(Msg::Input(Input::Durable { zxid: last }))
                             .is_err()
                         {
                             return;
                         }
-                        let bytes = batch.iter().map(|e| e.bytes.len() as u64).sum();
-                        if roll.count(batch.len() as u64, bytes) {
+                        if roll.count(n, bytes) {
                             // The log rolls synchronously after the batch that crossed the
                             // line, so the next entry starts a new file, as in ZooKeeper.
                             log.roll();
@@ -1181,6 +1206,12 @@ fn dispatch(
             }
             Output::LogRoll { generation } => {
                 if log_tx.send(LogCmd::Roll(generation)).is_err() {
+                    error!("transaction log thread is gone");
+                    return false;
+                }
+            }
+            Output::Publish(p) => {
+                if log_tx.send(LogCmd::Publish(p)).is_err() {
                     error!("transaction log thread is gone");
                     return false;
                 }

@@ -33,6 +33,7 @@ use crate::watch::{EventType, Fired, WatchManager, WatcherType};
 mod observer;
 #[cfg(test)]
 mod observer_sim;
+mod subscribers;
 
 pub type ConnId = u64;
 
@@ -167,6 +168,11 @@ pub enum Input {
     Synced,
     /// Observer: the leader answered a REVALIDATE.
     Revalidated { session: i64, valid: bool },
+    /// A packet a subscriber (a replica following this server over the relay)
+    /// forwarded for its clients: REQUEST or REVALIDATE.
+    FromSubscriber { sub: u64, packet: QuorumPacket },
+    /// Sessions a subscriber's clients kept alive, with their timeouts.
+    SubscriberTouch(Vec<(i64, i32)>),
 }
 
 /// How an observer's last sync went, for `srvr` and `mntr`.
@@ -215,6 +221,9 @@ pub enum Output {
     /// Observer: end the log file (a new tree was installed). Batches of an older
     /// `generation` are void and must be dropped.
     LogRoll { generation: u64 },
+    /// For the subscribers, through the log thread: behind every batch handed to it
+    /// before.
+    Publish(crate::publish::Published),
 }
 
 pub use crate::proto::txn::LogEntry;
@@ -391,7 +400,9 @@ struct ObserverState {
     /// Sessions whose REVALIDATE is out, by session id.
     revalidating: HashMap<i64, ConnId>,
     /// Forwarded syncs in the order they were sent: the leader's SYNC carries no id.
-    syncs: VecDeque<(i64, i32)>,
+    syncs: VecDeque<subscribers::SyncOwner>,
+    /// Subscribers waiting for the answer to a REVALIDATE they forwarded, by session.
+    remote_revalidations: HashMap<i64, Vec<u64>>,
     /// Syncs the leader answered, waiting until everything committed before the answer
     /// is applied here: (last zxid received then, session, xid).
     sync_waits: VecDeque<(i64, i64, i32)>,
@@ -675,6 +686,8 @@ impl Server {
             Input::LeaderPing { zxid } => self.obs.leader_zxid = zxid,
             Input::Synced => self.synced(out),
             Input::Revalidated { session, valid } => self.revalidated(session, valid, now, out),
+            Input::FromSubscriber { sub, packet } => self.subscriber_packet(sub, packet, now, out),
+            Input::SubscriberTouch(sessions) => self.subscriber_touch(sessions, now),
         }
         self.flush_log(out);
     }

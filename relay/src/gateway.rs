@@ -57,7 +57,7 @@ pub async fn run(
     let mut reset = false;
     loop {
         if reset {
-            if let Err(e) = reset_data(&s, &core).await {
+            if let Err(e) = reset_data(&s.snap_dir, s.compression, &core).await {
                 warn!("cannot empty the data directory for a resync: {e}");
             }
             reset = false;
@@ -127,7 +127,7 @@ pub async fn run(
 
 /// 0 after a link that synced (an election takes a moment: try again soon), then
 /// doubling from 100 ms up to `max`, each with up to half of it again at random.
-fn backoff(failures: u32, max: Duration) -> Duration {
+pub(crate) fn backoff(failures: u32, max: Duration) -> Duration {
     if failures == 0 {
         return Duration::from_millis(50);
     }
@@ -138,7 +138,7 @@ fn backoff(failures: u32, max: Duration) -> Duration {
     base + Duration::from_millis(jitter)
 }
 
-async fn ask<T>(
+pub(crate) async fn ask<T>(
     core: &mpsc::UnboundedSender<UpstreamMsg>,
     m: impl FnOnce(oneshot::Sender<T>) -> UpstreamMsg,
 ) -> Option<T> {
@@ -149,11 +149,12 @@ async fn ask<T>(
 
 /// Empties the data directory and installs a fresh tree: the next sync starts from
 /// zxid 0 and rebuilds everything from the leader.
-async fn reset_data(
-    s: &GatewaySettings,
+pub(crate) async fn reset_data(
+    snap_dir: &Path,
+    compression: Compression,
     core: &mpsc::UnboundedSender<UpstreamMsg>,
 ) -> std::io::Result<()> {
-    let (snap_dir, compression) = (s.snap_dir.clone(), s.compression);
+    let snap_dir = snap_dir.to_path_buf();
     let tree = tokio::task::spawn_blocking(move || -> std::io::Result<DataTree> {
         for (_, p) in snapshot::snapshot_files(&snap_dir)? {
             std::fs::remove_file(&p)?;

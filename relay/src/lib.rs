@@ -4,7 +4,11 @@
 //! logic is `geokeeper_core::learner`'s state machine; this crate connects, reads and
 //! writes.
 
+pub mod certs;
 pub mod gateway;
 pub mod learner_link;
+pub mod publisher;
 pub mod quic;
+pub mod quic_observer;
 pub mod tls;
+pub mod wire;

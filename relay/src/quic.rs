@@ -129,7 +129,9 @@ impl RelayTls {
         tls.alpn_protocols = vec![ALPN.to_vec()];
         let crypto =
             QuicServerConfig::try_from(tls).map_err(|e| RelayTlsError::Quic(e.to_string()))?;
-        Ok(quinn::ServerConfig::with_crypto(Arc::new(crypto)))
+        let mut c = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        c.transport_config(transport());
+        Ok(c)
     }
 
     /// The subscriber's side: the publisher's chain is checked against the cluster CA and
@@ -142,8 +144,24 @@ impl RelayTls {
         tls.alpn_protocols = vec![ALPN.to_vec()];
         let crypto =
             QuicClientConfig::try_from(tls).map_err(|e| RelayTlsError::Quic(e.to_string()))?;
-        Ok(quinn::ClientConfig::new(Arc::new(crypto)))
+        let mut c = quinn::ClientConfig::new(Arc::new(crypto));
+        c.transport_config(transport());
+        Ok(c)
     }
+}
+
+/// A link is kept alive by a packet every second and declared dead after
+/// [`IDLE_TIMEOUT`] without one: a WAN cut is noticed in seconds, a lost packet or two
+/// is not a cut.
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn transport() -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    t.keep_alive_interval(Some(std::time::Duration::from_secs(1)));
+    if let Ok(idle) = quinn::IdleTimeout::try_from(IDLE_TIMEOUT) {
+        t.max_idle_timeout(Some(idle));
+    }
+    Arc::new(t)
 }
 
 /// The relay identity in the peer's leaf certificate.

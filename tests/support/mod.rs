@@ -1,5 +1,6 @@
 //! Shared helpers for end-to-end tests: real geokeeper and Apache ZooKeeper processes and
-//! the reference clients (zkCli, cli_mt, kazoo).
+//! the reference clients (zkCli, cli_mt, kazoo), and network trouble between them
+//! (tcp_cut, wan).
 #![allow(dead_code)]
 
 pub mod certs;
@@ -8,5 +9,7 @@ pub mod gk;
 pub mod java_ensemble;
 pub mod java_zk;
 pub mod rawzk;
+pub mod relay;
 pub mod tcp_cut;
+pub mod wan;
 pub mod zkc;

@@ -1,15 +1,17 @@
 //! A TCP forwarder that a test can use to cut a client off its server without the client
 //! closing its session: clients connect to [`TcpCut::addr`], every connection is relayed to
 //! the target, and the test can drop every live connection ([`TcpCut::cut`]) and refuse new
-//! ones for a while ([`TcpCut::refuse`]), as a network partition would.
+//! ones for a while ([`TcpCut::refuse`]), as a network partition would. Built with
+//! [`TcpCut::start_delayed`], it also delays each direction by a fixed one-way latency, as
+//! a WAN link between rooms would.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::java_zk::free_loopback_addr;
 
@@ -18,6 +20,8 @@ struct Shared {
     live: Mutex<Vec<(TcpStream, TcpStream)>>,
     refusing: AtomicBool,
     stopped: AtomicBool,
+    /// One-way delay of each direction; zero relays at once.
+    delay: Duration,
 }
 
 /// A forwarder from a loopback address of its own to `target`.
@@ -28,12 +32,20 @@ pub struct TcpCut {
 
 impl TcpCut {
     pub fn start(target: SocketAddr) -> TcpCut {
+        Self::start_delayed(target, Duration::ZERO)
+    }
+
+    /// Like `start`, but bytes read from one side at time t are written to the other at
+    /// t + `delay`, in order, in each direction: a round trip through it takes 2 × `delay`
+    /// more, while throughput is not limited by the delay.
+    pub fn start_delayed(target: SocketAddr, delay: Duration) -> TcpCut {
         let listener = TcpListener::bind(free_loopback_addr()).expect("bind forwarder");
         let addr = listener.local_addr().expect("forwarder address");
         let shared = Arc::new(Shared {
             live: Mutex::new(Vec::new()),
             refusing: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            delay,
         });
         let s = shared.clone();
         thread::spawn(move || accept_loop(listener, target, s));
@@ -98,8 +110,14 @@ fn accept_loop(listener: TcpListener, target: SocketAddr, shared: Arc<Shared>) {
             continue;
         };
         shared.live.lock().unwrap().push((c3, s3));
-        thread::spawn(move || pump(client, server));
-        thread::spawn(move || pump(s2, c2));
+        let delay = shared.delay;
+        if delay.is_zero() {
+            thread::spawn(move || pump(client, server));
+            thread::spawn(move || pump(s2, c2));
+        } else {
+            thread::spawn(move || pump_delayed(client, server, delay));
+            thread::spawn(move || pump_delayed(s2, c2, delay));
+        }
     }
 }
 
@@ -114,6 +132,53 @@ fn pump(mut from: TcpStream, mut to: TcpStream) {
                     break;
                 }
             }
+        }
+    }
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
+}
+
+/// `pump` through a delay line: this thread reads and stamps each chunk with its delivery
+/// time; a writer thread sleeps until then and writes it. The channel keeps the order, and
+/// reading goes on while earlier chunks wait, so the link stays full.
+fn pump_delayed(mut from: TcpStream, to: TcpStream, delay: Duration) {
+    let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
+    let Ok(from2) = from.try_clone() else {
+        let _ = from.shutdown(Shutdown::Both);
+        let _ = to.shutdown(Shutdown::Both);
+        return;
+    };
+    let writer = thread::spawn(move || deliver(rx, from2, to));
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                // The writer is gone once the other side failed: nothing more to carry.
+                if tx
+                    .send((Instant::now() + delay, buf[..n].to_vec()))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }
+    }
+    // The end of the stream travels with the same delay: the writer closes both sides
+    // after the last chunk is due and written.
+    drop(tx);
+    let _ = writer.join();
+}
+
+/// The writer half of `pump_delayed`.
+fn deliver(rx: mpsc::Receiver<(Instant, Vec<u8>)>, from: TcpStream, mut to: TcpStream) {
+    for (due, bytes) in rx {
+        let now = Instant::now();
+        if due > now {
+            thread::sleep(due - now);
+        }
+        if to.write_all(&bytes).is_err() {
+            break;
         }
     }
     let _ = from.shutdown(Shutdown::Both);

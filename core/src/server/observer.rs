@@ -20,7 +20,9 @@ use std::collections::VecDeque;
 use bytes::{BufMut, BytesMut};
 use tracing::{error, info, warn};
 
+use super::subscribers::SyncOwner;
 use super::*;
+use crate::publish::Published;
 
 /// Whether a request creates an ephemeral node (alone or in a multi): a local session
 /// must become global for it.
@@ -372,6 +374,9 @@ impl Server {
         out.push(Output::LogRoll {
             generation: self.log_generation,
         });
+        out.push(Output::Publish(Published::Reset {
+            zxid: self.tree.last_zxid(),
+        }));
     }
 
     pub(super) fn up_to_date(&mut self, info: SyncInfo, out: &mut Vec<Output>) {
@@ -396,6 +401,7 @@ impl Server {
         self.forget_local_sessions();
         self.obs.serving = true;
         self.obs.sync = Some(info);
+        self.publish(Published::Upstream { in_sync: true }, out);
     }
 
     /// The link is gone: clients are closed and everything forwarded is given up (its
@@ -422,6 +428,8 @@ impl Server {
         self.obs.sync_waits.clear();
         self.obs.touched.clear();
         self.obs.upgrading.clear();
+        self.obs.remote_revalidations.clear();
+        self.publish(Published::Upstream { in_sync: false }, out);
     }
 
     /// A fresh local session table (an observer's; nothing for a standalone server).
@@ -434,9 +442,13 @@ impl Server {
     /// The leader answered the oldest forwarded sync. Everything it committed before
     /// is on its way here: the sync is answered once that is applied.
     pub(super) fn synced(&mut self, out: &mut Vec<Output>) {
-        let Some((session, xid)) = self.obs.syncs.pop_front() else {
-            warn!("a SYNC from the leader with no sync pending; ignored");
-            return;
+        let (session, xid) = match self.obs.syncs.pop_front() {
+            Some(SyncOwner::Client { session, xid }) => (session, xid),
+            Some(SyncOwner::Subscriber(sub)) => return self.subscriber_synced(sub, out),
+            None => {
+                warn!("a SYNC from the leader with no sync pending; ignored");
+                return;
+            }
         };
         self.obs
             .sync_waits
@@ -501,6 +513,10 @@ impl Server {
         now: Clock,
         out: &mut Vec<Output>,
     ) {
+        let asked_here = self.obs.revalidating.contains_key(&session);
+        if self.subscriber_revalidated(session, valid, out) && !asked_here {
+            return;
+        }
         let Some(conn) = self.obs.revalidating.remove(&session) else {
             return;
         };
@@ -554,7 +570,7 @@ impl Server {
         )));
         let sync = match req {
             Request::Sync(r) => {
-                self.obs.syncs.push_back((session, xid));
+                self.obs.syncs.push_back(SyncOwner::Client { session, xid });
                 Some(r.path)
             }
             _ => None,

@@ -1157,6 +1157,8 @@ impl Sim {
                 self.log.retain(|&(_, g)| g >= generation);
             }
             Output::ToLeader(p) => self.for_leader(p, ctx),
+            // No subscribers in this simulation.
+            Output::Publish(_) => {}
             Output::Resync { reason } => {
                 if ctx != Ctx::LogFailed {
                     self.diag

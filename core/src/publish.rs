@@ -1,0 +1,43 @@
+//! What a server publishes to the replicas that follow it over the relay (its
+//! subscribers): every committed transaction once it is durable here, in zxid order, and
+//! the answers to the requests subscribers forwarded, each placed after every transaction
+//! logged before it. The log thread emits them ([`crate::net`]); the relay's publisher
+//! fans them out.
+
+use std::sync::Arc;
+
+use crate::proto::txn::LogEntry;
+
+/// One thing the log thread publishes, in the order it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    /// Committed transactions, durable here, in zxid order.
+    Txns(Arc<[LogEntry]>),
+    /// A new tree was installed here (a snapshot sync): the stream before this point
+    /// does not continue into what follows. `zxid` is the installed tree's.
+    Reset { zxid: i64 },
+    /// An answer for a subscriber, after every transaction published before it.
+    Answer { sub: u64, answer: SubscriberAnswer },
+    /// An observer's own upstream: in sync (its subscribers' requests can reach the
+    /// leader) or lost (they cannot: its subscribers go elsewhere until it is back).
+    Upstream { in_sync: bool },
+}
+
+/// The leader's answer to a request a subscriber forwarded, as the learner protocol has
+/// them: the rest (writes, sessions) comes back as committed transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriberAnswer {
+    /// The oldest sync the subscriber forwarded is answered (the leader's SYNC).
+    Synced,
+    /// REVALIDATE: whether the session is live at the leader.
+    Revalidated { session: i64, valid: bool },
+}
+
+/// The header time (leader wall ms) of a logged transaction, read from its bytes
+/// (TxnHeader: clientId 8, cxid 4, zxid 8, time 8); `None` if too short.
+pub fn entry_time(e: &LogEntry) -> Option<i64> {
+    let b = e.bytes.get(20..28)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(b);
+    Some(i64::from_be_bytes(a))
+}

@@ -1,0 +1,231 @@
+//! The QUIC relay over an emulated WAN (a UDP forwarder adding delay, jitter, loss and
+//! cuts between a remote observer and its publisher): it stays in sync under a steady
+//! write load at 50 ms one-way and 1% loss; a cut the publisher's retention covers is
+//! resumed by diff; a longer one by a snapshot that ends identical to the leader; a cut
+//! in the middle of a snapshot transfer resumes it where it stopped.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::gateway::mntr;
+use support::relay::*;
+use support::wan::{LinkSpec, UdpWan};
+
+const SYNC: Duration = Duration::from_secs(60);
+
+fn wan(delay_ms: u64, loss: f64) -> LinkSpec {
+    LinkSpec {
+        delay: Duration::from_millis(delay_ms),
+        jitter: Duration::from_millis(delay_ms / 10),
+        loss,
+    }
+}
+
+/// The `hash` word: (zxid, digest) every 128 transactions.
+fn hashes(addr: SocketAddr) -> BTreeMap<i64, String> {
+    support::java_zk::four_letter(addr, "hash")
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .filter_map(|(z, d)| Some((i64::from_str_radix(z, 16).ok()?, d.to_string())))
+        .collect()
+}
+
+/// Every digest both servers recorded is the same, and there is at least one.
+fn same_digests(a: SocketAddr, b: SocketAddr) {
+    let (ha, hb) = (hashes(a), hashes(b));
+    let common: Vec<_> = ha.keys().filter(|z| hb.contains_key(z)).collect();
+    assert!(!common.is_empty(), "no digest in common: {ha:?} / {hb:?}");
+    for z in common {
+        assert_eq!(ha[z], hb[z], "digest at zxid {z:#x}");
+    }
+}
+
+fn leader_zxid(n: &Node) -> i64 {
+    let s = support::java_zk::four_letter(n.addr(), "srvr");
+    s.lines()
+        .find_map(|l| l.strip_prefix("Zxid: "))
+        .and_then(|z| i64::from_str_radix(z.trim().trim_start_matches("0x"), 16).ok())
+        .expect("srvr Zxid")
+}
+
+/// Writes at the leader until told to stop; returns how many.
+fn writer(
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    prefix: &'static str,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut z = session(addr);
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let (err, _) = create(&mut z, &format!("/{prefix}-{n}"), &[n as u8; 64], 0);
+            assert_eq!(err, 0);
+            n += 1;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        n
+    })
+}
+
+#[test]
+fn a_remote_observer_at_50ms_and_1pct_loss_stays_in_sync_under_load() {
+    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 2, "B")]);
+    let leader = start_leader(&certs, "leader", "2@B", "");
+    let link = UdpWan::start(leader.relay.expect("relay"), wan(50, 0.01), 11);
+    let data = tempfile::tempdir().expect("tempdir");
+    let b1 = start_observer(&certs, "b1", 2, &[link.addr()], None, data.path(), "");
+    wait_synced(&b1, SYNC);
+    let stop = Arc::new(AtomicBool::new(false));
+    let w = writer(leader.addr(), stop.clone(), "load");
+    // While the load runs, the observer is never far behind: its lag stays within a
+    // few WAN round trips.
+    let started = Instant::now();
+    let mut worst = 0i64;
+    let mut samples = 0;
+    while started.elapsed() < Duration::from_secs(6) {
+        std::thread::sleep(Duration::from_millis(250));
+        let m = mntr(b1.addr());
+        assert_eq!(m["zk_observer_synced"], "1", "lost sync under load: {m:?}");
+        let lag: i64 = m["zk_relay_lag_ms"].parse().expect("lag");
+        worst = worst.max(lag);
+        samples += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let writes = w.join().expect("writer");
+    assert!(writes > 200, "only {writes} writes");
+    wait_zxid(&b1, leader_zxid(&leader), SYNC);
+    assert!(
+        worst < 1_000,
+        "the observer lagged {worst} ms behind at worst over {samples} samples"
+    );
+    assert_eq!(dump(b1.addr()), dump(leader.addr()));
+    let stats = link.stats();
+    assert!(stats.to_client.lost + stats.to_target.lost > 0, "{stats:?}");
+    let m = mntr(b1.addr());
+    eprintln!(
+        "{writes} writes at 50 ms one-way, 1% loss: worst lag {worst} ms; {} bytes in ({} before compression); link {stats:?}",
+        m["zk_relay_bytes_in"], m["zk_relay_bytes_in_uncompressed"]
+    );
+}
+
+#[test]
+fn a_cut_within_retention_resumes_by_diff_and_a_longer_one_by_snapshot() {
+    let certs = Certs::new(&[("leader", 1, "A"), ("c1", 2, "C")]);
+    let leader = start_leader(
+        &certs,
+        "leader",
+        "2@C",
+        "relay.retainTxns=100\nrelay.diffMaxTxns=200\nsnapCount=200\n",
+    );
+    let link = UdpWan::start(leader.relay.expect("relay"), wan(25, 0.0), 12);
+    let data = tempfile::tempdir().expect("tempdir");
+    let c1 = start_observer(&certs, "c1", 2, &[link.addr()], None, data.path(), "");
+    wait_synced(&c1, SYNC);
+    let mut lz = session(leader.addr());
+
+    // A cut long enough to drop the QUIC link, few writes meanwhile: diff.
+    link.cut();
+    for i in 0..50 {
+        assert_eq!(create(&mut lz, &format!("/short-{i}"), b"s", 0).0, 0);
+    }
+    wait_reconnects(&c1, 1, Duration::from_secs(15));
+    link.heal();
+    wait_zxid(&c1, leader_zxid(&leader), SYNC);
+    let m = wait_synced(&c1, SYNC);
+    assert_eq!(m["zk_observer_sync_type"], "DIFF", "{m:?}");
+    assert_eq!(m["zk_relay_snapshots_received"], "0", "{m:?}");
+    assert_eq!(dump(c1.addr()), dump(leader.addr()));
+
+    // A longer one, past what the publisher keeps for diffs: a snapshot.
+    link.cut();
+    let reconnects: u64 = mntr(c1.addr())["zk_relay_reconnects"].parse().expect("n");
+    for i in 0..600 {
+        assert_eq!(create(&mut lz, &format!("/long-{i}"), &[7; 50], 0).0, 0);
+    }
+    wait_reconnects(&c1, reconnects + 1, Duration::from_secs(15));
+    link.heal();
+    wait_zxid(&c1, leader_zxid(&leader), SYNC);
+    let m = wait_synced(&c1, SYNC);
+    assert_eq!(m["zk_observer_sync_type"], "SNAP", "{m:?}");
+    assert_eq!(m["zk_relay_snapshots_received"], "1", "{m:?}");
+    assert_eq!(dump(c1.addr()), dump(leader.addr()), "every znode and stat");
+    same_digests(c1.addr(), leader.addr());
+}
+
+#[test]
+fn a_cut_in_the_middle_of_a_snapshot_transfer_resumes_it() {
+    let certs = Certs::new(&[("leader", 1, "A"), ("c1", 2, "C")]);
+    // A snapshot of some megabytes, sent in small chunks over a slow link.
+    let leader = start_leader(
+        &certs,
+        "leader",
+        "2@C",
+        "relay.retainTxns=10\nrelay.diffMaxTxns=10\nsnapCount=100\n",
+    );
+    let mut lz = session(leader.addr());
+    for i in 0..400 {
+        assert_eq!(
+            create(&mut lz, &format!("/big-{i}"), &[i as u8; 10_000], 0).0,
+            0
+        );
+    }
+    // Wait for a snapshot that holds most of it.
+    std::thread::sleep(Duration::from_secs(1));
+    let link = UdpWan::start(leader.relay.expect("relay"), wan(50, 0.0), 13);
+    let data = tempfile::tempdir().expect("tempdir");
+    let c1 = start_observer(&certs, "c1", 2, &[link.addr()], None, data.path(), "");
+    // Cut once part of the snapshot is here.
+    let t = Instant::now();
+    loop {
+        let m = mntr(c1.addr());
+        let got: u64 = m["zk_relay_snapshot_bytes_received"].parse().expect("n");
+        if got > 200_000 {
+            break;
+        }
+        assert!(
+            t.elapsed() < SYNC,
+            "no snapshot bytes: {m:?}\n{}",
+            c1.gk.log()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    link.cut();
+    let partial: u64 = mntr(c1.addr())["zk_relay_snapshot_bytes_received"]
+        .parse()
+        .expect("n");
+    wait_reconnects(&c1, 1, Duration::from_secs(15));
+    link.heal();
+    let m = wait_synced(&c1, SYNC);
+    assert_eq!(m["zk_observer_sync_type"], "SNAP", "{m:?}");
+    let total: u64 = m["zk_relay_snapshot_bytes_received"].parse().expect("n");
+    assert_eq!(
+        m.get("zk_relay_snapshot_resumes").map(String::as_str),
+        Some("1"),
+        "{m:?}"
+    );
+    let size: u64 = m["zk_relay_snapshot_size"].parse().expect("n");
+    assert!(
+        total < size + partial,
+        "{total} bytes received for a {size}-byte snapshot cut after {partial}: not resumed"
+    );
+    wait_zxid(&c1, leader_zxid(&leader), SYNC);
+    assert_eq!(dump(c1.addr()), dump(leader.addr()));
+}
+
+fn wait_reconnects(n: &Node, at_least: u64, within: Duration) {
+    let t = Instant::now();
+    loop {
+        let m = mntr(n.addr());
+        let r: u64 = m["zk_relay_reconnects"].parse().expect("n");
+        if r >= at_least {
+            return;
+        }
+        assert!(t.elapsed() < within, "no reconnect: {m:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,304 @@
+//! Helpers for the QUIC relay's end-to-end tests: certificates for a topology, a
+//! publishing leader, observers following relay upstreams, and a whole-tree comparison.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use geokeeper_core::proto::records::*;
+use geokeeper_core::proto::OpCode;
+use geokeeper_core::request::Request;
+use geokeeper_relay::certs::{issue, NodeSpec, Options};
+
+use super::gateway::mntr;
+use super::gk::Geokeeper;
+use super::rawzk::{decode_body, Body, RawZk};
+
+/// A development CA and node certificates (`geokeeper certs`' library), in a temp dir.
+pub struct Certs {
+    pub dir: tempfile::TempDir,
+}
+
+impl Certs {
+    /// `nodes`: (file name, node id, room).
+    pub fn new(nodes: &[(&str, u64, &str)]) -> Certs {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let specs: Vec<NodeSpec> = nodes
+            .iter()
+            .map(|(name, id, room)| NodeSpec::new(name, *id, room))
+            .collect();
+        issue(dir.path(), &specs, &Options::default()).expect("certificates");
+        Certs { dir }
+    }
+
+    pub fn key_store(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.pem"))
+    }
+
+    pub fn trust_store(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// The zoo.cfg lines naming a node's PEM stores.
+    pub fn lines(&self, name: &str) -> String {
+        format!(
+            "relay.keyStore.location={}\nrelay.trustStore.location={}\n",
+            self.key_store(name).display(),
+            self.trust_store().display()
+        )
+    }
+}
+
+/// A UDP port free on 127.0.0.1 a moment ago.
+pub fn free_udp_addr() -> SocketAddr {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    s.local_addr().expect("udp addr")
+}
+
+/// A server publishing over the relay: the client port on its own address, the relay
+/// on `relay` (127.0.0.1), `subscribers` allowed (`id@room,...`).
+pub struct Node {
+    pub gk: Geokeeper,
+    pub relay: Option<SocketAddr>,
+    pub data: PathBuf,
+    _data_dir: Option<tempfile::TempDir>,
+}
+
+impl Node {
+    pub fn addr(&self) -> SocketAddr {
+        self.gk.addr
+    }
+}
+
+/// A standalone geokeeper that publishes its stream.
+pub fn start_leader(certs: &Certs, name: &str, subscribers: &str, extra: &str) -> Node {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let data = data_dir.path().to_path_buf();
+    let relay = free_udp_addr();
+    let cfg = format!(
+        "4lw.commands.whitelist=*\nrelayPort={}\nrelayAddress=127.0.0.1\nrelay.subscribers={subscribers}\n{}{extra}\n",
+        relay.port(),
+        certs.lines(name)
+    );
+    let gk = Geokeeper::start_on(&data, &cfg);
+    Node {
+        gk,
+        relay: Some(relay),
+        data,
+        _data_dir: Some(data_dir),
+    }
+}
+
+/// An observer following `upstreams` in order; with `subscribers`, it re-publishes
+/// (a room relay).
+pub fn start_observer(
+    certs: &Certs,
+    name: &str,
+    id: u64,
+    upstreams: &[SocketAddr],
+    subscribers: Option<&str>,
+    data: &Path,
+    extra: &str,
+) -> Node {
+    std::fs::create_dir_all(data).expect("data dir");
+    std::fs::write(data.join("myid"), format!("{id}\n")).expect("myid");
+    let ups: Vec<String> = upstreams.iter().map(|a| a.to_string()).collect();
+    let (relay, publish) = match subscribers {
+        Some(s) => {
+            let a = free_udp_addr();
+            (
+                Some(a),
+                format!(
+                    "relayPort={}\nrelayAddress=127.0.0.1\nrelay.subscribers={s}\n",
+                    a.port()
+                ),
+            )
+        }
+        None => (None, String::new()),
+    };
+    let cfg = format!(
+        "4lw.commands.whitelist=*\npeerType=observer\nrelay.upstreams={}\n{publish}{}{extra}\n",
+        ups.join(","),
+        certs.lines(name)
+    );
+    let gk = Geokeeper::start_on(data, &cfg);
+    Node {
+        gk,
+        relay,
+        data: data.to_path_buf(),
+        _data_dir: None,
+    }
+}
+
+/// Waits until the observer is in sync and serving; returns its mntr.
+pub fn wait_synced(n: &Node, within: Duration) -> BTreeMap<String, String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let m = mntr(n.addr());
+        if m.get("zk_observer_synced").map(String::as_str) == Some("1") {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the observer did not sync within {within:?}: {m:?}\n{}",
+            n.gk.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until `n` has applied `zxid`.
+pub fn wait_zxid(n: &Node, zxid: i64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let m = mntr(n.addr());
+        let last = m
+            .get("zk_observer_last_zxid")
+            .and_then(|v| i64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
+            .unwrap_or(0);
+        if last >= zxid {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not reach zxid {zxid:#x} within {within:?} (at {last:#x}): {m:?}\n{}",
+            n.addr(),
+            n.gk.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn session(addr: SocketAddr) -> RawZk {
+    let z = RawZk::connect(addr, 0, &[0; 16], 0, 30_000).expect("connect");
+    assert!(z.response.time_out > 0, "session refused by {addr}");
+    z
+}
+
+/// Creates `path` with `data`; returns the reply's (err, zxid).
+pub fn create(z: &mut RawZk, path: &str, data: &[u8], flags: i32) -> (i32, i64) {
+    let f = z
+        .call(
+            OpCode::Create,
+            &Request::Create {
+                op: OpCode::Create,
+                req: CreateRequest {
+                    path: path.into(),
+                    data: Some(data.to_vec().into()),
+                    acl: vec![Acl {
+                        perms: 31,
+                        id: Id {
+                            scheme: "world".into(),
+                            id: "anyone".into(),
+                        },
+                    }],
+                    flags,
+                },
+            },
+        )
+        .reply
+        .expect("create reply");
+    (f.header.err, f.header.zxid)
+}
+
+pub fn set_data(z: &mut RawZk, path: &str, data: &[u8]) -> (i32, i64) {
+    let f = z
+        .call(
+            OpCode::SetData,
+            &Request::SetData(SetDataRequest {
+                path: path.into(),
+                data: Some(data.to_vec().into()),
+                version: -1,
+            }),
+        )
+        .reply
+        .expect("setData reply");
+    (f.header.err, f.header.zxid)
+}
+
+pub fn sync(z: &mut RawZk, path: &str) -> i32 {
+    let f = z
+        .call(
+            OpCode::Sync,
+            &Request::Sync(SyncRequest { path: path.into() }),
+        )
+        .reply
+        .expect("sync reply");
+    f.header.err
+}
+
+/// getData: (err, data, stat).
+pub fn get(z: &mut RawZk, path: &str) -> (i32, Vec<u8>, Option<Stat>) {
+    let f = z
+        .call(
+            OpCode::GetData,
+            &Request::GetData(GetDataRequest {
+                path: path.into(),
+                watch: false,
+            }),
+        )
+        .reply
+        .expect("getData reply");
+    match decode_body(OpCode::GetData as i32, &f.body) {
+        Body::GetData(g) if f.header.err == 0 => (
+            0,
+            g.data.map(|d| d.to_vec()).unwrap_or_default(),
+            Some(g.stat),
+        ),
+        _ => (f.header.err, Vec::new(), None),
+    }
+}
+
+fn children(z: &mut RawZk, path: &str) -> Vec<String> {
+    let f = z
+        .call(
+            OpCode::GetChildren,
+            &Request::GetChildren(GetChildrenRequest {
+                path: path.into(),
+                watch: false,
+            }),
+        )
+        .reply
+        .expect("getChildren reply");
+    match decode_body(OpCode::GetChildren as i32, &f.body) {
+        Body::GetChildren(c) if f.header.err == 0 => c.children,
+        _ => Vec::new(),
+    }
+}
+
+/// Every znode under `/` (but `/zookeeper`) with its data and stat.
+pub fn dump(addr: SocketAddr) -> BTreeMap<String, (Vec<u8>, Stat)> {
+    let mut z = session(addr);
+    let mut out = BTreeMap::new();
+    let mut todo = vec!["/".to_string()];
+    while let Some(p) = todo.pop() {
+        if p == "/zookeeper" {
+            continue;
+        }
+        let (err, data, stat) = get(&mut z, &p);
+        if err != 0 {
+            continue;
+        }
+        if let Some(stat) = stat {
+            out.insert(p.clone(), (data, stat));
+        }
+        for c in children(&mut z, &p) {
+            todo.push(if p == "/" {
+                format!("/{c}")
+            } else {
+                format!("{p}/{c}")
+            });
+        }
+    }
+    z.disconnect();
+    out
+}
+
+/// A zxid as mntr prints it.
+pub fn hex(m: &BTreeMap<String, String>, key: &str) -> i64 {
+    m.get(key)
+        .and_then(|v| i64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
+        .unwrap_or(-1)
+}
