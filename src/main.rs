@@ -18,7 +18,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use geokeeper_conf::Config;
 use geokeeper_core::acl::AuthProviders;
 use geokeeper_core::datadir::{restore, version_dir};
-use geokeeper_core::four_letter::FourLetterSettings;
+use geokeeper_core::four_letter::{ExtraMntr, FourLetterSettings};
 use geokeeper_core::net::SnapshotSettings;
 use geokeeper_core::net::{serve_replica, NetSettings, Upstream};
 use geokeeper_core::prep::PrepSettings;
@@ -508,8 +508,7 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
         let (in_tx, in_rx) = tokio::sync::mpsc::unbounded_channel();
         let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
         let clock = std::sync::Arc::new(LeaderClock::default());
-        let mut extra: Vec<std::sync::Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>> =
-            Vec::new();
+        let mut extra: Vec<ExtraMntr> = Vec::new();
         if gateway {
             let tick = Duration::from_millis(cfg.tick_time_ms as u64);
             let link = LinkSettings {
@@ -555,7 +554,7 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             };
             let stats = std::sync::Arc::new(ObserverStats::default());
             let st = stats.clone();
-            extra.push(std::sync::Arc::new(move || st.mntr_lines()));
+            extra.push(ExtraMntr(std::sync::Arc::new(move || st.mntr_lines())));
             tokio::spawn(quic_observer::run(
                 os,
                 in_tx.clone(),
@@ -597,7 +596,7 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             ps.heartbeat = Duration::from_millis(relay_cfg.heartbeat_ms.max(10));
             let stats = std::sync::Arc::new(PublisherStats::default());
             let st = stats.clone();
-            extra.push(std::sync::Arc::new(move || st.mntr_lines()));
+            extra.push(ExtraMntr(std::sync::Arc::new(move || st.mntr_lines())));
             let (core, clock, stop) = (in_tx.clone(), clock.clone(), stop_rx.clone());
             tokio::spawn(async move {
                 if let Err(e) =
@@ -608,9 +607,9 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             });
         }
         if !extra.is_empty() {
-            net.four_letter.extra_mntr = Some(geokeeper_core::four_letter::ExtraMntr(
-                std::sync::Arc::new(move || extra.iter().flat_map(|f| f()).collect()),
-            ));
+            net.four_letter.extra_mntr = Some(ExtraMntr(std::sync::Arc::new(move || {
+                extra.iter().flat_map(|f| (f.0)()).collect()
+            })));
         }
         drop(in_tx);
         let upstream = Some(Upstream {

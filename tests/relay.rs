@@ -170,3 +170,273 @@ fn leader_zxid(n: &Node) -> i64 {
         .and_then(|z| i64::from_str_radix(z.trim().trim_start_matches("0x"), 16).ok())
         .expect("srvr Zxid")
 }
+
+#[test]
+fn an_observer_moves_to_its_next_upstream_when_its_relay_dies() {
+    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 2, "B"), ("b2", 3, "B")]);
+    let leader = start_leader(&certs, "leader", "2@B,3@B", "");
+    let b1_data = tempfile::tempdir().expect("tempdir");
+    let mut b1 = start_observer(
+        &certs,
+        "b1",
+        2,
+        &[leader.relay.expect("relay")],
+        Some("3@B"),
+        b1_data.path(),
+        "",
+    );
+    wait_synced(&b1, SYNC);
+    // b2 prefers its room's relay, then the publisher itself.
+    let b2_data = tempfile::tempdir().expect("tempdir");
+    let b2 = start_observer(
+        &certs,
+        "b2",
+        3,
+        &[b1.relay.expect("relay"), leader.relay.expect("relay")],
+        None,
+        b2_data.path(),
+        "",
+    );
+    wait_synced(&b2, SYNC);
+    assert_eq!(
+        mntr(b2.addr())["zk_relay_upstream"],
+        b1.relay.expect("relay").to_string()
+    );
+    let mut z2 = session(b2.addr());
+    assert_eq!(create(&mut z2, "/via-b1", b"", 0).0, 0);
+    let mut lz = session(leader.addr());
+
+    b1.gk.kill();
+    for i in 0..10 {
+        assert_eq!(create(&mut lz, &format!("/b1-down-{i}"), b"", 0).0, 0);
+    }
+    // b2 lost its upstream: it finds the publisher and resumes from its last zxid.
+    let t = std::time::Instant::now();
+    loop {
+        let m = mntr(b2.addr());
+        if m["zk_relay_upstream"] == leader.relay.expect("relay").to_string()
+            && m["zk_observer_synced"] == "1"
+        {
+            assert_eq!(m["zk_observer_sync_type"], "DIFF", "{m:?}");
+            break;
+        }
+        assert!(
+            t.elapsed() < SYNC,
+            "b2 did not move: {m:?}\n{}",
+            b2.gk.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_zxid(&b2, leader_zxid(&leader), SYNC);
+    // Its clients write through the new upstream.
+    let mut z2 = session(b2.addr());
+    assert_eq!(create(&mut z2, "/via-leader", b"", 0).0, 0);
+    assert_eq!(dump(b2.addr()), dump(leader.addr()));
+    drop(z2);
+    b1.gk.restart();
+    wait_synced(&b1, SYNC);
+    wait_zxid(&b1, leader_zxid(&leader), SYNC);
+    assert_eq!(dump(b1.addr()), dump(leader.addr()));
+}
+
+#[test]
+fn a_stalled_subscriber_is_dropped_without_slowing_the_leader_or_its_sibling() {
+    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 2, "B"), ("c1", 3, "C")]);
+    // A small per-subscriber bound.
+    let leader = start_leader(&certs, "leader", "2@B,3@C", "relay.bufferBytes=262144\n");
+    let b1_data = tempfile::tempdir().expect("tempdir");
+    let b1 = start_observer(
+        &certs,
+        "b1",
+        2,
+        &[leader.relay.expect("relay")],
+        None,
+        b1_data.path(),
+        "",
+    );
+    let link = support::wan::UdpWan::start(
+        leader.relay.expect("relay"),
+        support::wan::LinkSpec {
+            delay: Duration::from_millis(5),
+            jitter: Duration::ZERO,
+            loss: 0.0,
+        },
+        21,
+    );
+    let c1_data = tempfile::tempdir().expect("tempdir");
+    let c1 = start_observer(&certs, "c1", 3, &[link.addr()], None, c1_data.path(), "");
+    wait_synced(&b1, SYNC);
+    wait_synced(&c1, SYNC);
+    // c1's link stalls (nothing acknowledged, nothing read) while the leader writes
+    // megabytes: its queue passes the bound and it is let go; b1 keeps up.
+    link.cut();
+    let mut lz = session(leader.addr());
+    let t = std::time::Instant::now();
+    let mut dropped = false;
+    for i in 0..600 {
+        // Incompressible: the stream must really carry megabytes.
+        let data: Vec<u8> = (0..8_000).map(|_| rand::random::<u8>()).collect();
+        assert_eq!(create(&mut lz, &format!("/bulk-{i}"), &data, 0).0, 0);
+        if !dropped && i % 50 == 49 {
+            dropped = mntr(leader.addr())["zk_relay_subscribers_dropped_slow"] != "0";
+        }
+    }
+    let took = t.elapsed();
+    let lm = mntr(leader.addr());
+    assert_ne!(lm["zk_relay_subscribers_dropped_slow"], "0", "{lm:?}");
+    wait_zxid(&b1, leader_zxid(&leader), Duration::from_secs(5));
+    assert_eq!(mntr(b1.addr())["zk_observer_synced"], "1");
+    eprintln!("600 writes of 8 kB with a stalled subscriber: {took:?}");
+    // Back on the network, c1 catches up by itself.
+    link.heal();
+    wait_synced(&c1, SYNC);
+    wait_zxid(&c1, leader_zxid(&leader), SYNC);
+    assert_eq!(dump(c1.addr()), dump(leader.addr()));
+}
+
+#[test]
+fn sessions_are_global_kept_alive_by_batched_touches_and_move_with_their_watches() {
+    use geokeeper_core::proto::records::{GetDataRequest, SetWatches};
+    use geokeeper_core::proto::OpCode;
+    use geokeeper_core::request::Request;
+    use support::rawzk::{zookeeper_password, RawZk};
+
+    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 2, "B")]);
+    let leader = start_leader(&certs, "leader", "2@B", "");
+    let data = tempfile::tempdir().expect("tempdir");
+    let b1 = start_observer(
+        &certs,
+        "b1",
+        2,
+        &[leader.relay.expect("relay")],
+        None,
+        data.path(),
+        "",
+    );
+    wait_synced(&b1, SYNC);
+    // A session of the shortest timeout (2 ticks: 4 s), created through b1, with an
+    // ephemeral; kept alive by pings to b1 only, for three timeouts.
+    let mut z = support::rawzk::RawZk::connect(b1.addr(), 0, &[0; 16], 0, 4_000).expect("connect");
+    assert_eq!(z.response.time_out, 4_000);
+    let sid = z.session_id();
+    assert_eq!(create(&mut z, "/eph", b"", 1).0, 0);
+    assert_eq!(create(&mut z, "/w", b"0", 0).0, 0);
+    let t = std::time::Instant::now();
+    while t.elapsed() < Duration::from_secs(12) {
+        let f = z.call_with_xid(-2, OpCode::Ping, &Request::Ping);
+        assert!(f.reply.is_ok(), "ping through b1");
+        std::thread::sleep(Duration::from_millis(1_000));
+    }
+    let mut lz = session(leader.addr());
+    let (err, _, stat) = get(&mut lz, "/eph");
+    assert_eq!(
+        err, 0,
+        "the session expired at the leader though pinged at b1"
+    );
+    assert_eq!(stat.expect("stat").ephemeral_owner, sid);
+
+    // A data watch at b1; the client moves to the leader (same id and password) while
+    // /w changes; setWatches there from its last zxid fires the event it missed.
+    let f = z
+        .call(
+            OpCode::GetData,
+            &Request::GetData(GetDataRequest {
+                path: "/w".into(),
+                watch: true,
+            }),
+        )
+        .reply
+        .expect("getData");
+    let seen = f.header.zxid;
+    z.disconnect();
+    assert_eq!(set_data(&mut lz, "/w", b"1").0, 0);
+    let mut moved =
+        RawZk::connect(leader.addr(), sid, &zookeeper_password(sid), seen, 4_000).expect("move");
+    assert_eq!(
+        moved.response.session_id, sid,
+        "the leader took the session"
+    );
+    assert!(moved.response.time_out > 0);
+    let ex = moved.call_with_xid(
+        -8,
+        OpCode::SetWatches,
+        &Request::SetWatches(SetWatches {
+            relative_zxid: seen,
+            data_watches: vec!["/w".into()],
+            exist_watches: vec![],
+            child_watches: vec![],
+        }),
+    );
+    let mut events = ex.notifications.clone();
+    if events.is_empty() {
+        if let Ok(f) = moved.read_frame() {
+            assert_eq!(f.header.xid, -1, "a notification: {f:?}");
+            events.push(support::rawzk::Notification {
+                header: f.header.clone(),
+                event: geokeeper_core::proto::Record::decode(
+                    &mut geokeeper_core::proto::Reader::new(&f.body),
+                )
+                .expect("event"),
+            });
+        }
+    }
+    assert!(
+        events
+            .iter()
+            .any(|n| n.event.path == "/w" && n.event.r#type == 3),
+        "no NodeDataChanged for /w after setWatches: {ex:?}"
+    );
+    // And back to b1 within the timeout: still the same session, ephemeral intact.
+    moved.disconnect();
+    let back = RawZk::connect(b1.addr(), sid, &zookeeper_password(sid), seen, 4_000).expect("back");
+    assert_eq!(back.response.session_id, sid);
+    assert!(
+        back.response.time_out > 0,
+        "b1 revalidated the session with the leader"
+    );
+    assert_eq!(get(&mut lz, "/eph").0, 0);
+}
+
+#[test]
+fn local_sessions_of_a_remote_observer_never_cross_the_wan_until_they_need_to() {
+    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 2, "B")]);
+    let leader = start_leader(&certs, "leader", "2@B", "");
+    let data = tempfile::tempdir().expect("tempdir");
+    let b1 = start_observer(
+        &certs,
+        "b1",
+        2,
+        &[leader.relay.expect("relay")],
+        None,
+        data.path(),
+        "localSessionsEnabled=true\nlocalSessionsUpgradingEnabled=true\n",
+    );
+    wait_synced(&b1, SYNC);
+    let global = || -> u64 {
+        mntr(leader.addr())["zk_global_sessions"]
+            .parse()
+            .expect("count")
+    };
+    let before = global();
+    // A reading client: its session is b1's own.
+    let mut r = session(b1.addr());
+    assert_eq!(get(&mut r, "/").0, 0);
+    let mut lz = session(leader.addr());
+    let (_, z) = create(&mut lz, "/seen", b"", 0);
+    wait_zxid(&b1, z, SYNC);
+    assert_eq!(get(&mut r, "/seen").0, 0);
+    assert_eq!(
+        global(),
+        before + 1,
+        "only the leader's own client is global"
+    );
+    // An ephemeral needs a global session: the session is upgraded, through the WAN.
+    assert_eq!(create(&mut r, "/mine", b"", 1).0, 0);
+    assert_eq!(
+        global(),
+        before + 2,
+        "the upgraded session is the leader's now"
+    );
+    let (_, _, stat) = get(&mut lz, "/mine");
+    assert_eq!(stat.expect("stat").ephemeral_owner, r.session_id());
+}

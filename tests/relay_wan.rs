@@ -229,3 +229,85 @@ fn wait_reconnects(n: &Node, at_least: u64, within: Duration) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn through_a_wan_cut_a_read_only_observer_keeps_its_clients_and_serves_reads() {
+    use geokeeper_core::proto::records::GetDataRequest;
+    use geokeeper_core::proto::OpCode;
+    use geokeeper_core::request::Request;
+
+    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 2, "B")]);
+    let leader = start_leader(&certs, "leader", "2@B", "");
+    let link = UdpWan::start(leader.relay.expect("relay"), wan(25, 0.0), 14);
+    let data = tempfile::tempdir().expect("tempdir");
+    let b1 = start_observer(
+        &certs,
+        "b1",
+        2,
+        &[link.addr()],
+        None,
+        data.path(),
+        "readonlymode.enabled=true\n",
+    );
+    wait_synced(&b1, SYNC);
+    // A client with a session of 30 s and a data watch.
+    let mut z = session(b1.addr());
+    assert_eq!(create(&mut z, "/cfg", b"v1", 0).0, 0);
+    let f = z
+        .call(
+            OpCode::GetData,
+            &Request::GetData(GetDataRequest {
+                path: "/cfg".into(),
+                watch: true,
+            }),
+        )
+        .reply
+        .expect("getData");
+    assert_eq!(f.header.err, 0);
+
+    link.cut();
+    let mut lz = session(leader.addr());
+    assert_eq!(set_data(&mut lz, "/cfg", b"v2").0, 0);
+    // The observer notices (QUIC idle timeout) and goes read-only, keeping the client.
+    let t = Instant::now();
+    while support::java_zk::four_letter(b1.addr(), "isro").trim() != "ro" {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "never read-only\n{}",
+            b1.gk.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (err, data, _) = get(&mut z, "/cfg");
+    assert_eq!(
+        (err, data.as_slice()),
+        (0, &b"v1"[..]),
+        "a read from the tree it has"
+    );
+    assert_eq!(set_data(&mut z, "/cfg", b"x").0, -119, "NotReadOnly");
+    assert_eq!(sync(&mut z, "/cfg"), -119, "sync needs the leader too");
+
+    // Back: the same connection is read-write again, and the watch fires for what
+    // happened meanwhile, before the data that fired it is read.
+    link.heal();
+    wait_synced(&b1, SYNC);
+    let ex = z.call(
+        OpCode::GetData,
+        &Request::GetData(GetDataRequest {
+            path: "/cfg".into(),
+            watch: false,
+        }),
+    );
+    assert!(
+        ex.notifications
+            .iter()
+            .any(|n| n.event.path == "/cfg" && n.event.r#type == 3),
+        "the NodeDataChanged event comes before the reply that shows v2: {ex:?}"
+    );
+    let (err, data, _) = get(&mut z, "/cfg");
+    assert_eq!(err, 0);
+    assert_eq!(data, b"v2");
+    assert_eq!(set_data(&mut z, "/cfg", b"v3").0, 0, "writes again");
+    let m = mntr(b1.addr());
+    assert_eq!(m["zk_observer_sync_type"], "DIFF", "{m:?}");
+}

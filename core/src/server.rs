@@ -241,6 +241,9 @@ struct Conn {
     closing: bool,
     /// Observer out of sync in read-only mode: a read-only session.
     read_only: bool,
+    /// Observer: a read-write session kept through the loss of the upstream (read-only
+    /// mode): served read-only until in sync again, then read-write as before.
+    kept: bool,
     /// The connection's SASL exchange, from its first SASL token on.
     sasl: Option<DigestMd5Server>,
     /// What `stat` and `cons` show of it.
@@ -991,6 +994,7 @@ impl Server {
                 established: false,
                 closing: false,
                 read_only: false,
+                kept: false,
                 sasl: None,
                 stats: CnxnStats::connected(now.mono_ms),
             },

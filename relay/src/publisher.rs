@@ -104,21 +104,21 @@ impl LeaderClock {
     }
 }
 
-/// What `mntr` shows of one subscriber.
+/// What `mntr` shows of one subscriber, read live when `mntr` runs.
 #[derive(Debug, Clone)]
 pub struct SubscriberView {
     pub identity: String,
     pub addr: SocketAddr,
-    pub sent_zxid: i64,
-    pub lag_txns: i64,
-    pub bytes_wire: u64,
-    pub bytes_raw: u64,
+    sent: Arc<AtomicI64>,
+    wire: Arc<AtomicU64>,
 }
 
 /// Counters for `mntr`.
 #[derive(Debug, Default)]
 pub struct PublisherStats {
     pub subscribers: Mutex<Vec<SubscriberView>>,
+    /// The last zxid published.
+    pub last_zxid: AtomicI64,
     pub bytes_wire: AtomicU64,
     pub bytes_raw: AtomicU64,
     pub snapshots_sent: AtomicU64,
@@ -142,7 +142,6 @@ struct Sub {
     identity: Identity,
     addr: SocketAddr,
     wire: Arc<AtomicU64>,
-    raw: Arc<AtomicU64>,
 }
 
 /// How a subscriber catches up, decided when it registers.
@@ -198,13 +197,13 @@ pub async fn run(
     }
     let publisher_zxid = Arc::new(AtomicI64::new(s.start_zxid));
     let mut next_id = 1u64;
-    let mut views = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
             p = published.recv() => {
                 let Some(p) = p else { break };
                 hub.published(p);
                 publisher_zxid.store(hub.last, Ordering::Relaxed);
+                stats.last_zxid.store(hub.last, Ordering::Relaxed);
             }
             Some(c) = cmd_rx.recv() => {
                 hub.command(c);
@@ -238,7 +237,6 @@ pub async fn run(
                     let _ = cmds.send(Cmd::Gone(id));
                 }.instrument(span));
             }
-            _ = views.tick() => hub.refresh_views(),
             _ = shutdown.changed() => break,
         }
     }
@@ -380,7 +378,6 @@ impl Hub {
                 identity,
                 addr,
                 wire: wire.clone(),
-                raw: raw.clone(),
             },
         );
         Ok(Plan {
@@ -415,20 +412,11 @@ impl Hub {
         let views = self
             .subs
             .values()
-            .map(|s| {
-                let sent = s.sent.load(Ordering::Relaxed);
-                SubscriberView {
-                    identity: format!("{}@{}", s.identity.node, s.identity.room),
-                    addr: s.addr,
-                    sent_zxid: sent,
-                    lag_txns: if sent >> 32 == self.last >> 32 {
-                        (self.last - sent).max(0)
-                    } else {
-                        -1
-                    },
-                    bytes_wire: s.wire.load(Ordering::Relaxed),
-                    bytes_raw: s.raw.load(Ordering::Relaxed),
-                }
+            .map(|s| SubscriberView {
+                identity: format!("{}@{}", s.identity.node, s.identity.room),
+                addr: s.addr,
+                sent: s.sent.clone(),
+                wire: s.wire.clone(),
             })
             .collect();
         if let Ok(mut v) = self.stats.subscribers.lock() {
@@ -889,12 +877,23 @@ impl PublisherStats {
             ),
             ("relay_subscribers_refused".into(), n(&self.refused)),
         ];
+        let last = self.last_zxid.load(Ordering::Relaxed);
         for s in subs {
             let key = format!("relay_subscriber_{}", s.identity.replace('@', "_"));
+            let sent = s.sent.load(Ordering::Relaxed);
+            // Across an epoch change the count is unknown: -1.
+            let lag = if sent >> 32 == last >> 32 {
+                (last - sent).max(0)
+            } else {
+                -1
+            };
             v.push((format!("{key}_addr"), s.addr.to_string()));
-            v.push((format!("{key}_zxid"), format!("0x{:x}", s.sent_zxid)));
-            v.push((format!("{key}_lag_txns"), s.lag_txns.to_string()));
-            v.push((format!("{key}_bytes_out"), s.bytes_wire.to_string()));
+            v.push((format!("{key}_zxid"), format!("0x{sent:x}")));
+            v.push((format!("{key}_lag_txns"), lag.to_string()));
+            v.push((
+                format!("{key}_bytes_out"),
+                s.wire.load(Ordering::Relaxed).to_string(),
+            ));
         }
         v
     }

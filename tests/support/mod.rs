@@ -6,6 +6,7 @@
 pub mod certs;
 pub mod gateway;
 pub mod gk;
+pub mod history;
 pub mod java_ensemble;
 pub mod java_zk;
 pub mod rawzk;

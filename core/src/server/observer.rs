@@ -392,11 +392,16 @@ impl Server {
         let read_only: Vec<ConnId> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.read_only)
+            .filter(|(_, c)| c.read_only && !c.kept)
             .map(|(&id, _)| id)
             .collect();
         for c in read_only {
             self.close_conn(c, out);
+        }
+        // Sessions kept through the outage are read-write again.
+        for c in self.conns.values_mut().filter(|c| c.kept) {
+            c.kept = false;
+            c.read_only = false;
         }
         self.forget_local_sessions();
         self.obs.serving = true;
@@ -408,16 +413,47 @@ impl Server {
     /// fate is unknown: the client sees the connection lost, never a guess).
     pub(super) fn leader_lost(&mut self, reason: &str, out: &mut Vec<Output>) {
         let was_serving = std::mem::replace(&mut self.obs.serving, false);
-        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
-        if was_serving || !conns.is_empty() {
+        // In read-only mode a client with nothing in flight keeps its connection and its
+        // session (ZOOKEEPER-1607): its reads are served from this tree, its writes get
+        // NotReadOnly until the upstream is back. The others are closed: a forwarded
+        // request's fate is unknown, and the client must see ConnectionLoss, never a guess.
+        let keep = |s: &Server, c: &Conn| {
+            s.settings.read_only_mode
+                && c.established
+                && !c.closing
+                && !c.read_only
+                && c.session.is_some_and(|id| {
+                    s.queues.get(&id).is_none_or(VecDeque::is_empty)
+                        && !s.obs.creating.contains_key(&id)
+                        && !s.obs.revalidating.contains_key(&id)
+                        && !s.obs.upgrading.contains_key(&id)
+                        && !s.obs.local.as_ref().is_some_and(|l| l.contains(id))
+                })
+        };
+        let (mut kept, mut closed) = (Vec::new(), Vec::new());
+        for (&id, c) in &self.conns {
+            if keep(self, c) {
+                kept.push(id);
+            } else {
+                closed.push(id);
+            }
+        }
+        if was_serving || !closed.is_empty() || !kept.is_empty() {
             warn!(
-                clients = conns.len(),
+                clients = closed.len(),
+                kept = kept.len(),
                 forwarded = self.forwarded_count(),
                 "lost the leader ({reason}): closing client connections until in sync again"
             );
         }
-        for c in conns {
+        for c in closed {
             self.close_conn(c, out);
+        }
+        for id in kept {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.read_only = true;
+                c.kept = true;
+            }
         }
         // Local sessions do not outlive the server that held them.
         self.forget_local_sessions();

@@ -168,6 +168,7 @@ struct Coverage {
     local_closes: u64,
     upgrades: u64,
     local_expiries: u64,
+    kept_connections: u64,
 }
 
 impl Coverage {
@@ -200,6 +201,7 @@ impl Coverage {
             local_closes,
             upgrades,
             local_expiries,
+            kept_connections,
         } = o;
         self.writes_ok += writes_ok;
         self.write_errors += write_errors;
@@ -212,6 +214,7 @@ impl Coverage {
         self.revalidated += revalidated;
         self.revalidation_refused += revalidation_refused;
         self.bad_passwords += bad_passwords;
+        self.kept_connections += kept_connections;
         self.connects_refused += connects_refused;
         self.takeovers += takeovers;
         self.expiries_closed += expiries_closed;
@@ -260,6 +263,11 @@ impl Coverage {
             ("local closeSessions", c.local_closes, 50),
             ("session upgrades", c.upgrades, 80),
             ("local sessions expired", c.local_expiries, 10),
+            (
+                "connections kept through a lost leader",
+                c.kept_connections,
+                20,
+            ),
         ] {
             assert!(
                 n >= min,
@@ -723,8 +731,11 @@ struct ConnState {
     /// The driver reported it gone (`Input::Closed`).
     gone: bool,
     /// Connected while the observer was read-only: its ConnectResponse says so, and it
-    /// closes when the observer is in sync again.
+    /// closes when the observer is in sync again. Also set on a connection kept through
+    /// the loss of the leader (`kept`) until the observer is in sync again.
     read_only: bool,
+    /// Read-write, and kept open through the loss of the leader (read-only mode).
+    kept: bool,
     /// Sent no readOnly byte: its ConnectResponse has none either.
     old_client: bool,
 }
@@ -986,6 +997,13 @@ impl Sim {
 
     /// Checks what one input (or tick) made the observer do.
     fn check(&mut self, out: Vec<Output>, ctx: Ctx) {
+        let was_local = self.local.clone();
+        let was_open: BTreeSet<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.closed && !c.gone)
+            .map(|(&id, _)| id)
+            .collect();
         for o in out {
             self.output(o, ctx);
         }
@@ -1011,13 +1029,18 @@ impl Sim {
                 if let Some((id, _)) = self
                     .conns
                     .iter()
-                    .find(|(_, c)| c.read_only && !c.closed && !c.gone)
+                    .find(|(_, c)| c.read_only && !c.kept && !c.closed && !c.gone)
                 {
                     self.diag.fail(format_args!(
                         "read-only connection {id} is still open after UPTODATE"
                     ));
                 }
                 self.local.clear();
+                // Kept connections are read-write again.
+                for c in self.conns.values_mut().filter(|c| c.kept) {
+                    c.kept = false;
+                    c.read_only = false;
+                }
             }
             Ctx::Tick => {
                 self.cov.local_expiries += expired.len() as u64;
@@ -1067,12 +1090,35 @@ impl Sim {
             }
         }
         if matches!(ctx, Ctx::LeaderLost | Ctx::LogFailed) {
-            // Invariant 5: every client connection is closed with the link.
-            if let Some((id, c)) = self.conns.iter().find(|(_, c)| !c.closed && !c.gone) {
-                self.diag.fail(format_args!(
-                    "connection {id} ({:?}) is still open after the leader was lost",
-                    c.phase
-                ));
+            // Invariant 5: every client connection is closed with the link, but in
+            // read-only mode those of read-write sessions with nothing in flight, which
+            // are kept (and served read-only until the observer is in sync again).
+            for (id, c) in self.conns.iter_mut() {
+                // (A connection its client gave up, after a closeSession, is not.)
+                let keepable = self.variant.read_only
+                    && self.clients[c.client].conn == Some(*id)
+                    && !c.read_only
+                    && c.pending.is_empty()
+                    && matches!(c.phase, Phase::Open(s) if !was_local.contains(&s));
+                let open = !c.closed && !c.gone;
+                if open && !keepable {
+                    self.diag.fail(format_args!(
+                        "connection {id} ({:?}) is still open after the leader was lost ({:?} pending, read-only {}, revalidating {}, owned {}, was local {})",
+                        c.phase, c.pending, c.read_only, c.revalidating,
+                        self.clients[c.client].conn == Some(*id),
+                        matches!(c.phase, Phase::Open(s) if was_local.contains(&s)),
+                    ));
+                }
+                if keepable && !c.closed {
+                    c.read_only = true;
+                    c.kept = true;
+                    self.cov.kept_connections += 1;
+                } else if keepable && was_open.contains(id) {
+                    self.diag.fail(format_args!(
+                        "connection {id} ({:?}) had nothing in flight but was closed with the link in read-only mode ({:?} pending, client {} owns {:?})",
+                        c.phase, c.pending, c.client, self.clients[c.client].conn
+                    ));
+                }
             }
         }
         if self.server.obs.serving != self.serving {
@@ -1743,6 +1789,7 @@ impl Sim {
                 closed: false,
                 gone: false,
                 read_only,
+                kept: false,
                 old_client,
             },
         );
