@@ -572,7 +572,7 @@ async fn serve_subscriber(
         raw: plan.raw.clone(),
         stats: ctx.stats.clone(),
     };
-    let r = stream(ctx, &mut out, plan, last_zxid, resume, &identity).await;
+    let r = stream(ctx, conn, &mut out, plan, last_zxid, resume, &identity).await;
     reader.abort();
     r
 }
@@ -616,8 +616,10 @@ fn heartbeat(ctx: &SubCtx) -> Down {
 
 /// Catch-up, then the live stream, until the hub lets the subscriber go or the
 /// connection ends.
+#[allow(clippy::too_many_arguments)]
 async fn stream(
     ctx: &SubCtx,
+    conn: &quinn::Connection,
     out: &mut Out<'_>,
     mut plan: Plan,
     last_zxid: i64,
@@ -719,7 +721,14 @@ async fn stream(
                 plan.sent.store(sent, Ordering::Relaxed);
             }
             _ = tick.tick() => {
-                out.frames(&[heartbeat(ctx)]).await?;
+                // A datagram, off the ordered stream: it reaches the subscriber ahead of
+                // any data queued or being retransmitted there, so the subscriber sees
+                // how far behind the leader it is, transit and queueing included.
+                let mut b = BytesMut::new();
+                heartbeat(ctx).encode(&mut b);
+                if conn.send_datagram(b.freeze()).is_err() {
+                    out.frames(&[heartbeat(ctx)]).await?;
+                }
             }
         }
     }

@@ -314,6 +314,23 @@ impl Link<'_> {
                     self.stats.bytes_wire.fetch_add(wire_len, Ordering::Relaxed);
                     self.down(down, &mut send, wire_len).await?;
                 }
+                d = conn.read_datagram() => {
+                    // Heartbeats come as datagrams, ahead of the stream's data.
+                    let mut b = match d {
+                        Ok(b) => BytesMut::from(&b[..]),
+                        Err(e) => return Err(LinkError::Conn(up, e)),
+                    };
+                    let (kind, body) = match wire::split_frame(&mut b) {
+                        Ok(Some(f)) => f,
+                        Ok(None) => continue,
+                        Err(e) => return Err(LinkError::Frame(up, FrameError::Wire(e))),
+                    };
+                    match Down::decode(kind, body) {
+                        Ok(hb @ Down::Heartbeat { .. }) => self.down(hb, &mut send, 0).await?,
+                        Ok(other) => warn!(upstream = %up, "a datagram that is no heartbeat: {other:?}; ignored"),
+                        Err(e) => return Err(LinkError::Frame(up, FrameError::Wire(e))),
+                    }
+                }
                 m = from_core.recv() => match m {
                     Some(ToUpstream::Packet(p)) => self.write(&mut send, &Up::Forward(p)).await?,
                     Some(ToUpstream::Resync(reason)) => {
