@@ -163,14 +163,6 @@ fn an_observer_too_far_behind_catches_up_by_snapshot_and_ends_identical() {
     assert_eq!(dump(c1.addr()), dump(leader.addr()));
 }
 
-fn leader_zxid(n: &Node) -> i64 {
-    let s = support::java_zk::four_letter(n.addr(), "srvr");
-    s.lines()
-        .find_map(|l| l.strip_prefix("Zxid: "))
-        .and_then(|z| i64::from_str_radix(z.trim().trim_start_matches("0x"), 16).ok())
-        .expect("srvr Zxid")
-}
-
 #[test]
 fn an_observer_moves_to_its_next_upstream_when_its_relay_dies() {
     let certs = Certs::new(&[("leader", 1, "A"), ("b1", 2, "B"), ("b2", 3, "B")]);

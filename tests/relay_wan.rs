@@ -45,14 +45,6 @@ fn same_digests(a: SocketAddr, b: SocketAddr) {
     }
 }
 
-fn leader_zxid(n: &Node) -> i64 {
-    let s = support::java_zk::four_letter(n.addr(), "srvr");
-    s.lines()
-        .find_map(|l| l.strip_prefix("Zxid: "))
-        .and_then(|z| i64::from_str_radix(z.trim().trim_start_matches("0x"), 16).ok())
-        .expect("srvr Zxid")
-}
-
 /// Writes at the leader until told to stop; returns how many.
 fn writer(
     addr: SocketAddr,

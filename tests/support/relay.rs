@@ -302,3 +302,12 @@ pub fn hex(m: &BTreeMap<String, String>, key: &str) -> i64 {
         .and_then(|v| i64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
         .unwrap_or(-1)
 }
+
+/// The last zxid a server has applied, from `srvr`.
+pub fn leader_zxid(n: &Node) -> i64 {
+    let s = super::java_zk::four_letter(n.addr(), "srvr");
+    s.lines()
+        .find_map(|l| l.strip_prefix("Zxid: "))
+        .and_then(|z| i64::from_str_radix(z.trim().trim_start_matches("0x"), 16).ok())
+        .expect("srvr Zxid")
+}
