@@ -178,13 +178,15 @@ fn an_observer_moves_to_its_next_upstream_when_its_relay_dies() {
         "",
     );
     wait_synced(&b1, SYNC);
-    // b2 prefers its room's relay, then the publisher itself.
+    // b2 prefers its room's relay, then the publisher itself, by name (resolved at
+    // each attempt).
     let b2_data = tempfile::tempdir().expect("tempdir");
-    let b2 = start_observer(
+    let by_name = format!("localhost:{}", leader.relay.expect("relay").port());
+    let b2 = start_observer_of(
         &certs,
         "b2",
         3,
-        &[b1.relay.expect("relay"), leader.relay.expect("relay")],
+        &[b1.relay.expect("relay").to_string(), by_name.clone()],
         None,
         b2_data.path(),
         "",
@@ -206,9 +208,7 @@ fn an_observer_moves_to_its_next_upstream_when_its_relay_dies() {
     let t = std::time::Instant::now();
     loop {
         let m = mntr(b2.addr());
-        if m["zk_relay_upstream"] == leader.relay.expect("relay").to_string()
-            && m["zk_observer_synced"] == "1"
-        {
+        if m["zk_relay_upstream"] == by_name && m["zk_observer_synced"] == "1" {
             assert_eq!(m["zk_observer_sync_type"], "DIFF", "{m:?}");
             break;
         }

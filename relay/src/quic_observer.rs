@@ -254,21 +254,32 @@ impl Link<'_> {
         from_core: &mut mpsc::UnboundedReceiver<ToUpstream>,
     ) -> Result<(), LinkError> {
         let up = self.upstream.clone();
-        let addr = tokio::net::lookup_host(&up)
+        // Resolved again at every attempt: a name may move to another address.
+        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(&up)
             .await
             .map_err(|e| LinkError::Resolve(up.clone(), e.to_string()))?
-            .next()
-            .ok_or_else(|| LinkError::Resolve(up.clone(), "no address".into()))?;
+            .collect();
         let host = up
             .rsplit_once(':')
             .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
             .unwrap_or(&up)
             .to_string();
-        let conn = endpoint
-            .connect_with(self.s.client_config.clone(), addr, &host)
-            .map_err(|e| LinkError::Connect(up.clone(), e.to_string()))?
-            .await
-            .map_err(|e| LinkError::Conn(up.clone(), e))?;
+        // The first address the endpoint can reach (an IPv4 endpoint skips IPv6 ones).
+        let mut last_err = LinkError::Resolve(up.clone(), "no address".into());
+        let mut connected = None;
+        for addr in addrs {
+            match endpoint.connect_with(self.s.client_config.clone(), addr, &host) {
+                Ok(connecting) => match connecting.await {
+                    Ok(c) => {
+                        connected = Some(c);
+                        break;
+                    }
+                    Err(e) => last_err = LinkError::Conn(format!("{up} ({addr})"), e),
+                },
+                Err(e) => last_err = LinkError::Connect(format!("{up} ({addr})"), e.to_string()),
+            }
+        }
+        let conn = connected.ok_or(last_err)?;
         let (mut send, mut recv) = conn
             .open_bi()
             .await

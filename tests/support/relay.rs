@@ -102,9 +102,23 @@ pub fn start_observer(
     data: &Path,
     extra: &str,
 ) -> Node {
+    let ups: Vec<String> = upstreams.iter().map(|a| a.to_string()).collect();
+    start_observer_of(certs, name, id, &ups, subscribers, data, extra)
+}
+
+/// [`start_observer`] with upstreams as written in the configuration (`host:port`, the
+/// host a name or an address).
+pub fn start_observer_of(
+    certs: &Certs,
+    name: &str,
+    id: u64,
+    ups: &[String],
+    subscribers: Option<&str>,
+    data: &Path,
+    extra: &str,
+) -> Node {
     std::fs::create_dir_all(data).expect("data dir");
     std::fs::write(data.join("myid"), format!("{id}\n")).expect("myid");
-    let ups: Vec<String> = upstreams.iter().map(|a| a.to_string()).collect();
     let (relay, publish) = match subscribers {
         Some(s) => {
             let a = free_udp_addr();
