@@ -614,3 +614,77 @@ impl ObserverStats {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(max_lag_ms: u64) -> ObserverSettings {
+        let provider = crate::tls::ring_provider();
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .expect("tls 1.3")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let crypto =
+            quinn::crypto::rustls::QuicClientConfig::try_from(tls).expect("quic client config");
+        ObserverSettings {
+            upstreams: vec![],
+            client_config: quinn::ClientConfig::new(Arc::new(crypto)),
+            snap_dir: PathBuf::new(),
+            compression: Compression::None,
+            max_backoff: Duration::from_secs(1),
+            max_lag_ms,
+        }
+    }
+
+    /// After UpToDate an observer serves only within `max_lag_ms` of the leader, by the
+    /// commit times of the leader's last transaction and of the last one received.
+    #[test]
+    fn clients_are_served_only_within_the_lag_bound() {
+        let s = settings(1_000);
+        let (core, mut rx) = mpsc::unbounded_channel();
+        let clock = LeaderClock::default();
+        let stats = ObserverStats::default();
+        let mut link = Link {
+            s: &s,
+            core: &core,
+            clock: &clock,
+            stats: &stats,
+            upstream: "up:1".into(),
+            synced: false,
+            partial: None,
+            last_time: 100_000,
+            last_zxid: 50,
+            pending_up_to_date: None,
+            kind: "SNAP",
+            started: Instant::now(),
+        };
+        // The leader committed zxid 90 five seconds after our last transaction.
+        clock.set(90, 105_000);
+        link.pending_up_to_date = Some(50);
+        link.maybe_up_to_date().expect("core");
+        assert!(rx.try_recv().is_err(), "served 5 s behind the leader");
+        assert!(!link.synced);
+        assert_eq!(stats.lag_ms.load(Ordering::Relaxed), 5_000);
+        // More arrives: 0.8 s behind now.
+        link.last_time = 104_200;
+        link.last_zxid = 85;
+        link.maybe_up_to_date().expect("core");
+        match rx.try_recv() {
+            Ok(UpstreamMsg::Input(Input::UpToDate(info))) => {
+                assert_eq!(info.kind, "SNAP");
+                assert_eq!(info.leader, "up:1");
+            }
+            other => panic!("expected UpToDate, got {other:?}"),
+        }
+        assert!(link.synced);
+        // Caught up with the leader's last zxid: no lag whatever the times.
+        link.last_zxid = 90;
+        assert_eq!(link.lag_ms(), Some(0));
+        // Behind with nothing received yet: unknown, so not served.
+        link.last_time = 0;
+        link.last_zxid = 10;
+        assert_eq!(link.lag_ms(), None);
+    }
+}
