@@ -59,14 +59,6 @@ fn wan_link(delay_ms: u64, loss: f64) -> LinkSpec {
     }
 }
 
-fn leader_zxid(n: &Node) -> i64 {
-    let s = support::java_zk::four_letter(n.addr(), "srvr");
-    s.lines()
-        .find_map(|l| l.strip_prefix("Zxid: "))
-        .and_then(|z| i64::from_str_radix(z.trim().trim_start_matches("0x"), 16).ok())
-        .expect("srvr Zxid")
-}
-
 fn stat_of(s: &geokeeper_core::proto::records::Stat) -> Stat {
     Stat::new(s.version, s.czxid, s.mzxid)
 }
@@ -75,6 +67,7 @@ fn stat_of(s: &geokeeper_core::proto::records::Stat) -> Stat {
 #[derive(Default)]
 struct Counters {
     reconnects: AtomicU64,
+    moves: AtomicU64,
     refused: AtomicU64,
     new_sessions: AtomicU64,
     set_watches: AtomicU64,
@@ -90,6 +83,8 @@ struct Client {
     rng: StdRng,
     counters: Arc<Counters>,
     conn: Option<RawZk>,
+    /// The replica of the current (or last) connection.
+    at: usize,
     session: i64,
     passwd: Vec<u8>,
     /// Paths with a data watch (getData, or exists on a present node) and with an exist
@@ -135,14 +130,16 @@ impl Client {
     /// A connection to some replica with this client's session, or with a new one when the
     /// old one has been unreachable for longer than its timeout.
     fn ensure_connected(&mut self, stop: &AtomicBool) -> bool {
-        while self.conn.is_none() {
+        loop {
             if stop.load(Ordering::Relaxed) {
                 return false;
             }
-            let expired = self.session == 0
-                || self.lost_at.is_some_and(|t| {
-                    t.elapsed() > Duration::from_millis(SESSION_TIMEOUT_MS as u64)
-                });
+            if self.conn.is_some() {
+                return true;
+            }
+            let expired = self
+                .lost_at
+                .is_some_and(|t| t.elapsed() > Duration::from_millis(SESSION_TIMEOUT_MS as u64));
             if expired && self.session != 0 {
                 // The session may be gone; a new one is a new history session.
                 self.session = 0;
@@ -151,11 +148,15 @@ impl Client {
                 self.exist_watches.clear();
                 self.counters.new_sessions.fetch_add(1, Ordering::Relaxed);
             }
-            let addr = self.replicas[self.rng.random_range(0..self.replicas.len())];
+            // Another replica than the one that was lost.
+            self.at =
+                (self.at + self.rng.random_range(1..self.replicas.len())) % self.replicas.len();
+            let addr = self.replicas[self.at];
+            // A new session has seen nothing yet.
             let last = if self.session == 0 {
                 0
             } else {
-                self.conn_last_zxid()
+                self.last_zxid_store
             };
             match RawZk::connect(addr, self.session, &self.passwd, last, SESSION_TIMEOUT_MS) {
                 Ok(z) if z.response.time_out > 0 => {
@@ -179,7 +180,6 @@ impl Client {
                 }
             }
         }
-        true
     }
 
     /// setWatches from the last zxid seen, as ZooKeeper clients send on reconnecting.
@@ -198,10 +198,6 @@ impl Client {
         let ex = z.call_with_xid(SET_WATCHES_XID, OpCode::SetWatches, &req);
         self.record_events(&ex);
         ex.reply.is_ok()
-    }
-
-    fn conn_last_zxid(&self) -> i64 {
-        self.last_zxid_store
     }
 
     fn drop_conn(&mut self) {
@@ -410,6 +406,12 @@ impl Client {
                 let w = self.rng.random_bool(0.5);
                 self.exists(CHURN, w)
             }
+            97 => {
+                // A client moves on its own now and then, as one whose server is slow.
+                self.counters.moves.fetch_add(1, Ordering::Relaxed);
+                self.drop_conn();
+                self.lost_at = Some(Instant::now());
+            }
             _ => self.get_data(CHURN, true),
         }
     }
@@ -490,6 +492,7 @@ fn round(Round { seed }: Round) {
     wait_synced(&b2, SYNC);
     wait_synced(&c1, SYNC);
 
+    eprintln!("relay_history: topology up in {:?}", started.elapsed());
     // The paths every client works on exist before the history starts.
     let h = Arc::new(History::new());
     let mut lz = session(leader.addr());
@@ -519,6 +522,7 @@ fn round(Round { seed }: Round) {
                 rng,
                 counters,
                 conn: None,
+                at: id % 4,
                 session: 0,
                 passwd: vec![0; 16],
                 data_watches: Vec::new(),
@@ -530,7 +534,7 @@ fn round(Round { seed }: Round) {
             };
             while c.ensure_connected(&stop) {
                 c.step();
-                let pause = c.rng.random_range(0..15);
+                let pause = c.rng.random_range(5..40);
                 thread::sleep(Duration::from_millis(pause));
             }
             if let Some(z) = c.conn.take() {
@@ -594,12 +598,18 @@ fn round(Round { seed }: Round) {
         })
     };
 
+    eprintln!("relay_history: clients started at {:?}", started.elapsed());
     thread::sleep(RUN);
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         c.join().expect("client thread");
     }
+    eprintln!("relay_history: clients joined at {:?}", started.elapsed());
     let (b2, c1, faults, fault_log) = fault.join().expect("fault thread");
+    eprintln!(
+        "relay_history: faults joined at {:?}: {fault_log:?}",
+        started.elapsed()
+    );
     let run_took = started.elapsed();
 
     // Heal everything; every replica reaches the leader's zxid with the leader's tree.
@@ -621,8 +631,9 @@ fn round(Round { seed }: Round) {
     let result = h.check();
     let c = &counters;
     let tally = format!(
-        "reconnects {}, refused connects {}, new sessions {}, setWatches {}, odd errors {}, events {}; faults {faults:?}",
+        "reconnects {} (moves {}), refused connects {}, new sessions {}, setWatches {}, odd errors {}, events {}; faults {faults:?}",
         c.reconnects.load(Ordering::Relaxed),
+        c.moves.load(Ordering::Relaxed),
         c.refused.load(Ordering::Relaxed),
         c.new_sessions.load(Ordering::Relaxed),
         c.set_watches.load(Ordering::Relaxed),
