@@ -155,7 +155,6 @@ struct Plan {
     sent: Arc<AtomicI64>,
     stop: oneshot::Receiver<(u32, String)>,
     wire: Arc<AtomicU64>,
-    raw: Arc<AtomicU64>,
 }
 
 enum Cmd {
@@ -195,14 +194,13 @@ pub async fn run(
     if s.own_clock {
         clock.set(s.start_zxid, 0);
     }
-    let publisher_zxid = Arc::new(AtomicI64::new(s.start_zxid));
+    stats.last_zxid.store(s.start_zxid, Ordering::Relaxed);
     let mut next_id = 1u64;
     loop {
         tokio::select! {
             p = published.recv() => {
                 let Some(p) = p else { break };
                 hub.published(p);
-                publisher_zxid.store(hub.last, Ordering::Relaxed);
                 stats.last_zxid.store(hub.last, Ordering::Relaxed);
             }
             Some(c) = cmd_rx.recv() => {
@@ -220,7 +218,6 @@ pub async fn run(
                     core: core.clone(),
                     clock: clock.clone(),
                     stats: stats.clone(),
-                    publisher_zxid: publisher_zxid.clone(),
                 };
                 let span = tracing::info_span!("subscriber", id, remote = %incoming.remote_address());
                 tokio::spawn(async move {
@@ -367,7 +364,6 @@ impl Hub {
         let queued = Arc::new(AtomicUsize::new(0));
         let sent = Arc::new(AtomicI64::new(last_zxid));
         let wire = Arc::new(AtomicU64::new(0));
-        let raw = Arc::new(AtomicU64::new(0));
         self.subs.insert(
             id,
             Sub {
@@ -388,7 +384,6 @@ impl Hub {
             sent,
             stop,
             wire,
-            raw,
         })
     }
 
@@ -432,7 +427,6 @@ struct SubCtx {
     core: mpsc::UnboundedSender<UpstreamMsg>,
     clock: Arc<LeaderClock>,
     stats: Arc<PublisherStats>,
-    publisher_zxid: Arc<AtomicI64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -569,7 +563,6 @@ async fn serve_subscriber(
     let mut out = Out {
         send: &mut send,
         wire: plan.wire.clone(),
-        raw: plan.raw.clone(),
         stats: ctx.stats.clone(),
     };
     let r = stream(ctx, conn, &mut out, plan, last_zxid, resume, &identity).await;
@@ -580,7 +573,6 @@ async fn serve_subscriber(
 struct Out<'a> {
     send: &'a mut quinn::SendStream,
     wire: Arc<AtomicU64>,
-    raw: Arc<AtomicU64>,
     stats: Arc<PublisherStats>,
 }
 
@@ -594,7 +586,6 @@ impl Out<'_> {
             sizes.raw += s.raw;
         }
         self.wire.fetch_add(sizes.wire as u64, Ordering::Relaxed);
-        self.raw.fetch_add(sizes.raw as u64, Ordering::Relaxed);
         self.stats
             .bytes_wire
             .fetch_add(sizes.wire as u64, Ordering::Relaxed);
@@ -610,7 +601,7 @@ fn heartbeat(ctx: &SubCtx) -> Down {
     Down::Heartbeat {
         leader_zxid: ctx.clock.zxid.load(Ordering::Relaxed),
         leader_time_ms: ctx.clock.time_ms.load(Ordering::Relaxed),
-        publisher_zxid: ctx.publisher_zxid.load(Ordering::Relaxed),
+        publisher_zxid: ctx.stats.last_zxid.load(Ordering::Relaxed),
     }
 }
 

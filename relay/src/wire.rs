@@ -260,85 +260,83 @@ fn read_entries(b: &mut Body<'_>, data: Bytes) -> Result<Vec<LogEntry>, WireErro
     Ok(v)
 }
 
+/// A transaction batch, zstd-compressed when it is large enough and that pays.
+fn encode_txns(entries: &[LogEntry], out: &mut BytesMut) -> Sizes {
+    let raw_len: usize = 4 + entries.iter().map(|e| 12 + e.bytes.len()).sum::<usize>();
+    if raw_len >= COMPRESS_MIN {
+        let mut raw = BytesMut::with_capacity(raw_len);
+        put_entries(&mut raw, entries);
+        if let Ok(z) = zstd::bulk::compress(&raw, ZSTD_LEVEL) {
+            if z.len() < raw.len() {
+                let at = begin(out, TXNS_ZSTD);
+                out.put_u32(raw.len() as u32);
+                out.put_slice(&z);
+                let wire = finish(out, at);
+                return Sizes {
+                    wire,
+                    raw: raw_len + 5,
+                };
+            }
+        }
+    }
+    let at = begin(out, TXNS);
+    put_entries(out, entries);
+    let wire = finish(out, at);
+    Sizes { wire, raw: wire }
+}
+
 impl Down {
     /// Appends the frame to `out`; returns its sizes on the wire and before compression.
     pub fn encode(&self, out: &mut BytesMut) -> Sizes {
-        match self {
-            Down::Txns(entries) => {
-                let raw_len: usize = 4 + entries.iter().map(|e| 12 + e.bytes.len()).sum::<usize>();
-                if raw_len >= COMPRESS_MIN {
-                    let mut raw = BytesMut::with_capacity(raw_len);
-                    put_entries(&mut raw, entries);
-                    if let Ok(z) = zstd::bulk::compress(&raw, ZSTD_LEVEL) {
-                        if z.len() < raw.len() {
-                            let at = begin(out, TXNS_ZSTD);
-                            out.put_u32(raw.len() as u32);
-                            out.put_slice(&z);
-                            let wire = finish(out, at);
-                            return Sizes {
-                                wire,
-                                raw: raw_len + 5,
-                            };
-                        }
-                    }
-                }
-                let at = begin(out, TXNS);
-                put_entries(out, entries);
-                let wire = finish(out, at);
-                Sizes { wire, raw: wire }
+        let at = match self {
+            Down::Txns(entries) => return encode_txns(entries, out),
+            Down::SnapBegin {
+                name,
+                zxid,
+                size,
+                offset,
+            } => {
+                let at = begin(out, SNAP_BEGIN);
+                put_str(out, name);
+                out.put_i64(*zxid);
+                out.put_u64(*size);
+                out.put_u64(*offset);
+                at
             }
-            other => {
-                let at = match other {
-                    Down::Txns(_) => unreachable!("handled above"),
-                    Down::SnapBegin {
-                        name,
-                        zxid,
-                        size,
-                        offset,
-                    } => {
-                        let at = begin(out, SNAP_BEGIN);
-                        put_str(out, name);
-                        out.put_i64(*zxid);
-                        out.put_u64(*size);
-                        out.put_u64(*offset);
-                        at
-                    }
-                    Down::SnapChunk { offset, crc, data } => {
-                        let at = begin(out, SNAP_CHUNK);
-                        out.put_u64(*offset);
-                        out.put_u32(*crc);
-                        out.put_slice(data);
-                        at
-                    }
-                    Down::SnapEnd => begin(out, SNAP_END),
-                    Down::UpToDate { zxid } => {
-                        let at = begin(out, UP_TO_DATE);
-                        out.put_i64(*zxid);
-                        at
-                    }
-                    Down::Heartbeat {
-                        leader_zxid,
-                        leader_time_ms,
-                        publisher_zxid,
-                    } => {
-                        let at = begin(out, HEARTBEAT);
-                        out.put_i64(*leader_zxid);
-                        out.put_i64(*leader_time_ms);
-                        out.put_i64(*publisher_zxid);
-                        at
-                    }
-                    Down::Synced => begin(out, SYNCED),
-                    Down::Revalidated { session, valid } => {
-                        let at = begin(out, REVALIDATED);
-                        out.put_i64(*session);
-                        out.put_u8(u8::from(*valid));
-                        at
-                    }
-                };
-                let wire = finish(out, at);
-                Sizes { wire, raw: wire }
+            Down::SnapChunk { offset, crc, data } => {
+                let at = begin(out, SNAP_CHUNK);
+                out.put_u64(*offset);
+                out.put_u32(*crc);
+                out.put_slice(data);
+                at
             }
-        }
+            Down::SnapEnd => begin(out, SNAP_END),
+            Down::UpToDate { zxid } => {
+                let at = begin(out, UP_TO_DATE);
+                out.put_i64(*zxid);
+                at
+            }
+            Down::Heartbeat {
+                leader_zxid,
+                leader_time_ms,
+                publisher_zxid,
+            } => {
+                let at = begin(out, HEARTBEAT);
+                out.put_i64(*leader_zxid);
+                out.put_i64(*leader_time_ms);
+                out.put_i64(*publisher_zxid);
+                at
+            }
+            Down::Synced => begin(out, SYNCED),
+            Down::Revalidated { session, valid } => {
+                let at = begin(out, REVALIDATED);
+                out.put_i64(*session);
+                out.put_u8(u8::from(*valid));
+                at
+            }
+        };
+        let wire = finish(out, at);
+        Sizes { wire, raw: wire }
     }
 
     /// Decodes a frame's body (the bytes after its kind).

@@ -2569,7 +2569,8 @@ fn describe(req: &Request) -> String {
     }
 }
 
-/// Whether a request creates an ephemeral node, alone or in a multi.
+/// Whether a request creates an ephemeral node, alone or in a multi. The simulation's
+/// own, on purpose: it is the oracle the observer's `creates_ephemeral` is checked against.
 fn creates_ephemeral(req: &Request) -> bool {
     let eph = |flags: i32| flags == 1 || flags == 3;
     match req {
