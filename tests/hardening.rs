@@ -480,7 +480,12 @@ async fn good_client(
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> (Vec<(String, Vec<u8>)>, u64, Duration) {
     let mut worst = Duration::ZERO;
-    let c: Client = good("connect", &mut worst, Client::connect(&addr.to_string())).await;
+    // A 15 s session makes the client's own "no response" timer 6 s, above the test's
+    // bound: with the default 6 s session it gives up after 2.4 s without a reply, which an
+    // fsync on a busy shared disk can take (writes, and the pings queued behind them, wait
+    // for it, in ZooKeeper too). The bound this test asserts is GOOD_OP_BOUND.
+    let connector = Client::connector().with_session_timeout(Duration::from_secs(15));
+    let c: Client = good("connect", &mut worst, connector.connect(&addr.to_string())).await;
     let root = format!("/good/c{id}");
     good(
         "create root",
