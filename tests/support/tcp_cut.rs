@@ -8,7 +8,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -22,6 +22,9 @@ struct Shared {
     stopped: AtomicBool,
     /// One-way delay of each direction; zero relays at once.
     delay: Duration,
+    /// Bytes carried towards the target and back to the clients, over all connections.
+    to_target: Arc<AtomicU64>,
+    to_client: Arc<AtomicU64>,
 }
 
 /// A forwarder from a loopback address of its own to `target`.
@@ -39,17 +42,33 @@ impl TcpCut {
     /// t + `delay`, in order, in each direction: a round trip through it takes 2 × `delay`
     /// more, while throughput is not limited by the delay.
     pub fn start_delayed(target: SocketAddr, delay: Duration) -> TcpCut {
-        let listener = TcpListener::bind(free_loopback_addr()).expect("bind forwarder");
+        Self::start_delayed_on(free_loopback_addr(), target, delay)
+    }
+
+    /// Like `start_delayed`, listening on `listen`.
+    pub fn start_delayed_on(listen: SocketAddr, target: SocketAddr, delay: Duration) -> TcpCut {
+        let listener = TcpListener::bind(listen).expect("bind forwarder");
         let addr = listener.local_addr().expect("forwarder address");
         let shared = Arc::new(Shared {
             live: Mutex::new(Vec::new()),
             refusing: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             delay,
+            to_target: Arc::new(AtomicU64::new(0)),
+            to_client: Arc::new(AtomicU64::new(0)),
         });
         let s = shared.clone();
         thread::spawn(move || accept_loop(listener, target, s));
         TcpCut { addr, shared }
+    }
+
+    /// Bytes carried so far (towards the target, back to the clients), over all
+    /// connections: what the TCP payload of a WAN link would be.
+    pub fn bytes(&self) -> (u64, u64) {
+        (
+            self.shared.to_target.load(Ordering::Relaxed),
+            self.shared.to_client.load(Ordering::Relaxed),
+        )
     }
 
     /// While `on`, new connections are accepted and closed at once: the client sees its
@@ -111,18 +130,19 @@ fn accept_loop(listener: TcpListener, target: SocketAddr, shared: Arc<Shared>) {
         };
         shared.live.lock().unwrap().push((c3, s3));
         let delay = shared.delay;
+        let (up, down) = (shared.to_target.clone(), shared.to_client.clone());
         if delay.is_zero() {
-            thread::spawn(move || pump(client, server));
-            thread::spawn(move || pump(s2, c2));
+            thread::spawn(move || pump(client, server, up));
+            thread::spawn(move || pump(s2, c2, down));
         } else {
-            thread::spawn(move || pump_delayed(client, server, delay));
-            thread::spawn(move || pump_delayed(s2, c2, delay));
+            thread::spawn(move || pump_delayed(client, server, delay, up));
+            thread::spawn(move || pump_delayed(s2, c2, delay, down));
         }
     }
 }
 
 /// Copies `from` to `to` until either side fails, then shuts both down.
-fn pump(mut from: TcpStream, mut to: TcpStream) {
+fn pump(mut from: TcpStream, mut to: TcpStream, carried: Arc<AtomicU64>) {
     let mut buf = [0u8; 16 * 1024];
     loop {
         match from.read(&mut buf) {
@@ -131,6 +151,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream) {
                 if to.write_all(&buf[..n]).is_err() {
                     break;
                 }
+                carried.fetch_add(n as u64, Ordering::Relaxed);
             }
         }
     }
@@ -141,14 +162,14 @@ fn pump(mut from: TcpStream, mut to: TcpStream) {
 /// `pump` through a delay line: this thread reads and stamps each chunk with its delivery
 /// time; a writer thread sleeps until then and writes it. The channel keeps the order, and
 /// reading goes on while earlier chunks wait, so the link stays full.
-fn pump_delayed(mut from: TcpStream, to: TcpStream, delay: Duration) {
+fn pump_delayed(mut from: TcpStream, to: TcpStream, delay: Duration, carried: Arc<AtomicU64>) {
     let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
     let Ok(from2) = from.try_clone() else {
         let _ = from.shutdown(Shutdown::Both);
         let _ = to.shutdown(Shutdown::Both);
         return;
     };
-    let writer = thread::spawn(move || deliver(rx, from2, to));
+    let writer = thread::spawn(move || deliver(rx, from2, to, carried));
     let mut buf = [0u8; 16 * 1024];
     loop {
         match from.read(&mut buf) {
@@ -171,7 +192,12 @@ fn pump_delayed(mut from: TcpStream, to: TcpStream, delay: Duration) {
 }
 
 /// The writer half of `pump_delayed`.
-fn deliver(rx: mpsc::Receiver<(Instant, Vec<u8>)>, from: TcpStream, mut to: TcpStream) {
+fn deliver(
+    rx: mpsc::Receiver<(Instant, Vec<u8>)>,
+    from: TcpStream,
+    mut to: TcpStream,
+    carried: Arc<AtomicU64>,
+) {
     for (due, bytes) in rx {
         let now = Instant::now();
         if due > now {
@@ -180,6 +206,7 @@ fn deliver(rx: mpsc::Receiver<(Instant, Vec<u8>)>, from: TcpStream, mut to: TcpS
         if to.write_all(&bytes).is_err() {
             break;
         }
+        carried.fetch_add(bytes.len() as u64, Ordering::Relaxed);
     }
     let _ = from.shutdown(Shutdown::Both);
     let _ = to.shutdown(Shutdown::Both);

@@ -61,6 +61,9 @@ impl LinkSpec {
 pub struct DirectionStats {
     /// Sent on to the other side.
     pub forwarded: u64,
+    /// UDP payload bytes of the datagrams sent on (what a WAN link would carry, less the
+    /// IP and UDP headers).
+    pub forwarded_bytes: u64,
     /// Dropped by [`LinkSpec::loss`].
     pub lost: u64,
     /// Dropped because the link was cut when the datagram arrived or fell due.
@@ -102,6 +105,7 @@ struct Queue {
 #[derive(Default)]
 struct Counters {
     forwarded: AtomicU64,
+    forwarded_bytes: AtomicU64,
     lost: AtomicU64,
     cut: AtomicU64,
     send_failed: AtomicU64,
@@ -111,6 +115,7 @@ impl Counters {
     fn snapshot(&self) -> DirectionStats {
         DirectionStats {
             forwarded: self.forwarded.load(Ordering::Relaxed),
+            forwarded_bytes: self.forwarded_bytes.load(Ordering::Relaxed),
             lost: self.lost.load(Ordering::Relaxed),
             cut: self.cut.load(Ordering::Relaxed),
             send_failed: self.send_failed.load(Ordering::Relaxed),
@@ -152,8 +157,14 @@ impl UdpWan {
     /// Starts forwarding from a fresh loopback address to `target` over `link` (applied to
     /// each direction), with loss and jitter drawn from generators seeded by `seed`.
     pub fn start(target: SocketAddr, link: LinkSpec, seed: u64) -> UdpWan {
+        Self::start_on(loopback_any_port(target), target, link, seed)
+    }
+
+    /// Like `start`, listening on `listen` (a fixed address, for a long-running link such
+    /// as the examples' `wan_link`).
+    pub fn start_on(listen: SocketAddr, target: SocketAddr, link: LinkSpec, seed: u64) -> UdpWan {
         link.validate();
-        let front = UdpSocket::bind(loopback_any_port(target)).expect("bind UdpWan socket");
+        let front = UdpSocket::bind(listen).expect("bind UdpWan socket");
         front
             .set_read_timeout(Some(POLL))
             .expect("UdpWan read timeout");
@@ -457,7 +468,12 @@ fn run_scheduler(dir: &Direction, shared: &Shared) {
                 Dest::Client(front, client) => front.send_to(&d.bytes, client),
             };
             let counter = match sent {
-                Ok(_) => &dir.counters.forwarded,
+                Ok(n) => {
+                    dir.counters
+                        .forwarded_bytes
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                    &dir.counters.forwarded
+                }
                 Err(_) => &dir.counters.send_failed,
             };
             counter.fetch_add(1, Ordering::Relaxed);
