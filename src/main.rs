@@ -251,8 +251,8 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
         error!("a relay observer needs its server id (myid in dataDir, or server.server_id): the top byte of the session ids it hands out");
         return ExitCode::from(2);
     }
-    let relay_tls = match (&relay_cfg.key_store, &relay_cfg.trust_store) {
-        (Some(k), Some(t)) => match RelayTls::from_pem_files(k, t) {
+    let relay_tls = match (&relay_cfg.cert, &relay_cfg.key, &relay_cfg.ca) {
+        (Some(c), Some(k), Some(ca)) => match RelayTls::from_pem(c, k, ca) {
             Ok(tls) => Some(tls),
             Err(e) => {
                 error!("relay TLS: {e}");
@@ -261,6 +261,30 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
         },
         _ => None,
     };
+    // The identity this server shows its relay peers is its certificate's: it must be the
+    // node and room the configuration says this server is, or peers would know it as
+    // another (an observer's sessions carry its node id).
+    if let Some(tls) = &relay_tls {
+        let me = match tls.identity() {
+            Ok(id) => id,
+            Err(e) => {
+                error!("relay TLS: this server's own certificate: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        if relay_observer && me.node != cfg.server_id {
+            error!(
+                "relay TLS: this server's certificate names {me}, but its server id (myid) is {}",
+                cfg.server_id
+            );
+            return ExitCode::from(2);
+        }
+        if let Some(room) = relay_cfg.room.as_ref().filter(|r| **r != me.room) {
+            error!("relay TLS: this server's certificate names {me}, but its configuration puts it in room {room}");
+            return ExitCode::from(2);
+        }
+        info!("relay identity: {me}");
+    }
     if relay_observer {
         info!(
             "observer {} following relay upstreams {}",

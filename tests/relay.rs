@@ -432,3 +432,75 @@ fn local_sessions_of_a_remote_observer_never_cross_the_wan_until_they_need_to() 
     let (_, _, stat) = get(&mut lz, "/mine");
     assert_eq!(stat.expect("stat").ephemeral_owner, r.session_id());
 }
+
+#[test]
+fn an_observer_takes_its_certificate_and_key_as_two_files_and_must_be_the_node_they_name() {
+    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 2, "B")]);
+    let leader = start_leader(&certs, "leader", "2@B", "");
+    let mut lz = session(leader.addr());
+    assert_eq!(create(&mut lz, "/x", b"from A", 0).0, 0);
+
+    // `geokeeper certs` writes key and chain in one PEM; production users often have two.
+    let pem = std::fs::read_to_string(certs.key_store("b1")).expect("b1.pem");
+    let blocks: Vec<String> = pem
+        .split("-----BEGIN ")
+        .filter(|b| !b.trim().is_empty())
+        .map(|b| format!("-----BEGIN {b}"))
+        .collect();
+    let pick = |kind: &str| -> String {
+        blocks
+            .iter()
+            .filter(|b| b.starts_with(&format!("-----BEGIN {kind}")))
+            .cloned()
+            .collect()
+    };
+    let (cert_pem, key_pem) = (pick("CERTIFICATE"), pick("PRIVATE KEY"));
+    assert!(
+        cert_pem.contains("CERTIFICATE") && !cert_pem.contains("PRIVATE"),
+        "{pem}"
+    );
+    assert!(key_pem.contains("PRIVATE KEY") && !key_pem.contains("CERTIFICATE"));
+    let files = tempfile::tempdir().expect("tempdir");
+    let (crt, key) = (files.path().join("b1.crt"), files.path().join("b1.key"));
+    std::fs::write(&crt, cert_pem).expect("b1.crt");
+    std::fs::write(&key, key_pem).expect("b1.key");
+    let cfg = |room: &str| {
+        format!(
+            "4lw.commands.whitelist=*\npeerType=observer\n{room}relay.upstreams={}\n\
+             relay.ssl.cert={}\nrelay.ssl.key={}\nrelay.ssl.ca={}\n",
+            leader.relay.expect("relay"),
+            crt.display(),
+            key.display(),
+            certs.trust_store().display()
+        )
+    };
+
+    // A server whose myid is not the node its certificate names would hand out session
+    // ids its peers take for another's: it does not start.
+    let data = tempfile::tempdir().expect("tempdir");
+    std::fs::write(data.path().join("myid"), "5\n").expect("myid");
+    let log = support::gk::refused_start(data.path(), &cfg(""));
+    assert!(
+        log.contains("certificate names node 2 of room B, but its server id (myid) is 5"),
+        "{log}"
+    );
+    // Nor one whose configured room is not its certificate's.
+    std::fs::write(data.path().join("myid"), "2\n").expect("myid");
+    let log = support::gk::refused_start(data.path(), &cfg("room=C\n"));
+    assert!(
+        log.contains("certificate names node 2 of room B, but its configuration puts it in room C"),
+        "{log}"
+    );
+
+    // With the right room it follows the leader.
+    let gk = support::gk::Geokeeper::start_on(data.path(), &cfg("room=B\n"));
+    let b1 = Node::of(gk, data.path());
+    wait_synced(&b1, SYNC);
+    let mut z = session(b1.addr());
+    assert_eq!(get(&mut z, "/x").1, b"from A");
+    assert!(
+        b1.gk.log().contains("relay identity: node 2 of room B"),
+        "{}",
+        b1.gk.log()
+    );
+}

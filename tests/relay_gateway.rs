@@ -42,7 +42,7 @@ fn a_gateway_publishes_to_a_remote_observer_whose_writes_reach_the_java_leader()
         &format!(
             "relayPort={}\nrelayAddress=127.0.0.1\nrelay.subscribers=11@B\n{}",
             gw_relay.port(),
-            certs.lines("gw")
+            certs.key_store_lines("gw")
         ),
     );
     gateway::wait_synced(&gw, SYNC);

@@ -93,12 +93,18 @@ pub struct RelayConfig {
     /// over QUIC (UDP). `Some` when `relayPort` is above 0; the address is `relayAddress`,
     /// else `clientPortAddress`, else 0.0.0.0.
     pub listen: Option<SocketAddr>,
-    /// `relay.keyStore.location` (`relay.key_store`): PEM file with this server's private key
-    /// and certificate chain.
-    pub key_store: Option<PathBuf>,
-    /// `relay.trustStore.location` (`relay.trust_store`): PEM file of the cluster's CA
-    /// certificates.
-    pub trust_store: Option<PathBuf>,
+    /// `relay.ssl.cert` (`relay.cert`): PEM file of this server's certificate chain, the leaf
+    /// naming its relay identity (node id and room); or `relay.keyStore.location`
+    /// (`relay.key_store`), one PEM file with the key and the chain, which sets this and `key`.
+    pub cert: Option<PathBuf>,
+    /// `relay.ssl.key` (`relay.key`): PEM file of this server's private key.
+    pub key: Option<PathBuf>,
+    /// `relay.ssl.ca` (`relay.ca`), or `relay.trustStore.location` (`relay.trust_store`): PEM
+    /// file of the cluster's CA certificates.
+    pub ca: Option<PathBuf>,
+    /// `room` (`server.room`): the room (data centre) this server runs in; when set, its
+    /// relay certificate must name the same room.
+    pub room: Option<String>,
     /// `relay.subscribers` (`ID@ROOM,…`; TOML: an array): the observers allowed to subscribe,
     /// as (node id, room).
     pub subscribers: Vec<(u64, String)>,

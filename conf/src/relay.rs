@@ -18,6 +18,10 @@ pub(crate) const PORT: &str = "relayPort";
 pub(crate) const ADDRESS: &str = "relayAddress";
 pub(crate) const KEY_STORE: &str = "relay.keyStore.location";
 pub(crate) const TRUST_STORE: &str = "relay.trustStore.location";
+pub(crate) const SSL_CERT: &str = "relay.ssl.cert";
+pub(crate) const SSL_KEY: &str = "relay.ssl.key";
+pub(crate) const SSL_CA: &str = "relay.ssl.ca";
+pub(crate) const ROOM: &str = "room";
 pub(crate) const SUBSCRIBERS: &str = "relay.subscribers";
 pub(crate) const UPSTREAMS: &str = "relay.upstreams";
 pub(crate) const MAX_LAG_MS: &str = "maxLagMs";
@@ -32,6 +36,10 @@ pub(crate) const KEYS: &[(&str, &str)] = &[
     (ADDRESS, "relay.address"),
     (KEY_STORE, "relay.key_store"),
     (TRUST_STORE, "relay.trust_store"),
+    (SSL_CERT, "relay.cert"),
+    (SSL_KEY, "relay.key"),
+    (SSL_CA, "relay.ca"),
+    (ROOM, "server.room"),
     (SUBSCRIBERS, "relay.subscribers"),
     (UPSTREAMS, "relay.upstreams"),
     (MAX_LAG_MS, "relay.max_lag_ms"),
@@ -57,8 +65,10 @@ impl Default for RelayConfig {
     fn default() -> RelayConfig {
         RelayConfig {
             listen: None,
-            key_store: None,
-            trust_store: None,
+            cert: None,
+            key: None,
+            ca: None,
+            room: None,
             subscribers: Vec::new(),
             upstreams: Vec::new(),
             max_lag_ms: DEFAULT_MAX_LAG_MS,
@@ -86,17 +96,22 @@ pub(crate) fn parse_subscriber(entry: &str) -> Result<(u64, String), String> {
         .trim()
         .parse::<u64>()
         .map_err(|_| bad(&format!("\"{id}\" is not a node id")))?;
-    let room = room.trim();
+    let room = check_room(room.trim()).map_err(|e| bad(&e))?;
+    Ok((id, room))
+}
+
+/// A room's name: letters, digits, '.', '_', '-' (it travels in a certificate's URI SAN).
+pub(crate) fn check_room(room: &str) -> Result<String, String> {
     if room.is_empty() {
-        return Err(bad("the room is empty"));
+        return Err("the room is empty".into());
     }
     if let Some(c) = room
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
-        return Err(bad(&format!("'{c}' in the room")));
+        return Err(format!("'{c}' in the room"));
     }
-    Ok((id, room.to_string()))
+    Ok(room.to_string())
 }
 
 /// `host:port`: a host name, an IPv4 literal or a bracketed IPv6 literal (`[::1]:2191`), and
@@ -170,8 +185,61 @@ pub(crate) fn read(cfg: &Config) -> Result<RelayConfig, ConfigError> {
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
     };
     relay.listen = (port > 0).then_some(SocketAddr::new(address, port));
-    relay.key_store = store(cfg, KEY_STORE)?;
-    relay.trust_store = store(cfg, TRUST_STORE)?;
+    // This node's certificate chain and key: one PEM holding both (the key store, as the
+    // quorum's PEM stores), or two files; and the cluster CA, under either name.
+    let key_store = store(cfg, KEY_STORE)?;
+    let (cert, key) = (store(cfg, SSL_CERT)?, store(cfg, SSL_KEY)?);
+    match (key_store, cert, key) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            let other = if setting(SSL_CERT).is_some() {
+                SSL_CERT
+            } else {
+                SSL_KEY
+            };
+            return Err(loc(cfg, other).error(format!(
+                "{} already names this server's key and certificate chain: set either it or {} and {}",
+                name(cfg, KEY_STORE),
+                name(cfg, SSL_CERT),
+                name(cfg, SSL_KEY)
+            )));
+        }
+        (Some(k), None, None) => {
+            relay.cert = Some(k.clone());
+            relay.key = Some(k);
+        }
+        (None, Some(_), None) => {
+            return Err(loc(cfg, SSL_CERT).error(format!(
+                "is set but {} is not (the file of this server's private key)",
+                name(cfg, SSL_KEY)
+            )))
+        }
+        (None, None, Some(_)) => {
+            return Err(loc(cfg, SSL_KEY).error(format!(
+                "is set but {} is not (the file of this server's certificate chain)",
+                name(cfg, SSL_CERT)
+            )))
+        }
+        (None, cert, key) => {
+            relay.cert = cert;
+            relay.key = key;
+        }
+    }
+    relay.ca = match (store(cfg, TRUST_STORE)?, store(cfg, SSL_CA)?) {
+        (Some(_), Some(_)) => {
+            return Err(loc(cfg, SSL_CA).error(format!(
+                "{} already names the cluster's CA certificates: set one of them",
+                name(cfg, TRUST_STORE)
+            )))
+        }
+        (a, b) => a.or(b),
+    };
+    if let Some(v) = setting(ROOM) {
+        relay.room = Some(check_room(v).map_err(|e| {
+            loc(cfg, ROOM).error(format!(
+                "\"{v}\" is not a room (letters, digits, '.', '_', '-'): {e}"
+            ))
+        })?);
+    }
 
     if let Some(v) = setting(SUBSCRIBERS) {
         for entry in entries(v) {
@@ -231,28 +299,31 @@ pub(crate) fn read(cfg: &Config) -> Result<RelayConfig, ConfigError> {
     Ok(relay)
 }
 
-/// The relay always runs over mutually authenticated TLS: both PEM files are required.
+/// The relay always runs over mutually authenticated TLS: this server's certificate and key
+/// and the cluster CA are required.
 fn needs_stores(cfg: &Config, relay: &RelayConfig, at: Loc, what: &str) -> Result<(), ConfigError> {
-    let missing: Vec<&str> = [
-        (KEY_STORE, relay.key_store.is_none()),
-        (TRUST_STORE, relay.trust_store.is_none()),
-    ]
-    .into_iter()
-    .filter(|(_, missing)| *missing)
-    .map(|(key, _)| name(cfg, key))
-    .collect();
+    let mut missing = Vec::new();
+    if relay.cert.is_none() {
+        missing.push(format!(
+            "this server's certificate chain and private key ({} and {}, or {} holding both)",
+            name(cfg, SSL_CERT),
+            name(cfg, SSL_KEY),
+            name(cfg, KEY_STORE)
+        ));
+    }
+    if relay.ca.is_none() {
+        missing.push(format!(
+            "the cluster's CA certificates ({} or {})",
+            name(cfg, SSL_CA),
+            name(cfg, TRUST_STORE)
+        ));
+    }
     if missing.is_empty() {
         return Ok(());
     }
     Err(at.error(format!(
-        "{what} needs {} (PEM files: this server's private key and certificate chain, and the \
-         cluster's CA certificates); {} not set",
-        missing.join(" and "),
-        if missing.len() == 1 {
-            "it is"
-        } else {
-            "they are"
-        }
+        "{what} needs PEM files of {}; not set",
+        missing.join(" and of ")
     )))
 }
 

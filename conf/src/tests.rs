@@ -1557,8 +1557,10 @@ heartbeat_ms = 250
 fn a_relay_publisher_reads_the_same_in_both_dialects() {
     let expected = RelayConfig {
         listen: Some("10.0.0.5:2191".parse().expect("addr")),
-        key_store: Some("/k/node.pem".into()),
-        trust_store: Some("/k/ca.pem".into()),
+        cert: Some("/k/node.pem".into()),
+        key: Some("/k/node.pem".into()),
+        ca: Some("/k/ca.pem".into()),
+        room: None,
         subscribers: vec![(7, "eu-west".to_string()), (8, "us-east.2".to_string())],
         upstreams: Vec::new(),
         max_lag_ms: 2000,
@@ -1602,8 +1604,10 @@ fn relay_defaults_publish_nothing_and_follow_nothing() {
     let relay = c.relay().expect("relay");
     assert_eq!(relay, RelayConfig::default());
     assert_eq!(relay.listen, None);
-    assert_eq!(relay.key_store, None);
-    assert_eq!(relay.trust_store, None);
+    assert_eq!(
+        (relay.cert, relay.key, relay.ca, relay.room),
+        (None, None, None, None)
+    );
     assert!(relay.subscribers.is_empty() && relay.upstreams.is_empty());
     assert_eq!(relay.max_lag_ms, 1000);
     assert_eq!(relay.retain_txns, 10_000);
@@ -1640,7 +1644,8 @@ fn a_relay_observer_reads_the_same_in_both_dialects() {
             ["pub1.eu:2191", "10.0.0.9:2191", "[::1]:2191"],
             "{dialect}"
         );
-        assert_eq!(relay.key_store, Some("/k/obs.pem".into()), "{dialect}");
+        assert_eq!(relay.cert, Some("/k/obs.pem".into()), "{dialect}");
+        assert_eq!(relay.key, Some("/k/obs.pem".into()), "{dialect}");
         assert_eq!(relay.listen, None, "{dialect}");
         assert_eq!(c.peer_type, PeerType::Observer, "{dialect}");
         assert!(c.is_relay_observer(), "{dialect}");
@@ -1725,9 +1730,9 @@ fn relay_errors_name_file_line_and_key() {
         ),
         (
             format!("{head}relayPort=2191\nrelay.trustStore.location=/k/ca.pem\n"),
-            "zoo.cfg:3: relayPort: a relay publisher needs relay.keyStore.location (PEM files: \
-             this server's private key and certificate chain, and the cluster's CA certificates); \
-             it is not set",
+            "zoo.cfg:3: relayPort: a relay publisher needs PEM files of this server's certificate \
+             chain and private key (relay.ssl.cert and relay.ssl.key, or relay.keyStore.location \
+             holding both); not set",
         ),
         (
             format!("{head}relayPort=2191\nrelay.keyStore.location=\n"),
@@ -1735,13 +1740,47 @@ fn relay_errors_name_file_line_and_key() {
         ),
         (
             format!("{head}peerType=observer\nrelay.upstreams=pub1:2191\n"),
-            "zoo.cfg:4: relay.upstreams: a QUIC observer needs relay.keyStore.location and \
-             relay.trustStore.location (PEM files: this server's private key and certificate \
-             chain, and the cluster's CA certificates); they are not set",
+            "zoo.cfg:4: relay.upstreams: a QUIC observer needs PEM files of this server's \
+             certificate chain and private key (relay.ssl.cert and relay.ssl.key, or \
+             relay.keyStore.location holding both) and of the cluster's CA certificates \
+             (relay.ssl.ca or relay.trustStore.location); not set",
         ),
         (
             format!("{head}{stores}relay.upstreams=pub1:2191\n"),
             "zoo.cfg:5: relay.upstreams: relay upstreams make this server a QUIC observer: set peerType=observer",
+        ),
+        (
+            format!("{head}relayPort=2191\nrelay.ssl.cert=/k/n.crt\nrelay.ssl.ca=/k/ca.pem\n"),
+            "zoo.cfg:4: relay.ssl.cert: is set but relay.ssl.key is not (the file of this \
+             server's private key)",
+        ),
+        (
+            format!("{head}relayPort=2191\nrelay.ssl.key=/k/n.key\nrelay.ssl.ca=/k/ca.pem\n"),
+            "zoo.cfg:4: relay.ssl.key: is set but relay.ssl.cert is not (the file of this \
+             server's certificate chain)",
+        ),
+        (
+            format!("{head}relayPort=2191\n{stores}relay.ssl.cert=/k/n.crt\nrelay.ssl.key=/k/n.key\n"),
+            "zoo.cfg:6: relay.ssl.cert: relay.keyStore.location already names this server's key \
+             and certificate chain: set either it or relay.ssl.cert and relay.ssl.key",
+        ),
+        (
+            format!("{head}relayPort=2191\n{stores}relay.ssl.ca=/k/ca2.pem\n"),
+            "zoo.cfg:6: relay.ssl.ca: relay.trustStore.location already names the cluster's CA \
+             certificates: set one of them",
+        ),
+        (
+            format!("{head}relayPort=2191\nrelay.ssl.cert=/k/n.crt\nrelay.ssl.key=/k/n.key\n"),
+            "zoo.cfg:3: relayPort: a relay publisher needs PEM files of the cluster's CA \
+             certificates (relay.ssl.ca or relay.trustStore.location); not set",
+        ),
+        (
+            format!("{head}room=eu west\n"),
+            "zoo.cfg:3: room: \"eu west\" is not a room (letters, digits, '.', '_', '-'): ' ' in the room",
+        ),
+        (
+            format!("{head}room=\n"),
+            "zoo.cfg:3: room: \"\" is not a room (letters, digits, '.', '_', '-'): the room is empty",
         ),
         (
             format!(
@@ -1783,9 +1822,9 @@ fn relay_errors_in_toml_name_the_toml_key() {
         ),
         (
             format!("{head}[relay]\nport = 2191\ntrust_store = \"/k/ca.pem\"\n"),
-            "geokeeper.toml:4: relay.port: a relay publisher needs relay.key_store (PEM files: \
-             this server's private key and certificate chain, and the cluster's CA certificates); \
-             it is not set",
+            "geokeeper.toml:4: relay.port: a relay publisher needs PEM files of this server's \
+             certificate chain and private key (relay.cert and relay.key, or relay.key_store \
+             holding both); not set",
         ),
         (
             format!("{head}[relay]\nport = -1\n"),
@@ -1837,10 +1876,44 @@ fn a_misspelt_relay_key_is_a_warning_with_a_suggestion() {
         ["zoo.cfg:3: relay.keystore.location: unknown setting; kept as system property \
           zookeeper.relay.keystore.location, as ZooKeeper does (did you mean relay.keyStore.location?)"]
     );
-    assert_eq!(c.relay().expect("relay").key_store, None);
+    assert_eq!(c.relay().expect("relay").cert, None);
     let (_, w) = toml("[server]\ndata_dir = \"/d\"\n[relay]\nheartbeat = 100\n");
     assert_eq!(
         shown(&w),
         ["geokeeper.toml:4: relay.heartbeat: unknown key; ignored (did you mean heartbeat_ms?)"]
+    );
+}
+
+#[test]
+fn relay_ssl_files_and_room_read_the_same_in_both_dialects() {
+    let zoo_text = "dataDir=/d\nclientPort=2181\npeerType=observer\nroom=eu-west.2\n\
+         relay.upstreams=pub1:2191\nrelay.ssl.cert=/k/b1.crt\nrelay.ssl.key=/k/b1.key\n\
+         relay.ssl.ca=/k/ca.pem\n";
+    let toml_text = "[server]\ndata_dir = \"/d\"\nrole = \"observer\"\nroom = \"eu-west.2\"\n\
+         [relay]\nupstreams = [\"pub1:2191\"]\ncert = \"/k/b1.crt\"\nkey = \"/k/b1.key\"\n\
+         ca = \"/k/ca.pem\"\n";
+    for (dialect, (c, w)) in [("zoo.cfg", zoo(zoo_text)), ("toml", toml(toml_text))] {
+        assert!(w.is_empty(), "{dialect}: {:#?}", shown(&w));
+        let relay = c.relay().expect("relay");
+        assert_eq!(relay.cert, Some("/k/b1.crt".into()), "{dialect}");
+        assert_eq!(relay.key, Some("/k/b1.key".into()), "{dialect}");
+        assert_eq!(relay.ca, Some("/k/ca.pem".into()), "{dialect}");
+        assert_eq!(relay.room.as_deref(), Some("eu-west.2"), "{dialect}");
+        assert!(c.is_relay_observer(), "{dialect}");
+        assert!(
+            c.inert_settings().is_empty(),
+            "{dialect}: {:?}",
+            c.inert_settings()
+        );
+    }
+    // The TOML error names the TOML keys.
+    assert_eq!(
+        toml_err("[server]\ndata_dir = \"/d\"\n[relay]\nport = 2191\ncert = \"/k/n.crt\"\nca = \"/k/ca.pem\"\n"),
+        "geokeeper.toml:5: relay.cert: is set but relay.key is not (the file of this server's \
+         private key)"
+    );
+    assert_eq!(
+        toml_err("[server]\ndata_dir = \"/d\"\nroom = \"a/b\"\n"),
+        "geokeeper.toml:3: server.room: \"a/b\" is not a room (letters, digits, '.', '_', '-'): '/' in the room"
     );
 }

@@ -196,6 +196,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "server_id",
             "peer_type",
             "role",
+            "room",
         ],
     ),
     ("session", &["min_timeout_ms", "max_timeout_ms"]),
@@ -252,6 +253,9 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "address",
             "key_store",
             "trust_store",
+            "cert",
+            "key",
+            "ca",
             "subscribers",
             "upstreams",
             "max_lag_ms",
@@ -552,6 +556,22 @@ impl Ctx<'_> {
             ("relay", "trust_store") => {
                 let s = string(v, &loc)?;
                 self.other(relay::TRUST_STORE, s, &loc);
+            }
+            ("relay", "cert") => {
+                let s = string(v, &loc)?;
+                self.other(relay::SSL_CERT, s, &loc);
+            }
+            ("relay", "key") => {
+                let s = string(v, &loc)?;
+                self.other(relay::SSL_KEY, s, &loc);
+            }
+            ("relay", "ca") => {
+                let s = string(v, &loc)?;
+                self.other(relay::SSL_CA, s, &loc);
+            }
+            ("server", "room") => {
+                let s = string(v, &loc)?;
+                self.other(relay::ROOM, s, &loc);
             }
             ("relay", "subscribers") => {
                 let list = self.list(node, &loc, "ID@ROOM", |e| {

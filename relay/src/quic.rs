@@ -103,11 +103,16 @@ impl RelayTls {
     /// From a PEM key store (private key and certificate chain) and a PEM file of CA
     /// certificates, the layout of the quorum TLS stores.
     pub fn from_pem_files(key_store: &Path, trust_store: &Path) -> Result<RelayTls, RelayTlsError> {
-        let (chain, key, roots) =
-            crate::tls::load_pem_stores(key_store, trust_store).map_err(|e| match e {
-                crate::tls::TlsError::Pem { path, why } => RelayTlsError::Pem { path, why },
-                other => RelayTlsError::Quic(other.to_string()),
-            })?;
+        Self::from_pem(key_store, key_store, trust_store)
+    }
+
+    /// From PEM files of this node's certificate chain, its private key (may be the same
+    /// file) and the cluster's CA certificates.
+    pub fn from_pem(cert: &Path, key: &Path, ca: &Path) -> Result<RelayTls, RelayTlsError> {
+        let (chain, key, roots) = crate::tls::load_pem(cert, key, ca).map_err(|e| match e {
+            crate::tls::TlsError::Pem { path, why } => RelayTlsError::Pem { path, why },
+            other => RelayTlsError::Quic(other.to_string()),
+        })?;
         let provider = crate::tls::ring_provider();
         Ok(RelayTls {
             chain,
@@ -170,6 +175,18 @@ pub fn peer_identity(conn: &quinn::Connection) -> Result<Identity, AdmitError> {
         .peer_identity()
         .and_then(|i| i.downcast::<Vec<CertificateDer<'static>>>().ok())
         .ok_or_else(|| AdmitError::NoIdentity("no certificate".into()))?;
+    chain_identity(&chain)
+}
+
+impl RelayTls {
+    /// The relay identity this node's own certificate names.
+    pub fn identity(&self) -> Result<Identity, AdmitError> {
+        chain_identity(&self.chain)
+    }
+}
+
+/// The relay identity in a chain's leaf certificate.
+fn chain_identity(chain: &[CertificateDer<'static>]) -> Result<Identity, AdmitError> {
     let leaf = chain
         .first()
         .ok_or_else(|| AdmitError::NoIdentity("an empty chain".into()))?;

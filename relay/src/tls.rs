@@ -26,23 +26,40 @@ pub(crate) fn load_pem_stores(
     ),
     TlsError,
 > {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(key_store)
-        .map_err(|e| pem_err(key_store, e))?
+    load_pem(key_store, key_store, trust_store)
+}
+
+/// A certificate chain, its private key and CA certificates from PEM files; the chain and
+/// the key may be one file.
+pub(crate) fn load_pem(
+    cert: &Path,
+    key: &Path,
+    ca: &Path,
+) -> Result<
+    (
+        Vec<CertificateDer<'static>>,
+        PrivateKeyDer<'static>,
+        rustls::RootCertStore,
+    ),
+    TlsError,
+> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| pem_err(cert, e))?
         .collect::<Result<_, _>>()
-        .map_err(|e| pem_err(key_store, e))?;
+        .map_err(|e| pem_err(cert, e))?;
     if chain.is_empty() {
-        return Err(pem_err(key_store, "no CERTIFICATE in the key store"));
+        return Err(pem_err(cert, "no CERTIFICATE in it"));
     }
-    let key = PrivateKeyDer::from_pem_file(key_store)
-        .map_err(|e| pem_err(key_store, format!("no usable private key: {e}")))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| pem_err(key, format!("no usable private key: {e}")))?;
     let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(trust_store).map_err(|e| pem_err(trust_store, e))? {
+    for c in CertificateDer::pem_file_iter(ca).map_err(|e| pem_err(ca, e))? {
         roots
-            .add(c.map_err(|e| pem_err(trust_store, e))?)
-            .map_err(|e| pem_err(trust_store, e))?;
+            .add(c.map_err(|e| pem_err(ca, e))?)
+            .map_err(|e| pem_err(ca, e))?;
     }
     if roots.is_empty() {
-        return Err(pem_err(trust_store, "no CERTIFICATE in the trust store"));
+        return Err(pem_err(ca, "no CERTIFICATE in the trust store"));
     }
     Ok((chain, key, roots))
 }

@@ -41,8 +41,18 @@ impl Certs {
         self.dir.path().join("ca.pem")
     }
 
-    /// The zoo.cfg lines naming a node's PEM stores.
+    /// The zoo.cfg lines naming a node's certificate, key and CA (`geokeeper certs` puts the
+    /// certificate and the key in one PEM file, which serves as both).
     pub fn lines(&self, name: &str) -> String {
+        format!(
+            "relay.ssl.cert={k}\nrelay.ssl.key={k}\nrelay.ssl.ca={}\n",
+            self.trust_store().display(),
+            k = self.key_store(name).display(),
+        )
+    }
+
+    /// The same with the key-store form: one PEM file of key and chain, one of CAs.
+    pub fn key_store_lines(&self, name: &str) -> String {
         format!(
             "relay.keyStore.location={}\nrelay.trustStore.location={}\n",
             self.key_store(name).display(),
@@ -69,6 +79,16 @@ pub struct Node {
 impl Node {
     pub fn addr(&self) -> SocketAddr {
         self.gk.addr
+    }
+
+    /// A server a test started itself, with no relay port of its own.
+    pub fn of(gk: Geokeeper, data: &Path) -> Node {
+        Node {
+            gk,
+            relay: None,
+            data: data.to_path_buf(),
+            _data_dir: None,
+        }
     }
 }
 
