@@ -392,6 +392,10 @@ struct ObserverState {
     /// Synced and serving clients.
     serving: bool,
     sync: Option<SyncInfo>,
+    /// UPTODATE came while transactions received before it were still on their way
+    /// to the log: serving starts once the tree has applied up to this zxid, so that no
+    /// client reads a tree older than the sync it waited for (ZOOKEEPER-3500).
+    up_to_date_at: Option<(i64, SyncInfo)>,
     /// The last zxid handed to the log (applied or about to be).
     last_received: i64,
     /// The last zxid the leader said it proposed (PING).
@@ -1800,6 +1804,16 @@ impl Server {
                 // A sync the leader answered before the next transaction is answered
                 // before that transaction's reply: the session's order.
                 self.complete_syncs(out);
+            }
+        }
+        if self
+            .obs
+            .up_to_date_at
+            .as_ref()
+            .is_some_and(|(z, _)| self.tree.last_zxid() >= *z)
+        {
+            if let Some((_, info)) = self.obs.up_to_date_at.take() {
+                self.serve(info, out);
             }
         }
     }

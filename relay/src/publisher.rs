@@ -624,9 +624,12 @@ async fn stream(
             info!(subscriber = %identity, from = format_args!("{last_zxid:#x}"), to = format_args!("{to:#x}"), txns = entries.len(), "diff from memory");
             Some(entries)
         }
-        // Across epochs the count is unknown: the log decides.
+        // Across epochs the count is unknown until the log is read: it decides, and a diff
+        // longer than diffMaxTxns is a snapshot's job all the same.
         None if to >> 32 != last_zxid >> 32 || (to - last_zxid) as u64 <= ctx.s.diff_max_txns => {
-            let entries = diff_from_disk(&ctx.s, last_zxid, to).await;
+            let entries = diff_from_disk(&ctx.s, last_zxid, to)
+                .await
+                .filter(|e| e.len() as u64 <= ctx.s.diff_max_txns);
             if let Some(e) = &entries {
                 info!(subscriber = %identity, from = format_args!("{last_zxid:#x}"), to = format_args!("{to:#x}"), txns = e.len(), "diff from the log");
             }

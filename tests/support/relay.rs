@@ -339,9 +339,136 @@ pub fn hex(m: &BTreeMap<String, String>, key: &str) -> i64 {
 
 /// The last zxid a server has applied, from `srvr`.
 pub fn leader_zxid(n: &Node) -> i64 {
-    let s = super::java_zk::four_letter(n.addr(), "srvr");
+    srvr_zxid(n.addr())
+}
+
+/// The last zxid of any ZooKeeper server (geokeeper or Java), from `srvr`.
+pub fn srvr_zxid(addr: SocketAddr) -> i64 {
+    let s = super::java_zk::four_letter(addr, "srvr");
     s.lines()
         .find_map(|l| l.strip_prefix("Zxid: "))
         .and_then(|z| i64::from_str_radix(z.trim().trim_start_matches("0x"), 16).ok())
-        .expect("srvr Zxid")
+        .unwrap_or_else(|| panic!("no Zxid in srvr of {addr}: {s}"))
+}
+
+/// Which kind of server publishes the stream a test's observers follow: the relay's tests
+/// run with both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PubKind {
+    /// A standalone geokeeper: the leader itself.
+    Leader,
+    /// A geokeeper gateway following a 3-participant Apache ZooKeeper 3.8 ensemble: the
+    /// transactions are the Java leader's, and writes from remote rooms reach it through
+    /// the gateway.
+    Gateway,
+}
+
+/// The server id of a test's gateway: above the Java participants' 1-3 and the
+/// observers' own ids, so that no two servers hand out session ids with the same top byte.
+pub const GATEWAY_ID: u64 = 99;
+
+/// For each scenario function `name(kind: PubKind)`, a module `name` with two tests:
+/// `leader` (a standalone geokeeper publishes) and `gateway` (a gateway of a Java ensemble
+/// does).
+#[macro_export]
+macro_rules! with_both_publishers {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn leader() {
+                    super::$name($crate::support::relay::PubKind::Leader)
+                }
+                #[test]
+                fn gateway() {
+                    super::$name($crate::support::relay::PubKind::Gateway)
+                }
+            }
+        )*
+    };
+}
+
+/// A publisher of either kind, and for a gateway, the ensemble it follows.
+pub struct Publisher {
+    pub kind: PubKind,
+    /// The publishing geokeeper: the standalone leader, or the gateway.
+    pub node: Node,
+    /// The ensemble a gateway follows (kept running as long as the publisher lives).
+    pub ensemble: Option<super::java_ensemble::JavaEnsemble>,
+}
+
+impl Publisher {
+    /// Starts a publisher of `kind` with `name`'s certificate, allowing `subscribers`
+    /// (`id@room,...`), with `extra` configuration lines for the publishing geokeeper;
+    /// returns once it serves (a gateway: once it is in sync with the ensemble).
+    pub fn start(
+        kind: PubKind,
+        certs: &Certs,
+        name: &str,
+        subscribers: &str,
+        extra: &str,
+    ) -> Publisher {
+        match kind {
+            PubKind::Leader => Publisher {
+                kind,
+                node: start_leader(certs, name, subscribers, extra),
+                ensemble: None,
+            },
+            PubKind::Gateway => {
+                // Sessions of up to 60 s, as a standalone geokeeper allows by default: the
+                // tests' clients ask for 30 s and ride out WAN cuts of several seconds.
+                let e = super::java_ensemble::JavaEnsemble::start(3, "maxSessionTimeout=60000\n");
+                let data_dir = tempfile::tempdir().expect("tempdir");
+                let data = data_dir.path().to_path_buf();
+                let relay = free_udp_addr();
+                let gk = super::gateway::start_gateway(
+                    &e,
+                    GATEWAY_ID,
+                    &data,
+                    &format!(
+                        "relayPort={}\nrelayAddress=127.0.0.1\nrelay.subscribers={subscribers}\n{}{extra}\n",
+                        relay.port(),
+                        certs.lines(name)
+                    ),
+                );
+                super::gateway::wait_synced(&gk, Duration::from_secs(60));
+                Publisher {
+                    kind,
+                    node: Node {
+                        gk,
+                        relay: Some(relay),
+                        data,
+                        _data_dir: Some(data_dir),
+                    },
+                    ensemble: Some(e),
+                }
+            }
+        }
+    }
+
+    /// Where the publisher's stream is served.
+    pub fn relay(&self) -> SocketAddr {
+        self.node.relay.expect("a publisher's relay port")
+    }
+
+    /// The client address of the leader: the standalone geokeeper, or the Java leader.
+    pub fn leader_addr(&self) -> SocketAddr {
+        match &self.ensemble {
+            None => self.node.addr(),
+            Some(e) => {
+                let i = e.leader().expect("the ensemble has a leader");
+                e.members[i].client
+            }
+        }
+    }
+
+    /// The leader's last zxid: what every replica must reach.
+    pub fn zxid(&self) -> i64 {
+        srvr_zxid(self.leader_addr())
+    }
+
+    /// The leader's whole tree, which every replica's must equal.
+    pub fn tree(&self) -> BTreeMap<String, (Vec<u8>, Stat)> {
+        dump(self.leader_addr())
+    }
 }

@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 
 use bytes::{BufMut, BytesMut};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::subscribers::SyncOwner;
 use super::*;
@@ -349,6 +349,7 @@ impl Server {
         if self.snapshot.take().is_some() {
             out.push(Output::SnapshotAbort);
         }
+        self.obs.up_to_date_at = None;
         self.log_generation += 1;
         self.in_flight.clear();
         self.to_log.clear();
@@ -379,7 +380,23 @@ impl Server {
         }));
     }
 
+    /// UPTODATE: the observer serves once it has applied everything received before it.
     pub(super) fn up_to_date(&mut self, info: SyncInfo, out: &mut Vec<Output>) {
+        let received = self.obs.last_received;
+        if self.tree.last_zxid() < received {
+            debug!(
+                applied = format_args!("{:#x}", self.tree.last_zxid()),
+                received = format_args!("{received:#x}"),
+                "in sync with the leader: serving once what came before is applied"
+            );
+            self.obs.up_to_date_at = Some((received, info));
+            return;
+        }
+        self.serve(info, out);
+    }
+
+    /// In sync, and the tree has everything the sync brought: clients are served.
+    pub(super) fn serve(&mut self, info: SyncInfo, out: &mut Vec<Output>) {
         info!(
             leader = %info.leader,
             epoch = info.epoch,
@@ -413,6 +430,7 @@ impl Server {
     /// fate is unknown: the client sees the connection lost, never a guess).
     pub(super) fn leader_lost(&mut self, reason: &str, out: &mut Vec<Output>) {
         let was_serving = std::mem::replace(&mut self.obs.serving, false);
+        self.obs.up_to_date_at = None;
         // In read-only mode a client with nothing in flight keeps its connection and its
         // session (ZOOKEEPER-1607): its reads are served from this tree, its writes get
         // NotReadOnly until the upstream is back. The others are closed: a forwarded

@@ -120,7 +120,11 @@ struct Outcome {
 fn run(seed: u64, steps: usize) -> Outcome {
     let mut sim = Sim::new(seed);
     while !sim.serving {
-        sim.resync();
+        if sim.serve_at.is_some() {
+            sim.make_durable(sim.log.len());
+        } else {
+            sim.resync();
+        }
     }
     for step in 1..=steps {
         sim.diag.step = step;
@@ -169,6 +173,7 @@ struct Coverage {
     upgrades: u64,
     local_expiries: u64,
     kept_connections: u64,
+    deferred_serving: u64,
 }
 
 impl Coverage {
@@ -202,6 +207,7 @@ impl Coverage {
             upgrades,
             local_expiries,
             kept_connections,
+            deferred_serving,
         } = o;
         self.writes_ok += writes_ok;
         self.write_errors += write_errors;
@@ -215,6 +221,7 @@ impl Coverage {
         self.revalidation_refused += revalidation_refused;
         self.bad_passwords += bad_passwords;
         self.kept_connections += kept_connections;
+        self.deferred_serving += deferred_serving;
         self.connects_refused += connects_refused;
         self.takeovers += takeovers;
         self.expiries_closed += expiries_closed;
@@ -267,6 +274,11 @@ impl Coverage {
                 "connections kept through a lost leader",
                 c.kept_connections,
                 20,
+            ),
+            (
+                "UPTODATEs before the sync's transactions were durable",
+                c.deferred_serving,
+                50,
             ),
         ] {
             assert!(
@@ -819,6 +831,12 @@ struct Sim {
     link: u64,
     /// Synced and serving, as far as the driver knows.
     serving: bool,
+    /// UPTODATE came before what the sync brought was durable: the observer serves once
+    /// the log has made everything up to this zxid durable (and it is applied).
+    serve_at: Option<i64>,
+    /// The input being checked is the one that started serving (UPTODATE, or the
+    /// Durable after a deferred one).
+    starts_serving: bool,
     /// The core asked for a resync from scratch (`Output::Resync`).
     reset: bool,
     /// The link is up and the observer is being synced: UPTODATE is next, of a sync of
@@ -908,6 +926,8 @@ impl Sim {
             durable: 0,
             link: 0,
             serving: false,
+            serve_at: None,
+            starts_serving: false,
             reset: false,
             syncing: None,
             variant,
@@ -1022,9 +1042,10 @@ impl Sim {
             .collect();
         self.lingering.retain(|s| server_local.contains(s));
         server_local.retain(|s| !self.lingering.contains(s));
+        let starts_serving = std::mem::take(&mut self.starts_serving);
         match ctx {
             Ctx::LeaderLost | Ctx::LogFailed => self.local.clear(),
-            Ctx::UpToDate => {
+            _ if starts_serving => {
                 // Read-only sessions end when the observer is in sync again.
                 if let Some((id, _)) = self
                     .conns
@@ -1212,6 +1233,7 @@ impl Sim {
                 }
                 self.reset = true;
                 self.serving = false;
+                self.serve_at = None;
             }
             Output::SnapshotBegin { .. }
             | Output::SnapshotNodes(_)
@@ -2258,6 +2280,12 @@ impl Sim {
             return;
         };
         self.durable = self.durable.max(zxid);
+        if self.serve_at.is_some_and(|z| zxid >= z) {
+            self.serve_at = None;
+            self.serving = true;
+            self.starts_serving = true;
+            self.cov.deferred_serving += 1;
+        }
         self.feed(
             format!("durable up to {zxid:#x}"),
             Input::Durable { zxid },
@@ -2292,6 +2320,7 @@ impl Sim {
         }
         self.drop_link();
         self.serving = false;
+        self.serve_at = None;
         self.cov.leaders_lost += 1;
         self.feed(
             "the leader is lost".into(),
@@ -2353,7 +2382,16 @@ impl Sim {
     /// read-only ones are served.
     fn resync(&mut self) {
         if let Some(kind) = self.syncing.take() {
-            self.serving = true;
+            // Clients are served once the tree holds everything the sync brought
+            // (ZOOKEEPER-3500): at once if the log has made it durable, else at the
+            // Durable that does.
+            let received = self.server.last_received();
+            if received > self.durable {
+                self.serve_at = Some(received);
+            } else {
+                self.serving = true;
+                self.starts_serving = true;
+            }
             let info = SyncInfo {
                 leader: "leader:2888".into(),
                 epoch: self.leader.epoch as u32,
