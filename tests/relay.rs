@@ -2,7 +2,9 @@
 //! committed stream, observers in a remote room following it over QUIC with mutual TLS,
 //! and a room relay re-publishing to a sibling. Clients use the observers as ZooKeeper
 //! servers: reads from the observer's tree, writes forwarded and answered when their
-//! transaction comes back.
+//! transaction comes back. Each scenario runs with both kinds of publisher: a standalone
+//! geokeeper leader, and a gateway following a 3-participant Apache ZooKeeper 3.8
+//! ensemble, whose Java leader the writes reach and whose tree the observers end with.
 
 mod support;
 
@@ -13,11 +15,19 @@ use support::relay::*;
 
 const SYNC: Duration = Duration::from_secs(30);
 
-#[test]
-fn a_remote_observer_serves_reads_forwards_writes_and_resumes_by_diff() {
-    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 2, "B"), ("b2", 3, "B")]);
-    let leader = start_leader(&certs, "leader", "2@B,3@B", "");
-    let mut lz = session(leader.addr());
+with_both_publishers!(
+    a_remote_observer_serves_reads_forwards_writes_and_resumes_by_diff,
+    an_observer_too_far_behind_catches_up_by_snapshot_and_ends_identical,
+    an_observer_moves_to_its_next_upstream_when_its_relay_dies,
+    a_stalled_subscriber_is_dropped_without_slowing_the_leader_or_its_sibling,
+    sessions_are_global_kept_alive_by_batched_touches_and_move_with_their_watches,
+    local_sessions_of_a_remote_observer_never_cross_the_wan_until_they_need_to,
+);
+
+fn a_remote_observer_serves_reads_forwards_writes_and_resumes_by_diff(kind: PubKind) {
+    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B"), ("b2", 12, "B")]);
+    let leader = Publisher::start(kind, &certs, "leader", "11@B,12@B", "");
+    let mut lz = session(leader.leader_addr());
     assert_eq!(create(&mut lz, "/before", b"x", 0).0, 0);
 
     // b1 follows the leader and re-publishes to b2 (one WAN stream for the room).
@@ -25,9 +35,9 @@ fn a_remote_observer_serves_reads_forwards_writes_and_resumes_by_diff() {
     let b1 = start_observer(
         &certs,
         "b1",
-        2,
-        &[leader.relay.expect("relay")],
-        Some("3@B"),
+        11,
+        &[leader.relay()],
+        Some("12@B"),
         b1_data.path(),
         "",
     );
@@ -37,7 +47,7 @@ fn a_remote_observer_serves_reads_forwards_writes_and_resumes_by_diff() {
     let b2 = start_observer(
         &certs,
         "b2",
-        3,
+        12,
         &[b1.relay.expect("relay")],
         None,
         b2_data.path(),
@@ -60,7 +70,7 @@ fn a_remote_observer_serves_reads_forwards_writes_and_resumes_by_diff() {
     assert_eq!(create(&mut z2, "/from-b2", b"again", 0).0, -110);
     // Sessions are global: the observer's session is the leader's.
     let sid = z2.session_id();
-    assert_eq!(sid >> 56, 3, "b2 picks its ids with its server id");
+    assert_eq!(sid >> 56, 12, "b2 picks its ids with its server id");
 
     // A write at the leader, then sync + read on b1: it is there.
     let (_, w) = set_data(&mut lz, "/before", b"y");
@@ -73,23 +83,20 @@ fn a_remote_observer_serves_reads_forwards_writes_and_resumes_by_diff() {
     // An ephemeral through b1 belongs to its global session; closing the session
     // removes it everywhere.
     assert_eq!(create(&mut z1, "/eph", b"", 1).0, 0);
-    wait_zxid(&b2, leader_zxid(&leader), SYNC);
+    wait_zxid(&b2, leader.zxid(), SYNC);
     assert_eq!(get(&mut z2, "/eph").0, 0);
     z1.disconnect();
 
     // The publisher lists its subscriber; b1 its upstream and relays to b2.
-    let lm = mntr(leader.addr());
+    let lm = mntr(leader.node.addr());
     assert_eq!(lm["zk_relay_subscribers"], "1", "{lm:?}");
     assert!(
-        lm.contains_key("zk_relay_subscriber_2_B_lag_txns"),
+        lm.contains_key("zk_relay_subscriber_11_B_lag_txns"),
         "{lm:?}"
     );
     let m1 = mntr(b1.addr());
     assert_eq!(m1["zk_relay_subscribers"], "1", "{m1:?}");
-    assert_eq!(
-        m1["zk_relay_upstream"],
-        leader.relay.expect("relay").to_string()
-    );
+    assert_eq!(m1["zk_relay_upstream"], leader.relay().to_string());
 
     // b2 restarts after more writes: it resumes by diff from b1's memory.
     drop(z2);
@@ -101,31 +108,23 @@ fn a_remote_observer_serves_reads_forwards_writes_and_resumes_by_diff() {
     b2.gk.restart();
     let m2 = wait_synced(&b2, SYNC);
     assert_eq!(m2["zk_observer_sync_type"], "DIFF", "{m2:?}");
-    wait_zxid(&b2, leader_zxid(&leader), SYNC);
-    assert_eq!(
-        dump(b2.addr()),
-        dump(leader.addr()),
-        "b2's tree is the leader's"
-    );
-    assert_eq!(
-        dump(b1.addr()),
-        dump(leader.addr()),
-        "b1's tree is the leader's"
-    );
+    wait_zxid(&b2, leader.zxid(), SYNC);
+    assert_eq!(dump(b2.addr()), leader.tree(), "b2's tree is the leader's");
+    assert_eq!(dump(b1.addr()), leader.tree(), "b1's tree is the leader's");
 }
 
-#[test]
-fn an_observer_too_far_behind_catches_up_by_snapshot_and_ends_identical() {
-    let certs = Certs::new(&[("leader", 1, "A"), ("c1", 4, "C")]);
+fn an_observer_too_far_behind_catches_up_by_snapshot_and_ends_identical(kind: PubKind) {
+    let certs = Certs::new(&[("leader", 1, "A"), ("c1", 21, "C")]);
     // Few transactions in memory, a low diff limit and frequent snapshots: a long
     // absence is caught up by a snapshot.
-    let leader = start_leader(
+    let leader = Publisher::start(
+        kind,
         &certs,
         "leader",
-        "4@C",
+        "21@C",
         "relay.retainTxns=10\nrelay.diffMaxTxns=50\nsnapCount=100\n",
     );
-    let mut lz = session(leader.addr());
+    let mut lz = session(leader.leader_addr());
     for i in 0..30 {
         assert_eq!(create(&mut lz, &format!("/a{i}"), b"1", 0).0, 0);
     }
@@ -133,8 +132,8 @@ fn an_observer_too_far_behind_catches_up_by_snapshot_and_ends_identical() {
     let mut c1 = start_observer(
         &certs,
         "c1",
-        4,
-        &[leader.relay.expect("relay")],
+        21,
+        &[leader.relay()],
         None,
         c1_data.path(),
         "",
@@ -151,8 +150,8 @@ fn an_observer_too_far_behind_catches_up_by_snapshot_and_ends_identical() {
     let m = wait_synced(&c1, SYNC);
     assert_eq!(m["zk_observer_sync_type"], "SNAP", "{m:?}");
     assert_eq!(m["zk_relay_snapshots_received"], "1", "{m:?}");
-    wait_zxid(&c1, leader_zxid(&leader), SYNC);
-    assert_eq!(dump(c1.addr()), dump(leader.addr()), "every znode and stat");
+    wait_zxid(&c1, leader.zxid(), SYNC);
+    assert_eq!(dump(c1.addr()), leader.tree(), "every znode and stat");
     // And it keeps following.
     let (_, z) = create(&mut lz, "/after", b"", 0);
     wait_zxid(&c1, z, SYNC);
@@ -160,20 +159,19 @@ fn an_observer_too_far_behind_catches_up_by_snapshot_and_ends_identical() {
     c1.gk.restart();
     let m = wait_synced(&c1, SYNC);
     assert_eq!(m["zk_observer_sync_type"], "DIFF", "{m:?}");
-    assert_eq!(dump(c1.addr()), dump(leader.addr()));
+    assert_eq!(dump(c1.addr()), leader.tree());
 }
 
-#[test]
-fn an_observer_moves_to_its_next_upstream_when_its_relay_dies() {
-    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 2, "B"), ("b2", 3, "B")]);
-    let leader = start_leader(&certs, "leader", "2@B,3@B", "");
+fn an_observer_moves_to_its_next_upstream_when_its_relay_dies(kind: PubKind) {
+    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B"), ("b2", 12, "B")]);
+    let leader = Publisher::start(kind, &certs, "leader", "11@B,12@B", "");
     let b1_data = tempfile::tempdir().expect("tempdir");
     let mut b1 = start_observer(
         &certs,
         "b1",
-        2,
-        &[leader.relay.expect("relay")],
-        Some("3@B"),
+        11,
+        &[leader.relay()],
+        Some("12@B"),
         b1_data.path(),
         "",
     );
@@ -181,11 +179,11 @@ fn an_observer_moves_to_its_next_upstream_when_its_relay_dies() {
     // b2 prefers its room's relay, then the publisher itself, by name (resolved at
     // each attempt).
     let b2_data = tempfile::tempdir().expect("tempdir");
-    let by_name = format!("localhost:{}", leader.relay.expect("relay").port());
+    let by_name = format!("localhost:{}", leader.relay().port());
     let b2 = start_observer_of(
         &certs,
         "b2",
-        3,
+        12,
         &[b1.relay.expect("relay").to_string(), by_name.clone()],
         None,
         b2_data.path(),
@@ -198,7 +196,7 @@ fn an_observer_moves_to_its_next_upstream_when_its_relay_dies() {
     );
     let mut z2 = session(b2.addr());
     assert_eq!(create(&mut z2, "/via-b1", b"", 0).0, 0);
-    let mut lz = session(leader.addr());
+    let mut lz = session(leader.leader_addr());
 
     b1.gk.kill();
     for i in 0..10 {
@@ -219,35 +217,40 @@ fn an_observer_moves_to_its_next_upstream_when_its_relay_dies() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    wait_zxid(&b2, leader_zxid(&leader), SYNC);
+    wait_zxid(&b2, leader.zxid(), SYNC);
     // Its clients write through the new upstream.
     let mut z2 = session(b2.addr());
     assert_eq!(create(&mut z2, "/via-leader", b"", 0).0, 0);
-    assert_eq!(dump(b2.addr()), dump(leader.addr()));
+    assert_eq!(dump(b2.addr()), leader.tree());
     drop(z2);
     b1.gk.restart();
     wait_synced(&b1, SYNC);
-    wait_zxid(&b1, leader_zxid(&leader), SYNC);
-    assert_eq!(dump(b1.addr()), dump(leader.addr()));
+    wait_zxid(&b1, leader.zxid(), SYNC);
+    assert_eq!(dump(b1.addr()), leader.tree());
 }
 
-#[test]
-fn a_stalled_subscriber_is_dropped_without_slowing_the_leader_or_its_sibling() {
-    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 2, "B"), ("c1", 3, "C")]);
+fn a_stalled_subscriber_is_dropped_without_slowing_the_leader_or_its_sibling(kind: PubKind) {
+    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B"), ("c1", 21, "C")]);
     // A small per-subscriber bound.
-    let leader = start_leader(&certs, "leader", "2@B,3@C", "relay.bufferBytes=262144\n");
+    let leader = Publisher::start(
+        kind,
+        &certs,
+        "leader",
+        "11@B,21@C",
+        "relay.bufferBytes=262144\n",
+    );
     let b1_data = tempfile::tempdir().expect("tempdir");
     let b1 = start_observer(
         &certs,
         "b1",
-        2,
-        &[leader.relay.expect("relay")],
+        11,
+        &[leader.relay()],
         None,
         b1_data.path(),
         "",
     );
     let link = support::wan::UdpWan::start(
-        leader.relay.expect("relay"),
+        leader.relay(),
         support::wan::LinkSpec {
             delay: Duration::from_millis(5),
             jitter: Duration::ZERO,
@@ -256,13 +259,13 @@ fn a_stalled_subscriber_is_dropped_without_slowing_the_leader_or_its_sibling() {
         21,
     );
     let c1_data = tempfile::tempdir().expect("tempdir");
-    let c1 = start_observer(&certs, "c1", 3, &[link.addr()], None, c1_data.path(), "");
+    let c1 = start_observer(&certs, "c1", 21, &[link.addr()], None, c1_data.path(), "");
     wait_synced(&b1, SYNC);
     wait_synced(&c1, SYNC);
     // c1's link stalls (nothing acknowledged, nothing read) while the leader writes
     // megabytes: its queue passes the bound and it is let go; b1 keeps up.
     link.cut();
-    let mut lz = session(leader.addr());
+    let mut lz = session(leader.leader_addr());
     let t = std::time::Instant::now();
     let mut dropped = false;
     for i in 0..600 {
@@ -270,41 +273,32 @@ fn a_stalled_subscriber_is_dropped_without_slowing_the_leader_or_its_sibling() {
         let data: Vec<u8> = (0..8_000).map(|_| rand::random::<u8>()).collect();
         assert_eq!(create(&mut lz, &format!("/bulk-{i}"), &data, 0).0, 0);
         if !dropped && i % 50 == 49 {
-            dropped = mntr(leader.addr())["zk_relay_subscribers_dropped_slow"] != "0";
+            dropped = mntr(leader.node.addr())["zk_relay_subscribers_dropped_slow"] != "0";
         }
     }
     let took = t.elapsed();
-    let lm = mntr(leader.addr());
+    let lm = mntr(leader.node.addr());
     assert_ne!(lm["zk_relay_subscribers_dropped_slow"], "0", "{lm:?}");
-    wait_zxid(&b1, leader_zxid(&leader), Duration::from_secs(5));
+    wait_zxid(&b1, leader.zxid(), Duration::from_secs(5));
     assert_eq!(mntr(b1.addr())["zk_observer_synced"], "1");
     eprintln!("600 writes of 8 kB with a stalled subscriber: {took:?}");
     // Back on the network, c1 catches up by itself.
     link.heal();
     wait_synced(&c1, SYNC);
-    wait_zxid(&c1, leader_zxid(&leader), SYNC);
-    assert_eq!(dump(c1.addr()), dump(leader.addr()));
+    wait_zxid(&c1, leader.zxid(), SYNC);
+    assert_eq!(dump(c1.addr()), leader.tree());
 }
 
-#[test]
-fn sessions_are_global_kept_alive_by_batched_touches_and_move_with_their_watches() {
+fn sessions_are_global_kept_alive_by_batched_touches_and_move_with_their_watches(kind: PubKind) {
     use geokeeper_core::proto::records::{GetDataRequest, SetWatches};
     use geokeeper_core::proto::OpCode;
     use geokeeper_core::request::Request;
     use support::rawzk::{zookeeper_password, RawZk};
 
-    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 2, "B")]);
-    let leader = start_leader(&certs, "leader", "2@B", "");
+    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B")]);
+    let leader = Publisher::start(kind, &certs, "leader", "11@B", "");
     let data = tempfile::tempdir().expect("tempdir");
-    let b1 = start_observer(
-        &certs,
-        "b1",
-        2,
-        &[leader.relay.expect("relay")],
-        None,
-        data.path(),
-        "",
-    );
+    let b1 = start_observer(&certs, "b1", 11, &[leader.relay()], None, data.path(), "");
     wait_synced(&b1, SYNC);
     // A session of the shortest timeout (2 ticks: 4 s), created through b1, with an
     // ephemeral; kept alive by pings to b1 only, for three timeouts.
@@ -319,7 +313,7 @@ fn sessions_are_global_kept_alive_by_batched_touches_and_move_with_their_watches
         assert!(f.reply.is_ok(), "ping through b1");
         std::thread::sleep(Duration::from_millis(1_000));
     }
-    let mut lz = session(leader.addr());
+    let mut lz = session(leader.leader_addr());
     let (err, _, stat) = get(&mut lz, "/eph");
     assert_eq!(
         err, 0,
@@ -342,8 +336,14 @@ fn sessions_are_global_kept_alive_by_batched_touches_and_move_with_their_watches
     let seen = f.header.zxid;
     z.disconnect();
     assert_eq!(set_data(&mut lz, "/w", b"1").0, 0);
-    let mut moved =
-        RawZk::connect(leader.addr(), sid, &zookeeper_password(sid), seen, 4_000).expect("move");
+    let mut moved = RawZk::connect(
+        leader.leader_addr(),
+        sid,
+        &zookeeper_password(sid),
+        seen,
+        4_000,
+    )
+    .expect("move");
     assert_eq!(
         moved.response.session_id, sid,
         "the leader took the session"
@@ -389,23 +389,22 @@ fn sessions_are_global_kept_alive_by_batched_touches_and_move_with_their_watches
     assert_eq!(get(&mut lz, "/eph").0, 0);
 }
 
-#[test]
-fn local_sessions_of_a_remote_observer_never_cross_the_wan_until_they_need_to() {
-    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 2, "B")]);
-    let leader = start_leader(&certs, "leader", "2@B", "");
+fn local_sessions_of_a_remote_observer_never_cross_the_wan_until_they_need_to(kind: PubKind) {
+    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B")]);
+    let leader = Publisher::start(kind, &certs, "leader", "11@B", "");
     let data = tempfile::tempdir().expect("tempdir");
     let b1 = start_observer(
         &certs,
         "b1",
-        2,
-        &[leader.relay.expect("relay")],
+        11,
+        &[leader.relay()],
         None,
         data.path(),
         "localSessionsEnabled=true\nlocalSessionsUpgradingEnabled=true\n",
     );
     wait_synced(&b1, SYNC);
     let global = || -> u64 {
-        mntr(leader.addr())["zk_global_sessions"]
+        mntr(leader.leader_addr())["zk_global_sessions"]
             .parse()
             .expect("count")
     };
@@ -413,7 +412,7 @@ fn local_sessions_of_a_remote_observer_never_cross_the_wan_until_they_need_to() 
     // A reading client: its session is b1's own.
     let mut r = session(b1.addr());
     assert_eq!(get(&mut r, "/").0, 0);
-    let mut lz = session(leader.addr());
+    let mut lz = session(leader.leader_addr());
     let (_, z) = create(&mut lz, "/seen", b"", 0);
     wait_zxid(&b1, z, SYNC);
     assert_eq!(get(&mut r, "/seen").0, 0);
