@@ -9,6 +9,11 @@
 //! and the recorded history must be one ZooKeeper allows (linearizable writes, sessions
 //! that never go back, sync then read, the watch event before the data).
 //!
+//! Twice: with a standalone geokeeper leader publishing, and with a gateway of a
+//! 3-participant Apache ZooKeeper 3.8 ensemble publishing, where clients also use the Java
+//! servers and the gateway, and the schedule also SIGKILLs the Java leader (an election
+//! moves the gateway to the next one) and the gateway itself, restarting them after.
+//!
 //! `GEOKEEPER_RELAY_HISTORY_SEED` replays one round; `GEOKEEPER_RELAY_HISTORY_ROUNDS`
 //! (default 2) runs more rounds, each with the next seed.
 
@@ -435,25 +440,27 @@ struct Faults {
     delay_changes: u32,
     cuts: u32,
     kills: u32,
+    leader_kills: u32,
 }
 
 struct Round {
     seed: u64,
+    kind: PubKind,
 }
 
-fn round(Round { seed }: Round) {
+fn round(Round { seed, kind }: Round) {
     let started = Instant::now();
     eprintln!(
-        "relay_history: seed {seed} (replay: GEOKEEPER_RELAY_HISTORY_SEED={seed} GEOKEEPER_RELAY_HISTORY_ROUNDS=1)"
+        "relay_history: {kind:?} seed {seed} (replay: GEOKEEPER_RELAY_HISTORY_SEED={seed} GEOKEEPER_RELAY_HISTORY_ROUNDS=1)"
     );
     let certs = Certs::new(&[
         ("leader", 1, "A"),
-        ("b1", 2, "B"),
-        ("b2", 3, "B"),
-        ("c1", 4, "C"),
+        ("b1", 11, "B"),
+        ("b2", 12, "B"),
+        ("c1", 21, "C"),
     ]);
-    let leader = start_leader(&certs, "leader", "2@B,4@C", "");
-    let relay = leader.relay.expect("relay");
+    let leader = Publisher::start(kind, &certs, "leader", "11@B,21@C", "");
+    let relay = leader.relay();
     let link_b = Arc::new(UdpWan::start(
         relay,
         wan_link(25, 0.005),
@@ -472,9 +479,9 @@ fn round(Round { seed }: Round) {
     let b1 = start_observer(
         &certs,
         "b1",
-        2,
+        11,
         &[link_b.addr()],
-        Some("3@B"),
+        Some("12@B"),
         b1_dir.path(),
         "",
     );
@@ -482,20 +489,20 @@ fn round(Round { seed }: Round) {
     let b2 = start_observer(
         &certs,
         "b2",
-        3,
+        12,
         &[b1.relay.expect("relay")],
         None,
         b2_dir.path(),
         "",
     );
-    let c1 = start_observer(&certs, "c1", 4, &[link_c.addr()], None, c1_dir.path(), "");
+    let c1 = start_observer(&certs, "c1", 21, &[link_c.addr()], None, c1_dir.path(), "");
     wait_synced(&b2, SYNC);
     wait_synced(&c1, SYNC);
 
     eprintln!("relay_history: topology up in {:?}", started.elapsed());
     // The paths every client works on exist before the history starts.
     let h = Arc::new(History::new());
-    let mut lz = session(leader.addr());
+    let mut lz = session(leader.leader_addr());
     for p in PATHS {
         assert_eq!(create(&mut lz, p, b"init", 0).0, 0, "create {p}");
         let (err, data, stat) = get(&mut lz, p);
@@ -503,16 +510,26 @@ fn round(Round { seed }: Round) {
         h.initial(p, data, stat_of(&stat.expect("stat")));
     }
     lz.disconnect();
-    wait_zxid(&b2, leader_zxid(&leader), SYNC);
-    wait_zxid(&c1, leader_zxid(&leader), SYNC);
+    wait_zxid(&b2, leader.zxid(), SYNC);
+    wait_zxid(&c1, leader.zxid(), SYNC);
 
-    let replicas = vec![leader.addr(), b1.addr(), b2.addr(), c1.addr()];
+    // Every server clients may use: the standalone leader, or the Java servers and the
+    // gateway; and the observers.
+    let mut replicas = match &leader.ensemble {
+        None => vec![leader.node.addr()],
+        Some(e) => e.members.iter().map(|m| m.client).collect(),
+    };
+    if kind == PubKind::Gateway {
+        replicas.push(leader.node.addr());
+    }
+    replicas.extend([b1.addr(), b2.addr(), c1.addr()]);
     let stop = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());
     let mut clients = Vec::new();
     for id in 0..CLIENTS {
         let (h, stop, counters, replicas) =
             (h.clone(), stop.clone(), counters.clone(), replicas.clone());
+        let n_replicas = replicas.len();
         let rng = StdRng::seed_from_u64(splitmix64(seed ^ (100 + id as u64)));
         clients.push(thread::spawn(move || {
             let mut c = Client {
@@ -522,7 +539,7 @@ fn round(Round { seed }: Round) {
                 rng,
                 counters,
                 conn: None,
-                at: id % 4,
+                at: id % n_replicas,
                 session: 0,
                 passwd: vec![0; 16],
                 data_watches: Vec::new(),
@@ -543,11 +560,12 @@ fn round(Round { seed }: Round) {
         }));
     }
 
-    // The fault schedule: owns b2 and c1 so that it can kill and restart them.
+    // The fault schedule: owns b2, c1 and the publisher so that it can kill and restart
+    // them.
     let fault = {
         let (stop, link_b, link_c) = (stop.clone(), link_b.clone(), link_c.clone());
         let mut rng = StdRng::seed_from_u64(splitmix64(seed ^ 7));
-        let (mut b2, mut c1) = (b2, c1);
+        let (mut b2, mut c1, mut leader) = (b2, c1, leader);
         thread::spawn(move || {
             let mut faults = Faults::default();
             let mut log = Vec::new();
@@ -563,7 +581,12 @@ fn round(Round { seed }: Round) {
                     ("c", &link_c)
                 };
                 let at = t0.elapsed().as_millis();
-                match rng.random_range(0..3) {
+                let kinds = if leader.kind == PubKind::Gateway {
+                    5
+                } else {
+                    3
+                };
+                match rng.random_range(0..kinds) {
                     0 => {
                         let d = rng.random_range(5..120);
                         let loss = rng.random_range(0.0..0.02);
@@ -576,6 +599,34 @@ fn round(Round { seed }: Round) {
                         link.cut_for(d);
                         faults.cuts += 1;
                         log.push(format!("{at}ms link {lname}: cut for {d:?}"));
+                    }
+                    3 => {
+                        // The Java leader dies; the other two elect one, the gateway
+                        // follows it, and the dead one comes back as a follower.
+                        let e = leader.ensemble.as_mut().expect("an ensemble");
+                        let Some(i) = e.leader() else { continue };
+                        e.kill(i);
+                        let down = rng.random_range(500..3_000);
+                        thread::sleep(Duration::from_millis(down));
+                        e.restart(i);
+                        faults.leader_kills += 1;
+                        log.push(format!(
+                            "{at}ms kill -9 the Java leader (server {}), down {down} ms",
+                            i + 1
+                        ));
+                    }
+                    4 => {
+                        leader.node.gk.kill();
+                        let down = rng.random_range(200..1_500);
+                        thread::sleep(Duration::from_millis(down));
+                        if let Err(e) = leader.node.gk.try_restart(Duration::from_secs(30)) {
+                            panic!(
+                                "the gateway did not restart: {e:?}\n{}",
+                                leader.node.gk.log()
+                            );
+                        }
+                        faults.kills += 1;
+                        log.push(format!("{at}ms kill -9 the gateway, down {down} ms"));
                     }
                     _ => {
                         let (name, node) = if rng.random_bool(0.5) {
@@ -594,7 +645,7 @@ fn round(Round { seed }: Round) {
                     }
                 }
             }
-            (b2, c1, faults, log)
+            (b2, c1, leader, faults, log)
         })
     };
 
@@ -605,7 +656,7 @@ fn round(Round { seed }: Round) {
         c.join().expect("client thread");
     }
     eprintln!("relay_history: clients joined at {:?}", started.elapsed());
-    let (b2, c1, faults, fault_log) = fault.join().expect("fault thread");
+    let (b2, c1, leader, faults, fault_log) = fault.join().expect("fault thread");
     eprintln!(
         "relay_history: faults joined at {:?}: {fault_log:?}",
         started.elapsed()
@@ -617,14 +668,18 @@ fn round(Round { seed }: Round) {
         l.heal();
         l.set_link(wan_link(25, 0.005));
     }
-    let zxid = leader_zxid(&leader);
-    let want = dump(leader.addr());
+    if let Some(e) = &leader.ensemble {
+        e.wait_serving(SYNC);
+        wait_gateway(&leader);
+    }
+    let zxid = leader.zxid();
+    let want = leader.tree();
     for (name, n) in [("b1", &b1), ("b2", &b2), ("c1", &c1)] {
         wait_zxid(n, zxid, SYNC);
         let got = dump(n.addr());
         assert!(
             got == want,
-            "seed {seed}: {name} differs from the leader at zxid {zxid:#x}:\n{name}: {got:?}\nleader: {want:?}"
+            "{kind:?} seed {seed}: {name} differs from the leader at zxid {zxid:#x}:\n{name}: {got:?}\nleader: {want:?}"
         );
     }
 
@@ -643,7 +698,7 @@ fn round(Round { seed }: Round) {
     match result {
         Ok(summary) => {
             eprintln!(
-                "relay_history: seed {seed}: {summary}\n  {tally}\n  schedule: {}\n  run {run_took:?}, round {:?}",
+                "relay_history: {kind:?} seed {seed}: {summary}\n  {tally}\n  schedule: {}\n  run {run_took:?}, round {:?}",
                 fault_log.join("; "),
                 started.elapsed()
             );
@@ -653,7 +708,7 @@ fn round(Round { seed }: Round) {
             let file = std::env::temp_dir().join(format!("relay_history-{seed}.txt"));
             std::fs::write(&file, h.dump()).expect("write history");
             panic!(
-                "seed {seed}: {}\n{tally}\nschedule: {}\nhistory in {}",
+                "{kind:?} seed {seed}: {}\n{tally}\nschedule: {}\nhistory in {}",
                 render(&v),
                 fault_log.join("; "),
                 file.display()
@@ -662,8 +717,13 @@ fn round(Round { seed }: Round) {
     }
 }
 
-#[test]
-fn histories_through_relays_under_wan_faults_are_zookeeper_consistent() {
+/// The gateway is in sync with the ensemble again (after the schedule killed it or the
+/// Java leader).
+fn wait_gateway(p: &Publisher) {
+    support::gateway::wait_synced(&p.node.gk, SYNC);
+}
+
+fn rounds(kind: PubKind) {
     let (base, rounds) = match std::env::var("GEOKEEPER_RELAY_HISTORY_SEED") {
         Ok(s) => (s.parse::<u64>().expect("seed"), 1),
         Err(_) => (rand::random::<u64>() >> 1, 2),
@@ -676,7 +736,20 @@ fn histories_through_relays_under_wan_faults_are_zookeeper_consistent() {
     for r in 0..rounds {
         let seed = base.wrapping_add(r);
         seeds.insert(r, seed);
-        round(Round { seed });
+        round(Round { seed, kind });
     }
-    eprintln!("relay_history: {} round(s) passed: {seeds:?}", seeds.len());
+    eprintln!(
+        "relay_history: {kind:?}: {} round(s) passed: {seeds:?}",
+        seeds.len()
+    );
+}
+
+#[test]
+fn histories_through_relays_under_wan_faults_are_zookeeper_consistent() {
+    rounds(PubKind::Leader);
+}
+
+#[test]
+fn histories_through_a_gateways_relays_with_the_java_leader_killed_are_zookeeper_consistent() {
+    rounds(PubKind::Gateway);
 }
