@@ -2,7 +2,9 @@
 //! cuts between a remote observer and its publisher): it stays in sync under a steady
 //! write load at 50 ms one-way and 1% loss; a cut the publisher's retention covers is
 //! resumed by diff; a longer one by a snapshot that ends identical to the leader; a cut
-//! in the middle of a snapshot transfer resumes it where it stopped. Each with both kinds
+//! in the middle of a snapshot transfer resumes it where it stopped; a snapshot to one
+//! subscriber does not delay another's live stream; a room relay killed while it sends
+//! a snapshot leaves its subscriber to finish elsewhere, whole. Each with both kinds
 //! of publisher: a standalone geokeeper leader, and a gateway following a 3-participant
 //! Apache ZooKeeper 3.8 ensemble (whose Java leader's tree, stats and digests the remote
 //! observer must end with).
@@ -72,6 +74,8 @@ with_both_publishers!(
     a_cut_within_retention_resumes_by_diff_and_a_longer_one_by_snapshot,
     a_cut_in_the_middle_of_a_snapshot_transfer_resumes_it,
     through_a_wan_cut_a_read_only_observer_keeps_its_clients_and_serves_reads,
+    a_snapshot_transfer_to_one_subscriber_does_not_delay_anothers_live_stream,
+    a_room_relay_killed_in_the_middle_of_a_snapshot_transfer_leaves_its_subscriber_whole,
 );
 
 fn a_remote_observer_at_50ms_and_1pct_loss_stays_in_sync_under_load(kind: PubKind) {
@@ -317,4 +321,229 @@ fn through_a_wan_cut_a_read_only_observer_keeps_its_clients_and_serves_reads(kin
     assert_eq!(set_data(&mut z, "/cfg", b"v3").0, 0, "writes again");
     let m = mntr(b1.addr());
     assert_eq!(m["zk_observer_sync_type"], "DIFF", "{m:?}");
+}
+
+/// Random bytes: what compression cannot shrink, so the stream carries every byte.
+fn noise(n: usize) -> Vec<u8> {
+    (0..n).map(|_| rand::random::<u8>()).collect()
+}
+
+/// Bytes of the snapshot `n` has received so far, and the snapshot's size (0 before the
+/// first `SnapBegin`).
+fn snapshot_progress(n: &Node) -> (u64, u64) {
+    let m = mntr(n.addr());
+    let get = |k: &str| m.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+    (
+        get("zk_relay_snapshot_bytes_received"),
+        get("zk_relay_snapshot_size"),
+    )
+}
+
+/// Sets `/tick` at the leader and waits until `n` shows that version: how long a commit
+/// takes to be visible there.
+fn commit_to_visible(
+    leader: &mut support::rawzk::RawZk,
+    n: &mut support::rawzk::RawZk,
+    i: u32,
+) -> Duration {
+    let value = format!("{i}").into_bytes();
+    let t = Instant::now();
+    assert_eq!(set_data(leader, "/tick", &value).0, 0);
+    loop {
+        let (err, data, _) = get(n, "/tick");
+        assert_eq!(err, 0);
+        if data == value {
+            return t.elapsed();
+        }
+        assert!(t.elapsed() < SYNC, "/tick = {i} never became visible");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn a_snapshot_transfer_to_one_subscriber_does_not_delay_anothers_live_stream(kind: PubKind) {
+    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B"), ("c1", 21, "C")]);
+    let leader = Publisher::start(
+        kind,
+        &certs,
+        "leader",
+        "11@B,21@C",
+        "relay.retainTxns=10\nrelay.diffMaxTxns=10\nsnapCount=100\n",
+    );
+    let mut lz = session(leader.leader_addr());
+    assert_eq!(create(&mut lz, "/tick", b"", 0).0, 0);
+    // A snapshot of about 3 MB that compression cannot shrink.
+    for i in 0..300 {
+        assert_eq!(
+            create(&mut lz, &format!("/big-{i}"), &noise(10_000), 0).0,
+            0
+        );
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    // b1: in room B behind a short link, live.
+    let link_b = UdpWan::start(leader.relay(), wan(5, 0.0), 15);
+    let b1_data = tempfile::tempdir().expect("tempdir");
+    let b1 = start_observer(&certs, "b1", 11, &[link_b.addr()], None, b1_data.path(), "");
+    wait_synced(&b1, SYNC);
+    wait_zxid(&b1, leader.zxid(), SYNC);
+    let mut bz = session(b1.addr());
+    let before: Vec<Duration> = (0..20)
+        .map(|i| commit_to_visible(&mut lz, &mut bz, i))
+        .collect();
+
+    // c1: in room C behind a long, lossy link, needs the whole snapshot: seconds of it.
+    let link_c = UdpWan::start(leader.relay(), wan(50, 0.01), 16);
+    let c1_data = tempfile::tempdir().expect("tempdir");
+    let c1 = start_observer(&certs, "c1", 21, &[link_c.addr()], None, c1_data.path(), "");
+    let t = Instant::now();
+    while snapshot_progress(&c1).0 == 0 {
+        assert!(
+            t.elapsed() < SYNC,
+            "c1's snapshot never started\n{}",
+            c1.gk.log()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // While it flows, b1 sees each commit as soon as before.
+    let mut during = Vec::new();
+    let mut i = 100;
+    let (mut got, mut size) = snapshot_progress(&c1);
+    let first = got;
+    while got < size && during.len() < 60 {
+        during.push(commit_to_visible(&mut lz, &mut bz, i));
+        i += 1;
+        (got, size) = snapshot_progress(&c1);
+    }
+    // It began before the first sample and had not ended at the last one (or only after
+    // ten): every sample overlapped it. (Progress counts whole 1 MiB chunks.)
+    assert!(
+        during.len() >= 10,
+        "the transfer was too short to overlap ({} samples, {first}..{got} of {size} bytes)",
+        during.len()
+    );
+    let worst = |v: &[Duration]| v.iter().max().copied().unwrap_or_default();
+    let median = |v: &[Duration]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v[v.len() / 2]
+    };
+    eprintln!(
+        "{kind:?}: commit to visible at b1 before c1's snapshot: median {:?}, worst {:?}; during ({} samples while c1 received {first}..{got} of {size} bytes): median {:?}, worst {:?}",
+        median(&before),
+        worst(&before),
+        during.len(),
+        median(&during),
+        worst(&during)
+    );
+    assert!(
+        median(&during) < median(&before) + Duration::from_millis(50),
+        "b1's median went from {:?} to {:?} during c1's snapshot",
+        median(&before),
+        median(&during)
+    );
+    assert!(
+        worst(&during) < Duration::from_millis(1_000),
+        "b1 waited {:?} for a commit during c1's snapshot",
+        worst(&during)
+    );
+    // Then the link gets better and c1 finishes: the leader's tree.
+    link_c.set_link(wan(5, 0.0));
+    wait_synced(&c1, SYNC);
+    wait_zxid(&c1, leader.zxid(), SYNC);
+    assert_eq!(dump(c1.addr()), leader.tree());
+}
+
+fn a_room_relay_killed_in_the_middle_of_a_snapshot_transfer_leaves_its_subscriber_whole(
+    kind: PubKind,
+) {
+    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B"), ("b2", 12, "B")]);
+    let leader = Publisher::start(
+        kind,
+        &certs,
+        "leader",
+        "11@B,12@B",
+        "relay.retainTxns=10\nrelay.diffMaxTxns=10\nsnapCount=100\n",
+    );
+    let mut lz = session(leader.leader_addr());
+    for i in 0..300 {
+        assert_eq!(
+            create(&mut lz, &format!("/big-{i}"), &noise(10_000), 0).0,
+            0
+        );
+    }
+    // b1 relays for b2, keeps little for diffs and snapshots often: b2 will need a
+    // snapshot from it.
+    let b1_data = tempfile::tempdir().expect("tempdir");
+    let mut b1 = start_observer(
+        &certs,
+        "b1",
+        11,
+        &[leader.relay()],
+        Some("12@B"),
+        b1_data.path(),
+        "relay.retainTxns=10\nrelay.diffMaxTxns=10\nsnapCount=100\n",
+    );
+    wait_synced(&b1, SYNC);
+    for i in 0..150 {
+        assert_eq!(create(&mut lz, &format!("/more-{i}"), b"m", 0).0, 0);
+    }
+    wait_zxid(&b1, leader.zxid(), SYNC);
+    std::thread::sleep(Duration::from_secs(1));
+    // b2 reaches b1 over a slow link (its snapshot takes a while), the publisher after.
+    let slow = UdpWan::start(b1.relay.expect("b1 relays"), wan(50, 0.005), 17);
+    let b2_data = tempfile::tempdir().expect("tempdir");
+    let b2 = start_observer(
+        &certs,
+        "b2",
+        12,
+        &[slow.addr(), leader.relay()],
+        None,
+        b2_data.path(),
+        "",
+    );
+    let t = Instant::now();
+    loop {
+        let (got, size) = snapshot_progress(&b2);
+        if got > 100_000 && got < size {
+            break;
+        }
+        assert!(
+            t.elapsed() < SYNC && !(size > 0 && got >= size),
+            "no snapshot in progress from b1 ({got} of {size})\n{}",
+            b2.gk.log()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // kill -9 the relay mid-transfer, and write on.
+    b1.gk.kill();
+    for i in 0..20 {
+        assert_eq!(create(&mut lz, &format!("/after-kill-{i}"), b"a", 0).0, 0);
+    }
+    // b2 goes to the publisher, gets what it needs there, and ends with the leader's
+    // tree: nothing of the half-received snapshot is applied.
+    let t = Instant::now();
+    loop {
+        let m = mntr(b2.addr());
+        if m["zk_observer_synced"] == "1" && m["zk_relay_upstream"] == leader.relay().to_string() {
+            break;
+        }
+        assert!(
+            t.elapsed() < SYNC,
+            "b2 did not move on: {m:?}\n{}",
+            b2.gk.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_zxid(&b2, leader.zxid(), SYNC);
+    assert_eq!(dump(b2.addr()), leader.tree(), "every znode and stat");
+    let mut z = session(b2.addr());
+    assert_eq!(
+        create(&mut z, "/from-b2", b"", 0).0,
+        0,
+        "writes through the publisher"
+    );
+    // The relay comes back whole too.
+    b1.gk.restart();
+    wait_synced(&b1, SYNC);
+    wait_zxid(&b1, leader.zxid(), SYNC);
+    assert_eq!(dump(b1.addr()), leader.tree());
 }
