@@ -2,20 +2,15 @@
 //! endpoints accept with the right identity; a node added by a later run is trusted by the
 //! first ones (the CA is reused); a node of another run's CA is refused, both ways.
 
-use std::collections::HashSet;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::Path;
 
 use geokeeper_relay::certs::{issue, NodeSpec, Options, WrittenKind, CA_KEY, TRUST_STORE};
-use geokeeper_relay::quic::{admit, Identity, RelayTls};
+use geokeeper_relay::quic::RelayTls;
 use x509_parser::extensions::GeneralName;
 
-fn id(room: &str, node: u64) -> Identity {
-    Identity {
-        room: room.into(),
-        node,
-    }
-}
+mod common;
+use common::*;
 
 fn nodes(specs: &[&str]) -> Vec<NodeSpec> {
     specs
@@ -24,76 +19,15 @@ fn nodes(specs: &[&str]) -> Vec<NodeSpec> {
         .collect()
 }
 
+/// The subscriber side of a node's TLS.
+fn client(tls: &RelayTls) -> quinn::ClientConfig {
+    tls.client_config().expect("client config")
+}
+
 /// A node's TLS from a directory `certs` wrote.
 fn tls(dir: &Path, name: &str) -> RelayTls {
     RelayTls::from_pem_files(&dir.join(format!("{name}.pem")), &dir.join(TRUST_STORE))
         .expect("the key store and trust store load")
-}
-
-struct Publisher {
-    addr: SocketAddr,
-    /// What the accept loop concluded for each peer, in order.
-    results: tokio::sync::mpsc::UnboundedReceiver<Result<Identity, String>>,
-    _endpoint: quinn::Endpoint,
-}
-
-fn publisher(tls: &RelayTls, allowed: &[Identity]) -> Publisher {
-    let allowed: HashSet<Identity> = allowed.iter().cloned().collect();
-    let ep = quinn::Endpoint::server(
-        tls.server_config().expect("server config"),
-        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-    )
-    .expect("endpoint");
-    let addr = ep.local_addr().expect("addr");
-    let (tx, results) = tokio::sync::mpsc::unbounded_channel();
-    let accept = ep.clone();
-    tokio::spawn(async move {
-        while let Some(incoming) = accept.accept().await {
-            let r = match admit(incoming, &allowed).await {
-                Ok((conn, who)) => {
-                    // Prove the connection carries data: echo one stream.
-                    if let Ok((mut send, mut recv)) = conn.accept_bi().await {
-                        if let Ok(b) = recv.read_to_end(1024).await {
-                            let _ = send.write_all(&b).await;
-                            let _ = send.finish();
-                            let _ = send.stopped().await;
-                        }
-                    }
-                    Ok(who)
-                }
-                Err(e) => Err(e.to_string()),
-            };
-            let _ = tx.send(r);
-        }
-    });
-    Publisher {
-        addr,
-        results,
-        _endpoint: ep,
-    }
-}
-
-/// Connects to `addr` as `server_name` and echoes a message; Err: why it failed.
-async fn subscribe(addr: SocketAddr, server_name: &str, tls: &RelayTls) -> Result<Vec<u8>, String> {
-    let mut ep = quinn::Endpoint::client(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-        .map_err(|e| e.to_string())?;
-    ep.set_default_client_config(tls.client_config().expect("client config"));
-    let conn = ep
-        .connect(addr, server_name)
-        .map_err(|e| e.to_string())?
-        .await
-        .map_err(|e| e.to_string())?;
-    let echoed = async {
-        let (mut send, mut recv) = conn.open_bi().await.ok()?;
-        send.write_all(b"hello").await.ok()?;
-        send.finish().ok()?;
-        recv.read_to_end(1024).await.ok()
-    }
-    .await;
-    echoed.ok_or_else(|| match conn.close_reason() {
-        Some(e) => e.to_string(),
-        None => "the stream failed".into(),
-    })
 }
 
 #[tokio::test]
@@ -108,12 +42,12 @@ async fn issued_certificates_carry_the_relay_identity_end_to_end() {
     let mut p = publisher(&tls(d, "leader"), &[id("B", 3)]);
     // Reached by its IP address and by its name: both are in its certificate.
     for server_name in ["127.0.0.1", "localhost"] {
-        let echoed = subscribe(p.addr, server_name, &tls(d, "b3")).await;
+        let echoed = subscribe(p.addr, server_name, client(&tls(d, "b3"))).await;
         assert_eq!(echoed.as_deref(), Ok(&b"hello"[..]), "as {server_name}");
         assert_eq!(p.results.recv().await.expect("result"), Ok(id("B", 3)));
     }
     // The publisher's own certificate names a node the configuration does not allow in.
-    let err = subscribe(p.addr, "127.0.0.1", &tls(d, "leader"))
+    let err = subscribe(p.addr, "127.0.0.1", client(&tls(d, "leader")))
         .await
         .expect_err("not allowed");
     assert!(
@@ -212,12 +146,12 @@ async fn a_node_added_later_is_trusted_by_the_first_ones() {
 
     // Each way round: the new node subscribes to the old one, and the old to the new.
     let mut p = publisher(&a1, &[id("B", 2)]);
-    let echoed = subscribe(p.addr, "127.0.0.1", &b2).await;
+    let echoed = subscribe(p.addr, "127.0.0.1", client(&b2)).await;
     assert_eq!(echoed.as_deref(), Ok(&b"hello"[..]));
     assert_eq!(p.results.recv().await.expect("result"), Ok(id("B", 2)));
 
     let mut p = publisher(&b2, &[id("A", 1)]);
-    let echoed = subscribe(p.addr, "localhost", &a1).await;
+    let echoed = subscribe(p.addr, "localhost", client(&a1)).await;
     assert_eq!(echoed.as_deref(), Ok(&b"hello"[..]));
     assert_eq!(p.results.recv().await.expect("result"), Ok(id("A", 1)));
 }
@@ -239,7 +173,7 @@ async fn a_node_of_another_runs_ca_is_refused_both_ways() {
 
     // As a subscriber: the publisher's handshake fails.
     let mut p = publisher(&a1, &[id("B", 2)]);
-    let err = subscribe(p.addr, "127.0.0.1", &stranger)
+    let err = subscribe(p.addr, "127.0.0.1", client(&stranger))
         .await
         .expect_err("another CA's client");
     let server_side = p
@@ -255,7 +189,7 @@ async fn a_node_of_another_runs_ca_is_refused_both_ways() {
 
     // As a publisher: our subscriber does not trust its certificate.
     let mut p = publisher(&stranger, &[id("A", 1)]);
-    let err = subscribe(p.addr, "127.0.0.1", &a1)
+    let err = subscribe(p.addr, "127.0.0.1", client(&a1))
         .await
         .expect_err("another CA's server");
     assert!(err.contains("UnknownIssuer"), "{err}");

@@ -3,16 +3,17 @@
 //! an expired one, or an identity the configuration does not name is refused, with a
 //! reason on both sides.
 
-use std::collections::HashSet;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use geokeeper_relay::quic::{admit, Identity, RelayTls, ALPN};
+use geokeeper_relay::quic::{Identity, RelayTls, ALPN};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
 };
+
+mod common;
+use common::*;
 
 struct Ca {
     issuer: Issuer<'static, KeyPair>,
@@ -57,79 +58,6 @@ fn node(dir: &Path, ca: &Ca, file: &str, id: Option<&Identity>, expired: bool) -
     path
 }
 
-fn id(room: &str, node: u64) -> Identity {
-    Identity {
-        room: room.into(),
-        node,
-    }
-}
-
-struct Publisher {
-    addr: SocketAddr,
-    /// What the accept loop concluded for each peer, in order.
-    results: tokio::sync::mpsc::UnboundedReceiver<Result<Identity, String>>,
-    _endpoint: quinn::Endpoint,
-}
-
-fn publisher(tls: &RelayTls, allowed: HashSet<Identity>) -> Publisher {
-    let ep = quinn::Endpoint::server(
-        tls.server_config().expect("server config"),
-        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-    )
-    .expect("endpoint");
-    let addr = ep.local_addr().expect("addr");
-    let (tx, results) = tokio::sync::mpsc::unbounded_channel();
-    let accept = ep.clone();
-    tokio::spawn(async move {
-        while let Some(incoming) = accept.accept().await {
-            let r = match admit(incoming, &allowed).await {
-                Ok((conn, who)) => {
-                    // Prove the connection carries data: echo one stream.
-                    if let Ok((mut send, mut recv)) = conn.accept_bi().await {
-                        if let Ok(b) = recv.read_to_end(1024).await {
-                            let _ = send.write_all(&b).await;
-                            let _ = send.finish();
-                            let _ = send.stopped().await;
-                        }
-                    }
-                    Ok(who)
-                }
-                Err(e) => Err(e.to_string()),
-            };
-            let _ = tx.send(r);
-        }
-    });
-    Publisher {
-        addr,
-        results,
-        _endpoint: ep,
-    }
-}
-
-/// Connects with `config` and echoes a message; Err: why the subscriber failed.
-async fn subscribe(addr: SocketAddr, config: quinn::ClientConfig) -> Result<Vec<u8>, String> {
-    let mut ep = quinn::Endpoint::client(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-        .map_err(|e| e.to_string())?;
-    ep.set_default_client_config(config);
-    let conn = ep
-        .connect(addr, "127.0.0.1")
-        .map_err(|e| e.to_string())?
-        .await
-        .map_err(|e| e.to_string())?;
-    let echoed = async {
-        let (mut send, mut recv) = conn.open_bi().await.ok()?;
-        send.write_all(b"hello").await.ok()?;
-        send.finish().ok()?;
-        recv.read_to_end(1024).await.ok()
-    }
-    .await;
-    // Refused after the handshake: the publisher's close reason says why.
-    echoed.ok_or_else(|| match conn.close_reason() {
-        Some(e) => e.to_string(),
-        None => "the stream failed".into(),
-    })
-}
-
 #[tokio::test]
 async fn only_configured_nodes_of_the_cluster_get_in() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -138,21 +66,30 @@ async fn only_configured_nodes_of_the_cluster_get_in() {
     let other = ca(d, "other");
     let server_key = node(d, &cluster, "publisher.pem", Some(&id("A", 1)), false);
     let tls = RelayTls::from_pem_files(&server_key, &cluster.pem).expect("publisher tls");
-    let mut p = publisher(&tls, [id("B", 7)].into_iter().collect());
+    let mut p = publisher(&tls, &[id("B", 7)]);
 
     // A configured node: in, its identity read from the certificate.
     let b7 = node(d, &cluster, "b7.pem", Some(&id("B", 7)), false);
     let c = RelayTls::from_pem_files(&b7, &cluster.pem).expect("tls");
-    let echoed = subscribe(p.addr, c.client_config().expect("client config")).await;
+    let echoed = subscribe(
+        p.addr,
+        "127.0.0.1",
+        c.client_config().expect("client config"),
+    )
+    .await;
     assert_eq!(echoed.as_deref(), Ok(&b"hello"[..]));
     assert_eq!(p.results.recv().await.expect("result"), Ok(id("B", 7)));
 
     // An identity the configuration does not name: closed with the reason.
     let b8 = node(d, &cluster, "b8.pem", Some(&id("B", 8)), false);
     let c = RelayTls::from_pem_files(&b8, &cluster.pem).expect("tls");
-    let err = subscribe(p.addr, c.client_config().expect("client config"))
-        .await
-        .expect_err("refused");
+    let err = subscribe(
+        p.addr,
+        "127.0.0.1",
+        c.client_config().expect("client config"),
+    )
+    .await
+    .expect_err("refused");
     assert!(
         err.contains("node 8 of room B is not a relay peer"),
         "the subscriber learns why: {err}"
@@ -168,9 +105,13 @@ async fn only_configured_nodes_of_the_cluster_get_in() {
     // A certificate with no relay identity.
     let anon = node(d, &cluster, "anon.pem", None, false);
     let c = RelayTls::from_pem_files(&anon, &cluster.pem).expect("tls");
-    let err = subscribe(p.addr, c.client_config().expect("client config"))
-        .await
-        .expect_err("refused");
+    let err = subscribe(
+        p.addr,
+        "127.0.0.1",
+        c.client_config().expect("client config"),
+    )
+    .await
+    .expect_err("refused");
     assert!(err.contains("names no relay identity"), "{err}");
     let _ = p
         .results
@@ -184,9 +125,13 @@ async fn only_configured_nodes_of_the_cluster_get_in() {
     let expired = node(d, &cluster, "expired.pem", Some(&id("B", 7)), true);
     for (what, key) in [("another CA", stranger), ("expired", expired)] {
         let c = RelayTls::from_pem_files(&key, &cluster.pem).expect("tls");
-        let err = subscribe(p.addr, c.client_config().expect("client config"))
-            .await
-            .expect_err(what);
+        let err = subscribe(
+            p.addr,
+            "127.0.0.1",
+            c.client_config().expect("client config"),
+        )
+        .await
+        .expect_err(what);
         let server_side = p.results.recv().await.expect("result").expect_err(what);
         assert!(
             server_side.contains("handshake failed"),
@@ -209,7 +154,7 @@ async fn only_configured_nodes_of_the_cluster_get_in() {
     let no_cert = quinn::ClientConfig::new(Arc::new(
         quinn::crypto::rustls::QuicClientConfig::try_from(no_cert).expect("quic"),
     ));
-    let err = subscribe(p.addr, no_cert)
+    let err = subscribe(p.addr, "127.0.0.1", no_cert)
         .await
         .expect_err("no certificate");
     let server_side = p
