@@ -68,6 +68,11 @@ fn a_remote_observer_serves_reads_forwards_writes_and_resumes_by_diff(kind: PubK
     assert_eq!(data, b"hello", "the leader has it");
     // The leader's error comes back as the leader's: NodeExists.
     assert_eq!(create(&mut z2, "/from-b2", b"again", 0).0, -110);
+    // b2's mntr counts both directions of its stream.
+    let m2 = mntr(b2.addr());
+    let count = |k: &str| -> u64 { m2[k].parse().expect("a count") };
+    assert!(count("zk_relay_bytes_sent_upstream") > 0, "{m2:?}");
+    assert!(count("zk_relay_bytes_in") > 0, "{m2:?}");
     // Sessions are global: the observer's session is the leader's.
     let sid = z2.session_id();
     assert_eq!(sid >> 56, 12, "b2 picks its ids with its server id");

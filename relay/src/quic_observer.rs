@@ -57,6 +57,8 @@ pub struct ObserverStats {
     pub snapshot_size: AtomicU64,
     pub reconnects: AtomicU64,
     pub lag_ms: AtomicU64,
+    /// Bytes sent upstream: the hello, forwarded requests and touches.
+    pub bytes_up: AtomicU64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -359,7 +361,11 @@ impl Link<'_> {
         up.encode(&mut b);
         send.write_all(&b)
             .await
-            .map_err(|e| LinkError::Write(self.upstream.clone(), e))
+            .map_err(|e| LinkError::Write(self.upstream.clone(), e))?;
+        self.stats
+            .bytes_up
+            .fetch_add(b.len() as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     async fn down(
@@ -611,6 +617,7 @@ impl ObserverStats {
             ("relay_snapshot_size".into(), n(&self.snapshot_size)),
             ("relay_reconnects".into(), n(&self.reconnects)),
             ("relay_lag_ms".into(), n(&self.lag_ms)),
+            ("relay_bytes_sent_upstream".into(), n(&self.bytes_up)),
         ]
     }
 }
