@@ -13,36 +13,22 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, Error, SignatureScheme};
 
+/// A node's certificate chain and private key, and the CA certificates it trusts.
+pub(crate) type PemStores = (
+    Vec<CertificateDer<'static>>,
+    PrivateKeyDer<'static>,
+    rustls::RootCertStore,
+);
+
 /// This node's chain and key from a PEM key store, and the CA certificates of a PEM trust
 /// store: the layout of ZooKeeper's PEM stores, shared by quorum TLS and the relay.
-pub(crate) fn load_pem_stores(
-    key_store: &Path,
-    trust_store: &Path,
-) -> Result<
-    (
-        Vec<CertificateDer<'static>>,
-        PrivateKeyDer<'static>,
-        rustls::RootCertStore,
-    ),
-    TlsError,
-> {
+pub(crate) fn load_pem_stores(key_store: &Path, trust_store: &Path) -> Result<PemStores, TlsError> {
     load_pem(key_store, key_store, trust_store)
 }
 
 /// A certificate chain, its private key and CA certificates from PEM files; the chain and
 /// the key may be one file.
-pub(crate) fn load_pem(
-    cert: &Path,
-    key: &Path,
-    ca: &Path,
-) -> Result<
-    (
-        Vec<CertificateDer<'static>>,
-        PrivateKeyDer<'static>,
-        rustls::RootCertStore,
-    ),
-    TlsError,
-> {
+pub(crate) fn load_pem(cert: &Path, key: &Path, ca: &Path) -> Result<PemStores, TlsError> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| pem_err(cert, e))?
         .collect::<Result<_, _>>()

@@ -58,6 +58,14 @@ fn node(dir: &Path, ca: &Ca, file: &str, id: Option<&Identity>, expired: bool) -
     path
 }
 
+/// The subscriber side of the key store at `key`, trusting the cluster CA at `ca`.
+fn client_of(key: &Path, ca: &Path) -> quinn::ClientConfig {
+    RelayTls::from_pem_files(key, ca)
+        .expect("tls")
+        .client_config()
+        .expect("client config")
+}
+
 #[tokio::test]
 async fn only_configured_nodes_of_the_cluster_get_in() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -70,26 +78,15 @@ async fn only_configured_nodes_of_the_cluster_get_in() {
 
     // A configured node: in, its identity read from the certificate.
     let b7 = node(d, &cluster, "b7.pem", Some(&id("B", 7)), false);
-    let c = RelayTls::from_pem_files(&b7, &cluster.pem).expect("tls");
-    let echoed = subscribe(
-        p.addr,
-        "127.0.0.1",
-        c.client_config().expect("client config"),
-    )
-    .await;
+    let echoed = subscribe(p.addr, "127.0.0.1", client_of(&b7, &cluster.pem)).await;
     assert_eq!(echoed.as_deref(), Ok(&b"hello"[..]));
     assert_eq!(p.results.recv().await.expect("result"), Ok(id("B", 7)));
 
     // An identity the configuration does not name: closed with the reason.
     let b8 = node(d, &cluster, "b8.pem", Some(&id("B", 8)), false);
-    let c = RelayTls::from_pem_files(&b8, &cluster.pem).expect("tls");
-    let err = subscribe(
-        p.addr,
-        "127.0.0.1",
-        c.client_config().expect("client config"),
-    )
-    .await
-    .expect_err("refused");
+    let err = subscribe(p.addr, "127.0.0.1", client_of(&b8, &cluster.pem))
+        .await
+        .expect_err("refused");
     assert!(
         err.contains("node 8 of room B is not a relay peer"),
         "the subscriber learns why: {err}"
@@ -104,14 +101,9 @@ async fn only_configured_nodes_of_the_cluster_get_in() {
 
     // A certificate with no relay identity.
     let anon = node(d, &cluster, "anon.pem", None, false);
-    let c = RelayTls::from_pem_files(&anon, &cluster.pem).expect("tls");
-    let err = subscribe(
-        p.addr,
-        "127.0.0.1",
-        c.client_config().expect("client config"),
-    )
-    .await
-    .expect_err("refused");
+    let err = subscribe(p.addr, "127.0.0.1", client_of(&anon, &cluster.pem))
+        .await
+        .expect_err("refused");
     assert!(err.contains("names no relay identity"), "{err}");
     let _ = p
         .results
@@ -124,14 +116,9 @@ async fn only_configured_nodes_of_the_cluster_get_in() {
     let stranger = node(d, &other, "stranger.pem", Some(&id("B", 7)), false);
     let expired = node(d, &cluster, "expired.pem", Some(&id("B", 7)), true);
     for (what, key) in [("another CA", stranger), ("expired", expired)] {
-        let c = RelayTls::from_pem_files(&key, &cluster.pem).expect("tls");
-        let err = subscribe(
-            p.addr,
-            "127.0.0.1",
-            c.client_config().expect("client config"),
-        )
-        .await
-        .expect_err(what);
+        let err = subscribe(p.addr, "127.0.0.1", client_of(&key, &cluster.pem))
+            .await
+            .expect_err(what);
         let server_side = p.results.recv().await.expect("result").expect_err(what);
         assert!(
             server_side.contains("handshake failed"),
