@@ -1099,6 +1099,7 @@ fn sustained(
     if heal_to_catch_up {
         link.set_link(LinkSpec {
             loss: 0.0,
+            bandwidth: 0,
             ..link.link()
         });
     }
@@ -1413,6 +1414,7 @@ fn udp_link(s: &Settings, listen_x: u8, target: SocketAddr, loss: f64, seed: u64
             delay: s.delay(),
             jitter: Duration::ZERO,
             loss,
+            bandwidth: 0,
         },
         seed,
     )
@@ -1597,6 +1599,7 @@ fn standalone(s: &Settings, certs: &Path, r: &mut Report) {
             delay: s.delay(),
             jitter: Duration::ZERO,
             loss,
+            bandwidth: 0,
         })
     };
     for loss in [0.0, s.loss] {

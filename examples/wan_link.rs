@@ -129,6 +129,7 @@ fn main() -> ExitCode {
                 delay: Duration::from_millis(s.delay_ms),
                 jitter: Duration::from_millis(s.jitter_ms),
                 loss: s.loss,
+                bandwidth: 0,
             };
             Link::Udp(UdpWan::start_on(s.listen, s.to, spec, s.seed))
         } else {

@@ -260,6 +260,7 @@ fn a_stalled_subscriber_is_dropped_without_slowing_the_leader_or_its_sibling(kin
             delay: Duration::from_millis(5),
             jitter: Duration::ZERO,
             loss: 0.0,
+            bandwidth: 0,
         },
         21,
     );

@@ -61,6 +61,7 @@ fn wan_link(delay_ms: u64, loss: f64) -> LinkSpec {
         delay: Duration::from_millis(delay_ms),
         jitter: Duration::from_millis(delay_ms / 10 + 1),
         loss,
+        bandwidth: 0,
     }
 }
 

@@ -28,6 +28,7 @@ fn wan(delay_ms: u64, loss: f64) -> LinkSpec {
         delay: Duration::from_millis(delay_ms),
         jitter: Duration::from_millis(delay_ms / 10),
         loss,
+        bandwidth: 0,
     }
 }
 
@@ -321,6 +322,54 @@ fn through_a_wan_cut_a_read_only_observer_keeps_its_clients_and_serves_reads(kin
     assert_eq!(set_data(&mut z, "/cfg", b"v3").0, 0, "writes again");
     let m = mntr(b1.addr());
     assert_eq!(m["zk_observer_sync_type"], "DIFF", "{m:?}");
+}
+
+/// A subscriber whose stream is backlogged still hears the leader's heartbeats (they
+/// go as datagrams on a timer of their own, not between the stream's writes), so it
+/// knows how far behind it is: 16 MB of incompressible writes behind a 100 kB/s
+/// bottleneck fill the publisher's send buffers, and the observer's lag in ms and in
+/// transactions rises while it is behind, instead of reading 0.
+#[test]
+fn a_backlogged_subscriber_still_knows_its_lag() {
+    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B")]);
+    let leader = Publisher::start(PubKind::Leader, &certs, "leader", "11@B", "");
+    let spec = LinkSpec {
+        bandwidth: 100_000,
+        ..wan(10, 0.0)
+    };
+    let link = UdpWan::start(leader.relay(), spec, 17);
+    let data = tempfile::tempdir().expect("tempdir");
+    let b1 = start_observer(&certs, "b1", 11, &[link.addr()], None, data.path(), "");
+    wait_synced(&b1, SYNC);
+    let mut z = session(leader.leader_addr());
+    for i in 0..32 {
+        let (err, _) = create(&mut z, &format!("/big-{i}"), &noise(500_000), 0);
+        assert_eq!(err, 0);
+    }
+    let leader_zxid = leader.zxid();
+    let started = Instant::now();
+    let (mut lag_ms, mut lag_txns) = (0u64, 0u64);
+    let mut m = mntr(b1.addr());
+    while started.elapsed() < Duration::from_secs(30) && (lag_ms < 2_000 || lag_txns == 0) {
+        std::thread::sleep(Duration::from_millis(200));
+        m = mntr(b1.addr());
+        let get = |k: &str| m[k].parse::<u64>().expect(k);
+        lag_ms = get("zk_relay_lag_ms");
+        lag_txns = get("zk_observer_lag_txns");
+    }
+    let applied =
+        i64::from_str_radix(m["zk_observer_last_zxid"].trim_start_matches("0x"), 16).expect("zxid");
+    assert!(
+        lag_ms >= 2_000 && lag_txns > 0,
+        "lag {lag_ms} ms, {lag_txns} txns after {:?} behind a 100 kB/s link: {m:?}",
+        started.elapsed()
+    );
+    assert!(applied < leader_zxid, "caught up already: {m:?}");
+    eprintln!(
+        "backlogged: lag {lag_ms} ms / {lag_txns} txns after {:?}; link {:?}",
+        started.elapsed(),
+        link.stats()
+    );
 }
 
 /// Random bytes: what compression cannot shrink, so the stream carries every byte.

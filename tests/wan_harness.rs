@@ -139,6 +139,7 @@ fn link(delay_ms: u32, jitter_ms: u32, loss: f64) -> LinkSpec {
         delay: delay_ms * MS,
         jitter: jitter_ms * MS,
         loss,
+        bandwidth: 0,
     }
 }
 
@@ -464,5 +465,49 @@ fn tcp_without_delay_is_unchanged() {
     assert!(
         matches!(conn.read(&mut buf), Ok(0) | Err(_)),
         "cut closes the client"
+    );
+}
+
+/// A bottleneck sends at its rate and drops what would wait longer than its buffer:
+/// at 100 kB/s (a 10 kB buffer), 40 datagrams of 1,000 bytes sent at once come out
+/// 10 ms apart, only the first ~11 pass, the rest overflow; datagrams sent at half
+/// the rate all pass with no queueing beyond their own serialization.
+#[test]
+fn a_bottleneck_paces_at_its_rate_and_drops_past_its_buffer() {
+    let echo = Echo::start();
+    let spec = LinkSpec {
+        delay: 5 * MS,
+        jitter: Duration::ZERO,
+        loss: 0.0,
+        bandwidth: 100_000,
+    };
+    let wan = UdpWan::start(echo.addr, spec, 7);
+    let burst = exchange(wan.addr(), 40, 1_000, Duration::ZERO, 500 * MS);
+    let stats = wan.stats();
+    // 100 ms of buffer at 10 ms per datagram: the 1st goes at once, the next ten wait
+    // 10..100 ms, the rest would wait longer.
+    assert!(
+        (10..=12).contains(&burst.len()),
+        "{} of 40 passed: {stats:?}",
+        burst.len()
+    );
+    assert_eq!(
+        stats.to_target.overflow,
+        40 - stats.to_target.forwarded,
+        "{stats:?}"
+    );
+    assert_eq!(stats.to_target.lost + stats.to_target.cut, 0);
+    let last = burst.iter().map(|e| e.rtt).max().expect("echoes");
+    // The last one out waited ~10 of 10 ms each way through the queue, plus 2 x 5 ms.
+    assert!(
+        last >= 100 * MS && last < 200 * MS,
+        "the last of the burst came back after {last:?}"
+    );
+    let paced = exchange(wan.addr(), 30, 1_000, 20 * MS, 300 * MS);
+    assert_eq!(paced.len(), 30, "{:?}", wan.stats());
+    let worst = paced.iter().map(|e| e.rtt).max().expect("echoes");
+    assert!(
+        worst >= 30 * MS && worst < 60 * MS,
+        "at half the rate a datagram took {worst:?}: 2 x (10 ms serialization + 5 ms)"
     );
 }

@@ -7,6 +7,7 @@ pub mod acl;
 pub mod datadir;
 pub mod four_letter;
 pub mod jaas;
+pub mod lag;
 pub mod learner;
 pub mod limits;
 pub mod metrics;

@@ -400,8 +400,8 @@ struct ObserverState {
     last_received: i64,
     /// The last zxid the leader said it proposed (PING).
     leader_zxid: i64,
-    /// Wall ms of the last transaction applied (its header time).
-    last_applied_time: i64,
+    /// Leader positions announced by its pings and not yet applied here.
+    behind: crate::lag::Behind,
     /// New sessions whose createSession was forwarded, by session id.
     creating: HashMap<i64, ConnId>,
     /// Sessions whose REVALIDATE is out, by session id.
@@ -577,8 +577,8 @@ impl Server {
         } else {
             0
         };
-        let lag_ms = if lag_txns > 0 && o.last_applied_time > 0 {
-            (self.now.wall_ms - o.last_applied_time).max(0)
+        let lag_ms = if o.serving {
+            o.behind.lag_ms(applied, self.now.mono_ms) as i64
         } else {
             0
         };
@@ -690,7 +690,11 @@ impl Server {
             Input::Install { tree, sessions } => self.install(*tree, &sessions, now, out),
             Input::UpToDate(info) => self.up_to_date(info, out),
             Input::LeaderLost { reason } => self.leader_lost(&reason, out),
-            Input::LeaderPing { zxid } => self.obs.leader_zxid = zxid,
+            Input::LeaderPing { zxid } => {
+                self.obs.leader_zxid = zxid;
+                let have = self.tree.last_zxid();
+                self.obs.behind.leader_at(zxid, have, now.mono_ms);
+            }
             Input::Synced => self.synced(out),
             Input::Revalidated { session, valid } => self.revalidated(session, valid, now, out),
             Input::FromSubscriber { sub, packet } => self.subscriber_packet(sub, packet, now, out),
@@ -1824,7 +1828,7 @@ impl Server {
         self.prep.applied(f.header.zxid);
         if let Origin::Remote = f.origin {
             f.origin = self.remote_origin(&f.header, &f.body, &mut f.start_ms);
-            self.obs.last_applied_time = f.header.time;
+            self.obs.behind.reached(f.header.zxid);
             if let Some(expected) = f.digest.filter(|_| self.obs.serving) {
                 let ours = self.tree.digest();
                 if ours != expected && self.settings.prep.digest_enabled {

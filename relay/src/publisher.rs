@@ -560,14 +560,82 @@ async fn serve_subscriber(
         ctx.core.clone(),
         identity.clone(),
     ));
+    // Heartbeats go out as datagrams on a timer of their own, whatever the stream is
+    // doing: a subscriber whose stream is backlogged (the publisher waiting in a write)
+    // still learns how far behind the leader it is. Without datagrams (a peer that does
+    // not take them) they go in-band, between the stream's batches.
+    let beats = conn
+        .max_datagram_size()
+        .map(|_| tokio::spawn(heartbeats(ctx.heartbeat_source(), conn.clone())));
     let mut out = Out {
         send: &mut send,
         wire: plan.wire.clone(),
         stats: ctx.stats.clone(),
     };
-    let r = stream(ctx, conn, &mut out, plan, last_zxid, resume, &identity).await;
+    let r = stream(
+        ctx,
+        &mut out,
+        plan,
+        last_zxid,
+        resume,
+        &identity,
+        beats.is_none(),
+    )
+    .await;
     reader.abort();
+    if let Some(b) = beats {
+        b.abort();
+    }
     r
+}
+
+/// What a heartbeat is made of: the leader's clock and how far this publisher is.
+#[derive(Clone)]
+struct HeartbeatSource {
+    clock: Arc<LeaderClock>,
+    stats: Arc<PublisherStats>,
+    every: Duration,
+}
+
+impl HeartbeatSource {
+    fn frame(&self) -> Down {
+        Down::Heartbeat {
+            leader_zxid: self.clock.zxid.load(Ordering::Relaxed),
+            leader_time_ms: self.clock.time_ms.load(Ordering::Relaxed),
+            publisher_zxid: self.stats.last_zxid.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl SubCtx {
+    fn heartbeat_source(&self) -> HeartbeatSource {
+        HeartbeatSource {
+            clock: self.clock.clone(),
+            stats: self.stats.clone(),
+            every: self.s.heartbeat,
+        }
+    }
+}
+
+/// Sends a heartbeat datagram every `every` until the connection ends. A datagram is
+/// off the ordered stream: it reaches the subscriber ahead of any data queued or being
+/// retransmitted there, so the subscriber sees how far behind the leader it is, transit
+/// and queueing included.
+async fn heartbeats(src: HeartbeatSource, conn: quinn::Connection) {
+    let mut tick = tokio::time::interval(src.every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let mut b = BytesMut::new();
+        src.frame().encode(&mut b);
+        match conn.send_datagram(b.freeze()) {
+            Ok(()) => {}
+            Err(quinn::SendDatagramError::ConnectionLost(_)) => return,
+            Err(e) => {
+                warn!(peer = %conn.remote_address(), "a heartbeat datagram was not sent: {e}");
+            }
+        }
+    }
 }
 
 struct Out<'a> {
@@ -597,25 +665,16 @@ impl Out<'_> {
     }
 }
 
-fn heartbeat(ctx: &SubCtx) -> Down {
-    Down::Heartbeat {
-        leader_zxid: ctx.clock.zxid.load(Ordering::Relaxed),
-        leader_time_ms: ctx.clock.time_ms.load(Ordering::Relaxed),
-        publisher_zxid: ctx.stats.last_zxid.load(Ordering::Relaxed),
-    }
-}
-
 /// Catch-up, then the live stream, until the hub lets the subscriber go or the
 /// connection ends.
-#[allow(clippy::too_many_arguments)]
 async fn stream(
     ctx: &SubCtx,
-    conn: &quinn::Connection,
     out: &mut Out<'_>,
     mut plan: Plan,
     last_zxid: i64,
     resume: Option<Resume>,
     identity: &Identity,
+    in_band_heartbeats: bool,
 ) -> Result<(), SubError> {
     let to = plan.to;
     let mut sent = last_zxid;
@@ -664,7 +723,8 @@ async fn stream(
         }
     }
     plan.sent.store(sent.max(last_zxid), Ordering::Relaxed);
-    out.frames(&[heartbeat(ctx), Down::UpToDate { zxid: sent }])
+    let beat = ctx.heartbeat_source();
+    out.frames(&[beat.frame(), Down::UpToDate { zxid: sent }])
         .await?;
     let mut tick = tokio::time::interval(ctx.s.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -714,15 +774,8 @@ async fn stream(
                 plan.queued.fetch_sub(bytes, Ordering::Relaxed);
                 plan.sent.store(sent, Ordering::Relaxed);
             }
-            _ = tick.tick() => {
-                // A datagram, off the ordered stream: it reaches the subscriber ahead of
-                // any data queued or being retransmitted there, so the subscriber sees
-                // how far behind the leader it is, transit and queueing included.
-                let mut b = BytesMut::new();
-                heartbeat(ctx).encode(&mut b);
-                if conn.send_datagram(b.freeze()).is_err() {
-                    out.frames(&[heartbeat(ctx)]).await?;
-                }
+            _ = tick.tick(), if in_band_heartbeats => {
+                out.frames(&[beat.frame()]).await?;
             }
         }
     }

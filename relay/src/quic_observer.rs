@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use geokeeper_core::lag::Behind;
 use geokeeper_core::net::{ToUpstream, UpstreamMsg};
-use geokeeper_core::publish::entry_time;
 use geokeeper_core::server::{Input, SyncInfo};
 use geokeeper_core::snapshot::{self, Compression};
 use tokio::io::AsyncWriteExt;
@@ -121,11 +121,12 @@ pub async fn run(
             upstream: upstream.clone(),
             synced: false,
             partial: None,
-            last_time: 0,
             last_zxid: 0,
+            behind: Behind::default(),
             pending_up_to_date: None,
             kind: "DIFF",
             started: Instant::now(),
+            t0: Instant::now(),
         };
         let r = tokio::select! {
             r = link.follow(&endpoint, &mut from_core) => r,
@@ -234,13 +235,16 @@ struct Link<'a> {
     /// This link reached UpToDate.
     synced: bool,
     partial: Option<Partial>,
-    /// Header time and zxid of the last transaction received.
-    last_time: i64,
+    /// The last transaction received.
     last_zxid: i64,
+    /// Leader positions its heartbeats announced that this link has not received.
+    behind: Behind,
     /// UpToDate came, but the replica is further than `max_lag_ms` behind.
     pending_up_to_date: Option<i64>,
     kind: &'static str,
     started: Instant,
+    /// The origin of this link's clock for [`Behind`].
+    t0: Instant,
 }
 
 impl Link<'_> {
@@ -381,8 +385,8 @@ impl Link<'_> {
                     .bytes_raw
                     .fetch_add(raw.max(wire_len), Ordering::Relaxed);
                 if let Some(l) = entries.last() {
-                    self.last_time = entry_time(l).unwrap_or(self.last_time);
                     self.last_zxid = l.zxid;
+                    self.behind.reached(l.zxid);
                 }
                 if !entries.is_empty() {
                     self.input(Input::Committed(entries))?;
@@ -436,6 +440,8 @@ impl Link<'_> {
                 publisher_zxid: _,
             } => {
                 self.clock.set(leader_zxid, leader_time_ms);
+                self.behind
+                    .leader_at(leader_zxid, self.last_zxid, self.now_ms());
                 self.input(Input::LeaderPing { zxid: leader_zxid })?;
                 let touched = ask(self.core, UpstreamMsg::TakeTouched)
                     .await
@@ -453,26 +459,23 @@ impl Link<'_> {
         Ok(())
     }
 
-    /// The lag behind the leader, by the last heartbeat: how much older the last
-    /// transaction received is than the leader's last commit (0 when caught up).
-    fn lag_ms(&self) -> Option<u64> {
-        let leader_zxid = self.clock.zxid.load(Ordering::Relaxed);
-        if leader_zxid <= self.last_zxid {
-            return Some(0);
-        }
-        let leader_time = self.clock.time_ms.load(Ordering::Relaxed);
-        (self.last_time > 0).then(|| (leader_time - self.last_time).max(0) as u64)
+    fn now_ms(&self) -> u64 {
+        self.t0.elapsed().as_millis() as u64
+    }
+
+    /// How long this link has known of a leader position it has not received (0 when
+    /// it has everything the heartbeats announced): see [`Behind`].
+    fn lag_ms(&self) -> u64 {
+        self.behind.lag_ms(self.last_zxid, self.now_ms())
     }
 
     fn maybe_up_to_date(&mut self) -> Result<(), LinkError> {
         let lag = self.lag_ms();
-        if let Some(l) = lag {
-            self.stats.lag_ms.store(l, Ordering::Relaxed);
-        }
+        self.stats.lag_ms.store(lag, Ordering::Relaxed);
         let Some(zxid) = self.pending_up_to_date else {
             return Ok(());
         };
-        if lag.is_none_or(|l| l > self.s.max_lag_ms) {
+        if lag > self.s.max_lag_ms {
             return Ok(());
         }
         self.pending_up_to_date = None;
@@ -482,7 +485,7 @@ impl Link<'_> {
             zxid = format_args!("{zxid:#x}"),
             kind = self.kind,
             ms = self.started.elapsed().as_millis() as u64,
-            lag_ms = lag.unwrap_or(0),
+            lag_ms = lag,
             "in sync with the upstream"
         );
         self.input(Input::UpToDate(SyncInfo {
@@ -645,14 +648,16 @@ mod tests {
         }
     }
 
-    /// After UpToDate an observer serves only within `max_lag_ms` of the leader, by the
-    /// commit times of the leader's last transaction and of the last one received.
+    /// After UpToDate an observer serves only within `max_lag_ms` of the leader: while
+    /// it has not received a position the heartbeats announced more than that long ago,
+    /// it waits.
     #[test]
     fn clients_are_served_only_within_the_lag_bound() {
         let s = settings(1_000);
         let (core, mut rx) = mpsc::unbounded_channel();
         let clock = LeaderClock::default();
         let stats = ObserverStats::default();
+        let ago = |ms: u64| Instant::now() - Duration::from_millis(ms);
         let mut link = Link {
             s: &s,
             core: &core,
@@ -661,22 +666,25 @@ mod tests {
             upstream: "up:1".into(),
             synced: false,
             partial: None,
-            last_time: 100_000,
             last_zxid: 50,
+            behind: Behind::default(),
             pending_up_to_date: None,
             kind: "SNAP",
             started: Instant::now(),
+            t0: ago(10_000),
         };
-        // The leader committed zxid 90 five seconds after our last transaction.
-        clock.set(90, 105_000);
+        // The heartbeats said 80 five seconds ago and 90 a tenth of a second ago.
+        link.behind.leader_at(80, 50, 5_000);
+        link.behind.leader_at(90, 50, 9_900);
         link.pending_up_to_date = Some(50);
         link.maybe_up_to_date().expect("core");
         assert!(rx.try_recv().is_err(), "served 5 s behind the leader");
         assert!(!link.synced);
-        assert_eq!(stats.lag_ms.load(Ordering::Relaxed), 5_000);
-        // More arrives: 0.8 s behind now.
-        link.last_time = 104_200;
+        let lag = stats.lag_ms.load(Ordering::Relaxed);
+        assert!((5_000..6_000).contains(&lag), "lag {lag}");
+        // 80 arrives: behind only what was announced 0.1 s ago.
         link.last_zxid = 85;
+        link.behind.reached(85);
         link.maybe_up_to_date().expect("core");
         match rx.try_recv() {
             Ok(UpstreamMsg::Input(Input::UpToDate(info))) => {
@@ -686,12 +694,8 @@ mod tests {
             other => panic!("expected UpToDate, got {other:?}"),
         }
         assert!(link.synced);
-        // Caught up with the leader's last zxid: no lag whatever the times.
+        // Everything announced received: no lag however old the announcements.
         link.last_zxid = 90;
-        assert_eq!(link.lag_ms(), Some(0));
-        // Behind with nothing received yet: unknown, so not served.
-        link.last_time = 0;
-        link.last_zxid = 10;
-        assert_eq!(link.lag_ms(), None);
+        assert_eq!(link.lag_ms(), 0);
     }
 }

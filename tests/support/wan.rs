@@ -44,7 +44,14 @@ pub struct LinkSpec {
     pub jitter: Duration,
     /// Probability, in `[0, 1]`, that a datagram is dropped.
     pub loss: f64,
+    /// The bottleneck's rate in bytes per second (0: no limit). A datagram waits until
+    /// the ones before it have gone through; one that would wait longer than
+    /// [`BOTTLENECK_BUFFER`] is dropped, as a router's drop-tail buffer would.
+    pub bandwidth: u64,
 }
+
+/// How much of a bottleneck's rate its buffer holds, in time.
+pub const BOTTLENECK_BUFFER: Duration = Duration::from_millis(100);
 
 impl LinkSpec {
     fn validate(&self) {
@@ -68,6 +75,8 @@ pub struct DirectionStats {
     pub lost: u64,
     /// Dropped because the link was cut when the datagram arrived or fell due.
     pub cut: u64,
+    /// Dropped because the bottleneck's buffer was full ([`LinkSpec::bandwidth`]).
+    pub overflow: u64,
     /// Sending failed (the receiver's socket is gone, say).
     pub send_failed: u64,
 }
@@ -100,6 +109,8 @@ struct Queue {
     /// Delivery time of the last datagram queued: the floor for the next one, so that
     /// jitter never reorders.
     last_deliver_at: Instant,
+    /// When the bottleneck has sent everything queued so far.
+    link_free_at: Instant,
 }
 
 #[derive(Default)]
@@ -108,6 +119,7 @@ struct Counters {
     forwarded_bytes: AtomicU64,
     lost: AtomicU64,
     cut: AtomicU64,
+    overflow: AtomicU64,
     send_failed: AtomicU64,
 }
 
@@ -118,6 +130,7 @@ impl Counters {
             forwarded_bytes: self.forwarded_bytes.load(Ordering::Relaxed),
             lost: self.lost.load(Ordering::Relaxed),
             cut: self.cut.load(Ordering::Relaxed),
+            overflow: self.overflow.load(Ordering::Relaxed),
             send_failed: self.send_failed.load(Ordering::Relaxed),
         }
     }
@@ -177,6 +190,7 @@ impl UdpWan {
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
                 last_deliver_at: now,
+                link_free_at: now,
             }),
             ready: Condvar::new(),
             counters: Counters::default(),
@@ -409,7 +423,17 @@ fn offer(dir: &Direction, shared: &Shared, bytes: &[u8], dest: Dest, rng: &mut S
         return;
     }
     let mut queue = lock(&dir.queue);
-    let deliver_at = (arrived + link.delay + jitter).max(queue.last_deliver_at);
+    let mut sent_at = arrived;
+    if link.bandwidth > 0 {
+        let starts = queue.link_free_at.max(arrived);
+        if starts - arrived > BOTTLENECK_BUFFER {
+            dir.counters.overflow.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        sent_at = starts + Duration::from_secs_f64(bytes.len() as f64 / link.bandwidth as f64);
+        queue.link_free_at = sent_at;
+    }
+    let deliver_at = (sent_at + link.delay + jitter).max(queue.last_deliver_at);
     queue.last_deliver_at = deliver_at;
     let was_empty = queue.items.is_empty();
     queue.items.push_back(Delayed {

@@ -358,7 +358,7 @@ impl Server {
         self.prep = Prep::new(self.settings.prep.clone());
         self.last_zxid = tree.last_zxid();
         self.obs.last_received = tree.last_zxid();
-        self.obs.last_applied_time = 0;
+        self.obs.behind.clear();
         self.digest_log.clear();
         self.tree = tree;
         self.sessions =
