@@ -593,7 +593,7 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
                 error!("relayPort needs relay.keyStore.location and relay.trustStore.location");
                 return ExitCode::from(2);
             };
-            let server_config = match tls.server_config() {
+            let server_config = match tls.server_config(relay_cfg.buffer_bytes as u64) {
                 Ok(c) => c,
                 Err(e) => {
                     error!("relay TLS: {e}");

@@ -31,28 +31,10 @@ fn a_remote_observer_serves_reads_forwards_writes_and_resumes_by_diff(kind: PubK
     assert_eq!(create(&mut lz, "/before", b"x", 0).0, 0);
 
     // b1 follows the leader and re-publishes to b2 (one WAN stream for the room).
-    let b1_data = tempfile::tempdir().expect("tempdir");
-    let b1 = start_observer(
-        &certs,
-        "b1",
-        11,
-        &[leader.relay()],
-        Some("12@B"),
-        b1_data.path(),
-        "",
-    );
+    let b1 = start_observer(&certs, "b1", 11, &[leader.relay()], Some("12@B"), "");
     let m = wait_synced(&b1, SYNC);
     assert_eq!(m["zk_server_state"], "observer", "{m:?}");
-    let b2_data = tempfile::tempdir().expect("tempdir");
-    let b2 = start_observer(
-        &certs,
-        "b2",
-        12,
-        &[b1.relay.expect("relay")],
-        None,
-        b2_data.path(),
-        "",
-    );
+    let b2 = start_observer(&certs, "b2", 12, &[b1.relay.expect("relay")], None, "");
     wait_synced(&b2, SYNC);
 
     // What the leader had before is there; a write through b2 climbs the chain, comes
@@ -133,16 +115,7 @@ fn an_observer_too_far_behind_catches_up_by_snapshot_and_ends_identical(kind: Pu
     for i in 0..30 {
         assert_eq!(create(&mut lz, &format!("/a{i}"), b"1", 0).0, 0);
     }
-    let c1_data = tempfile::tempdir().expect("tempdir");
-    let mut c1 = start_observer(
-        &certs,
-        "c1",
-        21,
-        &[leader.relay()],
-        None,
-        c1_data.path(),
-        "",
-    );
+    let mut c1 = start_observer(&certs, "c1", 21, &[leader.relay()], None, "");
     wait_synced(&c1, SYNC);
     c1.gk.kill();
     for i in 0..400 {
@@ -170,20 +143,10 @@ fn an_observer_too_far_behind_catches_up_by_snapshot_and_ends_identical(kind: Pu
 fn an_observer_moves_to_its_next_upstream_when_its_relay_dies(kind: PubKind) {
     let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B"), ("b2", 12, "B")]);
     let leader = Publisher::start(kind, &certs, "leader", "11@B,12@B", "");
-    let b1_data = tempfile::tempdir().expect("tempdir");
-    let mut b1 = start_observer(
-        &certs,
-        "b1",
-        11,
-        &[leader.relay()],
-        Some("12@B"),
-        b1_data.path(),
-        "",
-    );
+    let mut b1 = start_observer(&certs, "b1", 11, &[leader.relay()], Some("12@B"), "");
     wait_synced(&b1, SYNC);
     // b2 prefers its room's relay, then the publisher itself, by name (resolved at
     // each attempt).
-    let b2_data = tempfile::tempdir().expect("tempdir");
     let by_name = format!("localhost:{}", leader.relay().port());
     let b2 = start_observer_of(
         &certs,
@@ -191,7 +154,6 @@ fn an_observer_moves_to_its_next_upstream_when_its_relay_dies(kind: PubKind) {
         12,
         &[b1.relay.expect("relay").to_string(), by_name.clone()],
         None,
-        b2_data.path(),
         "",
     );
     wait_synced(&b2, SYNC);
@@ -244,16 +206,7 @@ fn a_stalled_subscriber_is_dropped_without_slowing_the_leader_or_its_sibling(kin
         "11@B,21@C",
         "relay.bufferBytes=262144\n",
     );
-    let b1_data = tempfile::tempdir().expect("tempdir");
-    let b1 = start_observer(
-        &certs,
-        "b1",
-        11,
-        &[leader.relay()],
-        None,
-        b1_data.path(),
-        "",
-    );
+    let b1 = start_observer(&certs, "b1", 11, &[leader.relay()], None, "");
     let link = support::wan::UdpWan::start(
         leader.relay(),
         support::wan::LinkSpec {
@@ -264,8 +217,7 @@ fn a_stalled_subscriber_is_dropped_without_slowing_the_leader_or_its_sibling(kin
         },
         21,
     );
-    let c1_data = tempfile::tempdir().expect("tempdir");
-    let c1 = start_observer(&certs, "c1", 21, &[link.addr()], None, c1_data.path(), "");
+    let c1 = start_observer(&certs, "c1", 21, &[link.addr()], None, "");
     wait_synced(&b1, SYNC);
     wait_synced(&c1, SYNC);
     // c1's link stalls (nothing acknowledged, nothing read) while the leader writes
@@ -303,8 +255,7 @@ fn sessions_are_global_kept_alive_by_batched_touches_and_move_with_their_watches
 
     let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B")]);
     let leader = Publisher::start(kind, &certs, "leader", "11@B", "");
-    let data = tempfile::tempdir().expect("tempdir");
-    let b1 = start_observer(&certs, "b1", 11, &[leader.relay()], None, data.path(), "");
+    let b1 = start_observer(&certs, "b1", 11, &[leader.relay()], None, "");
     wait_synced(&b1, SYNC);
     // A session of the shortest timeout (2 ticks: 4 s), created through b1, with an
     // ephemeral; kept alive by pings to b1 only, for three timeouts.
@@ -398,14 +349,12 @@ fn sessions_are_global_kept_alive_by_batched_touches_and_move_with_their_watches
 fn local_sessions_of_a_remote_observer_never_cross_the_wan_until_they_need_to(kind: PubKind) {
     let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B")]);
     let leader = Publisher::start(kind, &certs, "leader", "11@B", "");
-    let data = tempfile::tempdir().expect("tempdir");
     let b1 = start_observer(
         &certs,
         "b1",
         11,
         &[leader.relay()],
         None,
-        data.path(),
         "localSessionsEnabled=true\nlocalSessionsUpgradingEnabled=true\n",
     );
     wait_synced(&b1, SYNC);

@@ -46,8 +46,7 @@ fn a_gateway_publishes_to_a_remote_observer_whose_writes_reach_the_java_leader()
         ),
     );
     gateway::wait_synced(&gw, SYNC);
-    let b1_data = tempfile::tempdir().expect("tempdir");
-    let b1 = start_observer(&certs, "b1", 11, &[gw_relay], None, b1_data.path(), "");
+    let b1 = start_observer(&certs, "b1", 11, &[gw_relay], None, "");
     let m = relay::wait_synced(&b1, SYNC);
     assert_eq!(m["zk_server_state"], "observer", "{m:?}");
     assert_eq!(m["zk_relay_upstream"], gw_relay.to_string(), "{m:?}");

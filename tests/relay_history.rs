@@ -472,31 +472,10 @@ fn round(Round { seed, kind }: Round) {
         wan_link(25, 0.005),
         splitmix64(seed ^ 2),
     ));
-    let (b1_dir, b2_dir, c1_dir) = (
-        tempfile::tempdir().expect("tempdir"),
-        tempfile::tempdir().expect("tempdir"),
-        tempfile::tempdir().expect("tempdir"),
-    );
-    let b1 = start_observer(
-        &certs,
-        "b1",
-        11,
-        &[link_b.addr()],
-        Some("12@B"),
-        b1_dir.path(),
-        "",
-    );
+    let b1 = start_observer(&certs, "b1", 11, &[link_b.addr()], Some("12@B"), "");
     wait_synced(&b1, SYNC);
-    let b2 = start_observer(
-        &certs,
-        "b2",
-        12,
-        &[b1.relay.expect("relay")],
-        None,
-        b2_dir.path(),
-        "",
-    );
-    let c1 = start_observer(&certs, "c1", 21, &[link_c.addr()], None, c1_dir.path(), "");
+    let b2 = start_observer(&certs, "b2", 12, &[b1.relay.expect("relay")], None, "");
+    let c1 = start_observer(&certs, "c1", 21, &[link_c.addr()], None, "");
     wait_synced(&b2, SYNC);
     wait_synced(&c1, SYNC);
 

@@ -83,8 +83,7 @@ fn a_remote_observer_at_50ms_and_1pct_loss_stays_in_sync_under_load(kind: PubKin
     let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B")]);
     let leader = Publisher::start(kind, &certs, "leader", "11@B", "");
     let link = UdpWan::start(leader.relay(), wan(50, 0.01), 11);
-    let data = tempfile::tempdir().expect("tempdir");
-    let b1 = start_observer(&certs, "b1", 11, &[link.addr()], None, data.path(), "");
+    let b1 = start_observer(&certs, "b1", 11, &[link.addr()], None, "");
     wait_synced(&b1, SYNC);
     let stop = Arc::new(AtomicBool::new(false));
     let w = writer(leader.leader_addr(), stop.clone(), "load");
@@ -129,8 +128,7 @@ fn a_cut_within_retention_resumes_by_diff_and_a_longer_one_by_snapshot(kind: Pub
         "relay.retainTxns=100\nrelay.diffMaxTxns=200\nsnapCount=200\n",
     );
     let link = UdpWan::start(leader.relay(), wan(25, 0.0), 12);
-    let data = tempfile::tempdir().expect("tempdir");
-    let c1 = start_observer(&certs, "c1", 21, &[link.addr()], None, data.path(), "");
+    let c1 = start_observer(&certs, "c1", 21, &[link.addr()], None, "");
     wait_synced(&c1, SYNC);
     let mut lz = session(leader.leader_addr());
 
@@ -166,6 +164,12 @@ fn a_cut_within_retention_resumes_by_diff_and_a_longer_one_by_snapshot(kind: Pub
     assert_eq!(m["zk_observer_sync_type"], "SNAP", "{m:?}");
     assert_eq!(snapshots(&m), before + 1, "{m:?}");
     assert_eq!(dump(c1.addr()), leader.tree(), "every znode and stat");
+    // Digests are recorded every 128 zxids as transactions are applied: enough writes
+    // after the snapshot that c1 applies at least one such zxid itself.
+    for i in 0..130 {
+        assert_eq!(create(&mut lz, &format!("/after-{i}"), b"a", 0).0, 0);
+    }
+    wait_zxid(&c1, leader.zxid(), SYNC);
     same_digests(c1.addr(), leader.leader_addr());
 }
 
@@ -189,8 +193,7 @@ fn a_cut_in_the_middle_of_a_snapshot_transfer_resumes_it(kind: PubKind) {
     // Wait for a snapshot that holds most of it.
     std::thread::sleep(Duration::from_secs(1));
     let link = UdpWan::start(leader.relay(), wan(50, 0.0), 13);
-    let data = tempfile::tempdir().expect("tempdir");
-    let c1 = start_observer(&certs, "c1", 21, &[link.addr()], None, data.path(), "");
+    let c1 = start_observer(&certs, "c1", 21, &[link.addr()], None, "");
     // Cut once part of the snapshot is here.
     let t = Instant::now();
     loop {
@@ -250,14 +253,12 @@ fn through_a_wan_cut_a_read_only_observer_keeps_its_clients_and_serves_reads(kin
     let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B")]);
     let leader = Publisher::start(kind, &certs, "leader", "11@B", "");
     let link = UdpWan::start(leader.relay(), wan(25, 0.0), 14);
-    let data = tempfile::tempdir().expect("tempdir");
     let b1 = start_observer(
         &certs,
         "b1",
         11,
         &[link.addr()],
         None,
-        data.path(),
         "readonlymode.enabled=true\n",
     );
     wait_synced(&b1, SYNC);
@@ -338,8 +339,7 @@ fn a_backlogged_subscriber_still_knows_its_lag() {
         ..wan(10, 0.0)
     };
     let link = UdpWan::start(leader.relay(), spec, 17);
-    let data = tempfile::tempdir().expect("tempdir");
-    let b1 = start_observer(&certs, "b1", 11, &[link.addr()], None, data.path(), "");
+    let b1 = start_observer(&certs, "b1", 11, &[link.addr()], None, "");
     wait_synced(&b1, SYNC);
     let mut z = session(leader.leader_addr());
     for i in 0..32 {
@@ -430,8 +430,7 @@ fn a_snapshot_transfer_to_one_subscriber_does_not_delay_anothers_live_stream(kin
     std::thread::sleep(Duration::from_secs(1));
     // b1: in room B behind a short link, live.
     let link_b = UdpWan::start(leader.relay(), wan(5, 0.0), 15);
-    let b1_data = tempfile::tempdir().expect("tempdir");
-    let b1 = start_observer(&certs, "b1", 11, &[link_b.addr()], None, b1_data.path(), "");
+    let b1 = start_observer(&certs, "b1", 11, &[link_b.addr()], None, "");
     wait_synced(&b1, SYNC);
     wait_zxid(&b1, leader.zxid(), SYNC);
     let mut bz = session(b1.addr());
@@ -441,8 +440,7 @@ fn a_snapshot_transfer_to_one_subscriber_does_not_delay_anothers_live_stream(kin
 
     // c1: in room C behind a long, lossy link, needs the whole snapshot: seconds of it.
     let link_c = UdpWan::start(leader.relay(), wan(50, 0.01), 16);
-    let c1_data = tempfile::tempdir().expect("tempdir");
-    let c1 = start_observer(&certs, "c1", 21, &[link_c.addr()], None, c1_data.path(), "");
+    let c1 = start_observer(&certs, "c1", 21, &[link_c.addr()], None, "");
     let t = Instant::now();
     while snapshot_progress(&c1).0 == 0 {
         assert!(
@@ -521,14 +519,12 @@ fn a_room_relay_killed_in_the_middle_of_a_snapshot_transfer_leaves_its_subscribe
     }
     // b1 relays for b2, keeps little for diffs and snapshots often: b2 will need a
     // snapshot from it.
-    let b1_data = tempfile::tempdir().expect("tempdir");
     let mut b1 = start_observer(
         &certs,
         "b1",
         11,
         &[leader.relay()],
         Some("12@B"),
-        b1_data.path(),
         "relay.retainTxns=10\nrelay.diffMaxTxns=10\nsnapCount=100\n",
     );
     wait_synced(&b1, SYNC);
@@ -539,16 +535,7 @@ fn a_room_relay_killed_in_the_middle_of_a_snapshot_transfer_leaves_its_subscribe
     std::thread::sleep(Duration::from_secs(1));
     // b2 reaches b1 over a slow link (its snapshot takes a while), the publisher after.
     let slow = UdpWan::start(b1.relay.expect("b1 relays"), wan(50, 0.005), 17);
-    let b2_data = tempfile::tempdir().expect("tempdir");
-    let b2 = start_observer(
-        &certs,
-        "b2",
-        12,
-        &[slow.addr(), leader.relay()],
-        None,
-        b2_data.path(),
-        "",
-    );
+    let b2 = start_observer(&certs, "b2", 12, &[slow.addr(), leader.relay()], None, "");
     let t = Instant::now();
     loop {
         let (got, size) = snapshot_progress(&b2);

@@ -387,7 +387,10 @@ pub async fn serve_replica(
         log,
         log_rx,
         done_tx,
-        settings.publish.clone(),
+        Publishing {
+            to: settings.publish.clone(),
+            on_receipt: upstream.is_some(),
+        },
         snap_count,
         snap_size_limit,
     )?;
@@ -457,17 +460,32 @@ pub async fn serve_replica(
     Ok(())
 }
 
+/// Where the log thread publishes, and when.
+struct Publishing {
+    to: Option<mpsc::UnboundedSender<Published>>,
+    /// A replica's transactions are committed upstream before they reach it: it passes
+    /// them on as it hands them to its log, not after its own fsync, so a chain of
+    /// relays costs no fsync per hop on the way down (its own clients still read only
+    /// what its log holds: it applies after the fsync). A leader publishes what its
+    /// fsync made committed.
+    on_receipt: bool,
+}
+
 fn spawn_log_thread(
     mut log: Box<dyn TxnLog>,
     rx: std::sync::mpsc::Receiver<LogCmd>,
     core: mpsc::UnboundedSender<Msg>,
-    publish: Option<mpsc::UnboundedSender<Published>>,
+    publishing: Publishing,
     snap_count: Option<u64>,
     snap_size_limit: Option<u64>,
 ) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("txnlog".into())
         .spawn(move || {
+            let Publishing {
+                to: publish,
+                on_receipt,
+            } = publishing;
             raise_priority("txnlog");
             // Timed waits of tens of microseconds need a timer slack below the default 50.
             // SAFETY: prctl with PR_SET_TIMERSLACK takes an integer and touches no memory.
@@ -556,14 +574,21 @@ fn spawn_log_thread(
                 let Some(last) = batch.last().map(|e| e.zxid) else {
                     continue;
                 };
+                // Published before the core hears of it: whatever the core then
+                // acknowledges or answers is behind it in every subscriber's stream.
+                if on_receipt {
+                    if let Some(tx) = &publish {
+                        let _ = tx.send(Published::Txns(Arc::from(batch.clone())));
+                    }
+                }
                 match log.append(&batch) {
                     Ok(()) => {
-                        // Published before the core hears of it: whatever the core then
-                        // acknowledges or answers is behind it in every subscriber's stream.
                         let bytes = batch.iter().map(|e| e.bytes.len() as u64).sum();
                         let n = batch.len() as u64;
-                        if let Some(tx) = &publish {
-                            let _ = tx.send(Published::Txns(Arc::from(std::mem::take(&mut batch))));
+                        if !on_receipt {
+                            if let Some(tx) = &publish {
+                                let _ = tx.send(Published::Txns(Arc::from(std::mem::take(&mut batch))));
+                            }
                         }
                         if core
                             .send(Msg::Input(Input::Durable { zxid: last }))

@@ -1,5 +1,6 @@
 //! What a server publishes to the replicas that follow it over the relay (its
-//! subscribers): every committed transaction once it is durable here, in zxid order, and
+//! subscribers): every committed transaction, in zxid order (a leader's once its fsync
+//! committed it; a replica's as it hands it to its log, already committed upstream), and
 //! the answers to the requests subscribers forwarded, each placed after every transaction
 //! logged before it. The log thread emits them ([`crate::net`]); the relay's publisher
 //! fans them out.
@@ -11,7 +12,8 @@ use crate::proto::txn::LogEntry;
 /// One thing the log thread publishes, in the order it happens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Published {
-    /// Committed transactions, durable here, in zxid order.
+    /// Committed transactions in zxid order (durable here on a leader; on their way to
+    /// the log on a replica).
     Txns(Arc<[LogEntry]>),
     /// A new tree was installed here (a snapshot sync): the stream before this point
     /// does not continue into what follows. `zxid` is the installed tree's.

@@ -514,19 +514,20 @@ async fn serve_subscriber(
     let (kind, body) = read_frame(&mut recv, &mut rbuf)
         .await?
         .ok_or_else(|| SubError::Other("the stream ended before Hello".into()))?;
-    let (last_zxid, resume) = match Up::decode(kind, &body)? {
+    let (last_zxid, resume, version) = match Up::decode(kind, &body)? {
         Up::Hello {
             version,
             last_zxid,
             resume,
         } => {
-            if version != wire::VERSION {
+            if !(wire::MIN_VERSION..=wire::VERSION).contains(&version) {
                 return Err(SubError::Other(format!(
-                    "protocol version {version}, this publisher speaks {}",
+                    "protocol version {version}, this publisher speaks {} to {}",
+                    wire::MIN_VERSION,
                     wire::VERSION
                 )));
             }
-            (last_zxid, resume)
+            (last_zxid, resume, version)
         }
         other => {
             return Err(SubError::Other(format!(
@@ -567,10 +568,16 @@ async fn serve_subscriber(
     let beats = conn
         .max_datagram_size()
         .map(|_| tokio::spawn(heartbeats(ctx.heartbeat_source(), conn.clone())));
+    let z = if version >= 2 {
+        Some(wire::TxnStream::new().map_err(|e| SubError::Other(format!("zstd: {e}")))?)
+    } else {
+        None
+    };
     let mut out = Out {
         send: &mut send,
         wire: plan.wire.clone(),
         stats: ctx.stats.clone(),
+        stream: z,
     };
     let r = stream(
         ctx,
@@ -642,6 +649,8 @@ struct Out<'a> {
     send: &'a mut quinn::SendStream,
     wire: Arc<AtomicU64>,
     stats: Arc<PublisherStats>,
+    /// The connection's compression stream (a version 2 subscriber).
+    stream: Option<wire::TxnStream>,
 }
 
 impl Out<'_> {
@@ -649,7 +658,9 @@ impl Out<'_> {
         let mut b = BytesMut::new();
         let mut sizes = wire::Sizes::default();
         for f in frames {
-            let s = f.encode(&mut b);
+            let s = f
+                .encode_with(&mut b, self.stream.as_mut())
+                .map_err(|e| SubError::Other(format!("zstd stream: {e}")))?;
             sizes.wire += s.wire;
             sizes.raw += s.raw;
         }
@@ -818,19 +829,46 @@ async fn read_upstream(
 
 /// The transactions in (`from`, `to`] from the log files, if they hold all of them.
 async fn diff_from_disk(s: &PublisherSettings, from: i64, to: i64) -> Option<Vec<LogEntry>> {
+    // A replica publishes what it receives as it hands it to its log: the last batch
+    // published may still be on its way to the file. Give it the time of a slow fsync.
+    let mut waited = Duration::ZERO;
+    loop {
+        match read_diff(s, from, to).await {
+            Diff::Whole(e) => return Some(e),
+            Diff::Short if waited < LOG_CATCH_UP => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                waited += Duration::from_millis(20);
+            }
+            Diff::Short | Diff::Missing => return None,
+        }
+    }
+}
+
+/// How long a diff waits for the log to hold what was already published.
+const LOG_CATCH_UP: Duration = Duration::from_secs(2);
+
+enum Diff {
+    /// Every transaction after `from` up to `to`.
+    Whole(Vec<LogEntry>),
+    /// The log follows on from `from` but ends before `to`.
+    Short,
+    /// The log does not follow on from `from`, or cannot be read.
+    Missing,
+}
+
+async fn read_diff(s: &PublisherSettings, from: i64, to: i64) -> Diff {
     if from == to {
-        return Some(Vec::new());
+        return Diff::Whole(Vec::new());
     }
     let dir = s.log_dir.clone();
-    let read = tokio::task::spawn_blocking(move || txnlog::read_log(&dir, from))
-        .await
-        .ok()?;
+    let read = tokio::task::spawn_blocking(move || txnlog::read_log(&dir, from)).await;
     let entries = match read {
-        Ok(e) => e,
-        Err(e) => {
+        Ok(Ok(e)) => e,
+        Ok(Err(e)) => {
             warn!("cannot read the log for a diff: {e}");
-            return None;
+            return Diff::Missing;
         }
+        Err(_) => return Diff::Missing,
     };
     let mut out = Vec::new();
     let mut prev = from;
@@ -841,7 +879,7 @@ async fn diff_from_disk(s: &PublisherSettings, from: i64, to: i64) -> Option<Vec
         let follows =
             e.zxid == prev + 1 || ((e.zxid >> 32) > (prev >> 32) && (e.zxid & 0xffff_ffff) <= 1);
         if !follows {
-            return None;
+            return Diff::Missing;
         }
         prev = e.zxid;
         out.push(LogEntry {
@@ -849,7 +887,11 @@ async fn diff_from_disk(s: &PublisherSettings, from: i64, to: i64) -> Option<Vec
             bytes: Bytes::from(e.bytes),
         });
     }
-    (prev == to).then_some(out)
+    if prev == to {
+        Diff::Whole(out)
+    } else {
+        Diff::Short
+    }
 }
 
 /// Sends the newest snapshot file (or resumes the one the subscriber holds part of);

@@ -123,7 +123,10 @@ impl RelayTls {
     }
 
     /// The publisher's side: a client certificate signed by the cluster CA is required.
-    pub fn server_config(&self) -> Result<quinn::ServerConfig, RelayTlsError> {
+    /// `send_window` bounds what QUIC holds unacknowledged per subscriber, besides the
+    /// publisher's own queue (`relay.bufferBytes`, which the caller passes here too): a
+    /// stalled subscriber costs at most both, then it is let go.
+    pub fn server_config(&self, send_window: u64) -> Result<quinn::ServerConfig, RelayTlsError> {
         let verifier =
             WebPkiClientVerifier::builder_with_provider(self.roots.clone(), self.provider.clone())
                 .build()?;
@@ -135,7 +138,7 @@ impl RelayTls {
         let crypto =
             QuicServerConfig::try_from(tls).map_err(|e| RelayTlsError::Quic(e.to_string()))?;
         let mut c = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        c.transport_config(transport());
+        c.transport_config(transport(send_window));
         Ok(c)
     }
 
@@ -150,18 +153,37 @@ impl RelayTls {
         let crypto =
             QuicClientConfig::try_from(tls).map_err(|e| RelayTlsError::Quic(e.to_string()))?;
         let mut c = quinn::ClientConfig::new(Arc::new(crypto));
-        c.transport_config(transport());
+        c.transport_config(transport(u64::from(STREAM_WINDOW)));
         Ok(c)
     }
 }
+
+/// The relay's one stream may have this much in flight unread: 16 MiB, 1 Gbit/s over a
+/// 130 ms round trip (quinn's default, 1.25 MB, caps a stream at 25 MB/s over 50 ms).
+const STREAM_WINDOW: u32 = 16 << 20;
 
 /// A link is kept alive by a packet every second and declared dead after
 /// [`IDLE_TIMEOUT`] without one: a WAN cut is noticed in seconds, a lost packet or two
 /// is not a cut.
 pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-fn transport() -> Arc<quinn::TransportConfig> {
+fn transport(send_window: u64) -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
+    t.stream_receive_window(quinn::VarInt::from_u32(STREAM_WINDOW));
+    t.send_window(send_window);
+    // Random loss on a WAN is no sign of congestion: a loss-based controller (Cubic,
+    // quinn's default) holds a 50 ms, 1%-loss link to a few hundred kB/s (the Mathis
+    // bound), far below a leader's commit rate. BBR paces to the measured bandwidth.
+    // quinn calls its BBR experimental; every relay test and the benchmark run on it.
+    t.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
+    // A paced stream (a write every few ms) would be acknowledged every other packet, an
+    // ACK packet up for every two transactions down: ask the peer to acknowledge every
+    // tenth packet or after 25 ms (draft-ietf-quic-ack-frequency). Loss is still noticed
+    // within a round trip plus 25 ms; nothing waits for an ACK but the sender's window.
+    let mut acks = quinn::AckFrequencyConfig::default();
+    acks.ack_eliciting_threshold(quinn::VarInt::from_u32(9))
+        .max_ack_delay(Some(std::time::Duration::from_millis(25)));
+    t.ack_frequency_config(Some(acks));
     t.keep_alive_interval(Some(std::time::Duration::from_secs(1)));
     if let Ok(idle) = quinn::IdleTimeout::try_from(IDLE_TIMEOUT) {
         t.max_idle_timeout(Some(idle));

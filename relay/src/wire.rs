@@ -13,8 +13,13 @@ use geokeeper_core::proto::quorum::QuorumPacket;
 use geokeeper_core::proto::txn::LogEntry;
 use geokeeper_core::proto::{Reader, Record};
 
-/// The protocol version a Hello carries.
-pub const VERSION: u32 = 1;
+/// The protocol version a Hello carries. Version 2 compresses transaction batches in
+/// one zstd stream per connection ([`TxnStream`]); a publisher still serves version 1
+/// subscribers with batches compressed one by one.
+pub const VERSION: u32 = 2;
+
+/// The oldest protocol version a publisher still serves.
+pub const MIN_VERSION: u32 = 1;
 
 /// The largest frame either side accepts.
 pub const MAX_FRAME: usize = 64 << 20;
@@ -25,6 +30,9 @@ const COMPRESS_MIN: usize = 512;
 /// zstd level for live batches: fast, and still several times smaller for the
 /// repetitive paths and headers of ZooKeeper transactions.
 const ZSTD_LEVEL: i32 = 1;
+
+/// zstd level of a connection's stream ([`TxnStream`]).
+const STREAM_LEVEL: i32 = 3;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WireError {
@@ -108,6 +116,7 @@ const UP_TO_DATE: u8 = 15;
 const HEARTBEAT: u8 = 16;
 const SYNCED: u8 = 17;
 const REVALIDATED: u8 = 18;
+const TXNS_ZSTREAM: u8 = 19;
 
 /// Byte counts of one encoded frame: on the wire, and before compression.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -285,6 +294,117 @@ fn encode_txns(entries: &[LogEntry], out: &mut BytesMut) -> Sizes {
     Sizes { wire, raw: wire }
 }
 
+/// One zstd stream per connection for its transaction batches (protocol version 2):
+/// each batch is compressed against everything the connection carried before it and
+/// flushed, so a small transaction costs little more than what is new in it (its value;
+/// headers and paths repeat), where a batch compressed alone pays for all of it. The
+/// publisher keeps one per subscriber, the subscriber one per connection; both begin
+/// with the first batch of the connection.
+pub struct TxnStream {
+    enc: zstd::stream::raw::Encoder<'static>,
+}
+
+impl TxnStream {
+    pub fn new() -> std::io::Result<TxnStream> {
+        Ok(TxnStream {
+            enc: zstd::stream::raw::Encoder::new(STREAM_LEVEL)?,
+        })
+    }
+
+    /// `raw` compressed and flushed: the subscriber can decode it whole on its own.
+    fn compress(&mut self, raw: &[u8]) -> std::io::Result<Vec<u8>> {
+        use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
+        let mut out = Vec::with_capacity(raw.len() / 2 + 64);
+        let mut input = InBuffer::around(raw);
+        let mut chunk = vec![0u8; (raw.len() + 1024).min(1 << 20)];
+        while input.pos < raw.len() {
+            let mut o = OutBuffer::around(&mut chunk[..]);
+            self.enc.run(&mut input, &mut o)?;
+            let n = o.pos();
+            out.extend_from_slice(&chunk[..n]);
+        }
+        loop {
+            let mut o = OutBuffer::around(&mut chunk[..]);
+            let left = self.enc.flush(&mut o)?;
+            let n = o.pos();
+            out.extend_from_slice(&chunk[..n]);
+            if left == 0 {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+/// The subscriber's side of a [`TxnStream`].
+pub struct TxnUnstream {
+    dec: zstd::stream::raw::Decoder<'static>,
+}
+
+impl TxnUnstream {
+    pub fn new() -> std::io::Result<TxnUnstream> {
+        Ok(TxnUnstream {
+            dec: zstd::stream::raw::Decoder::new()?,
+        })
+    }
+
+    /// Decodes one flushed batch of `raw_len` bytes.
+    fn decompress(&mut self, z: &[u8], raw_len: usize) -> Result<Vec<u8>, String> {
+        use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
+        let mut out = vec![0u8; raw_len];
+        let mut input = InBuffer::around(z);
+        let mut filled = 0usize;
+        while input.pos < z.len() {
+            let before = input.pos;
+            let mut o = OutBuffer::around(&mut out[filled..]);
+            self.dec
+                .run(&mut input, &mut o)
+                .map_err(|e| e.to_string())?;
+            let n = o.pos();
+            if n == 0 && input.pos == before {
+                return Err(format!("more than the {raw_len} bytes announced"));
+            }
+            filled += n;
+        }
+        // A flushed block may still have bytes in the decoder's window to hand out.
+        loop {
+            let mut o = OutBuffer::around(&mut out[filled..]);
+            self.dec.flush(&mut o).map_err(|e| e.to_string())?;
+            let n = o.pos();
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        if filled != raw_len {
+            return Err(format!("{filled} bytes decompressed, {raw_len} announced"));
+        }
+        Ok(out)
+    }
+}
+
+/// A transaction batch compressed in the connection's stream.
+fn encode_txns_stream(
+    entries: &[LogEntry],
+    z: &mut TxnStream,
+    out: &mut BytesMut,
+) -> std::io::Result<Sizes> {
+    let raw_len: usize = 4 + entries.iter().map(|e| 12 + e.bytes.len()).sum::<usize>();
+    let mut raw = BytesMut::with_capacity(raw_len);
+    put_entries(&mut raw, entries);
+    // zstd fails only for want of memory; the stream is unusable from there on (the
+    // subscriber, missing a batch of it, could not decode the next): the caller ends
+    // the connection.
+    let c = z.compress(&raw)?;
+    let at = begin(out, TXNS_ZSTREAM);
+    out.put_u32(raw.len() as u32);
+    out.put_slice(&c);
+    let wire = finish(out, at);
+    Ok(Sizes {
+        wire,
+        raw: raw_len + 5,
+    })
+}
+
 impl Down {
     /// Appends the frame to `out`; returns its sizes on the wire and before compression.
     pub fn encode(&self, out: &mut BytesMut) -> Sizes {
@@ -339,10 +459,49 @@ impl Down {
         Sizes { wire, raw: wire }
     }
 
+    /// [`Down::encode`], transaction batches in the connection's zstd stream when given
+    /// one; an error only if that stream fails (the connection must end).
+    pub fn encode_with(
+        &self,
+        out: &mut BytesMut,
+        stream: Option<&mut TxnStream>,
+    ) -> std::io::Result<Sizes> {
+        match (self, stream) {
+            (Down::Txns(entries), Some(z)) => encode_txns_stream(entries, z, out),
+            _ => Ok(self.encode(out)),
+        }
+    }
+
     /// Decodes a frame's body (the bytes after its kind).
     pub fn decode(kind: u8, body: Bytes) -> Result<Down, WireError> {
+        Self::decode_with(kind, body, None)
+    }
+
+    /// [`Down::decode`] with the connection's zstd stream, for batches compressed in it.
+    pub fn decode_with(
+        kind: u8,
+        body: Bytes,
+        stream: Option<&mut TxnUnstream>,
+    ) -> Result<Down, WireError> {
         let mut b = Body::new(kind, &body);
         let down = match kind {
+            TXNS_ZSTREAM => {
+                let raw_len = b.u32()? as usize;
+                if raw_len > MAX_FRAME {
+                    return Err(b.bad(format!("{raw_len} bytes once decompressed")));
+                }
+                let z = stream.ok_or_else(|| {
+                    b.bad("a batch of a compression stream this connection did not start".into())
+                })?;
+                let raw = z
+                    .decompress(b.rest(), raw_len)
+                    .map_err(|e| b.bad(format!("zstd stream: {e}")))?;
+                let raw = Bytes::from(raw);
+                let mut inner = Body::new(kind, &raw);
+                let v = read_entries(&mut inner, raw.clone())?;
+                inner.end()?;
+                return Ok(Down::Txns(v));
+            }
             TXNS => {
                 let v = read_entries(&mut b, body.clone())?;
                 b.end()?;
@@ -433,7 +592,7 @@ fn kind_name(kind: u8) -> &'static str {
         HELLO => "Hello",
         FORWARD => "Forward",
         TOUCH => "Touch",
-        TXNS | TXNS_ZSTD => "Txns",
+        TXNS | TXNS_ZSTD | TXNS_ZSTREAM => "Txns",
         SNAP_BEGIN => "SnapBegin",
         SNAP_CHUNK => "SnapChunk",
         SNAP_END => "SnapEnd",
@@ -625,6 +784,119 @@ mod tests {
         let sizes = small.encode(&mut b);
         assert_eq!(sizes.wire, sizes.raw);
         assert_eq!(b[4], TXNS);
+    }
+
+    /// A transaction like a setData of `value` on `path`: header fields that change a
+    /// little from one to the next, the path, the value.
+    fn set_data_like(zxid: i64, path: &str, value: &[u8]) -> LogEntry {
+        let mut b = BytesMut::new();
+        b.put_i64(0x1234_5678_9abc); // session
+        b.put_i32(zxid as i32); // cxid
+        b.put_i64(zxid);
+        b.put_i64(1_700_000_000_000 + zxid * 5); // time
+        b.put_i32(5); // setData
+        put_str(&mut b, path);
+        b.put_u32(value.len() as u32);
+        b.put_slice(value);
+        b.put_i32(zxid as i32); // version
+        LogEntry {
+            zxid,
+            bytes: b.freeze(),
+        }
+    }
+
+    /// In the connection's stream, one small transaction at a time (a paced write) costs
+    /// what is new in it: a value that repeats with small changes (service records,
+    /// configuration) comes down to a fraction of its size, where the same batch alone
+    /// would not even be compressed; and the stream decodes back to every byte, batch
+    /// after batch, big and small.
+    #[test]
+    fn a_connection_stream_compresses_small_batches_against_what_came_before() {
+        let mut z = TxnStream::new().expect("zstd");
+        let mut u = TxnUnstream::new().expect("zstd");
+        let mut alone = 0usize;
+        let mut streamed = 0usize;
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for zxid in 1..=400i64 {
+            let value = format!(
+                r#"{{"host":"10.1.{}.{}","port":20880,"weight":100,"service":"com.example.Orders","ts":{}}}"#,
+                zxid % 7,
+                zxid % 13,
+                1_700_000_000 + zxid
+            );
+            let d = if zxid % 50 == 0 {
+                // Now and then a big batch of noise: the stream must carry it all the same.
+                Down::Txns(
+                    (0..20)
+                        .map(|i| {
+                            let noise: Vec<u8> = (0..300)
+                                .map(|_| {
+                                    rng ^= rng << 13;
+                                    rng ^= rng >> 7;
+                                    rng ^= rng << 17;
+                                    rng as u8
+                                })
+                                .collect();
+                            set_data_like(zxid * 100 + i, "/noise", &noise)
+                        })
+                        .collect(),
+                )
+            } else {
+                Down::Txns(vec![set_data_like(
+                    zxid,
+                    &format!("/services/orders/providers/p-{}", zxid % 10),
+                    value.as_bytes(),
+                )])
+            };
+            let mut b = BytesMut::new();
+            let sizes = d.encode_with(&mut b, Some(&mut z)).expect("zstd");
+            assert_eq!(b[4], TXNS_ZSTREAM);
+            let mut one = BytesMut::new();
+            let single = d.encode(&mut one);
+            if zxid > 10 && zxid % 50 != 0 {
+                streamed += sizes.wire;
+                alone += single.wire;
+            }
+            let (kind, body) = split_frame(&mut b).expect("frame").expect("whole");
+            assert_eq!(
+                Down::decode_with(kind, body, Some(&mut u)).expect("decodes"),
+                d,
+                "batch {zxid}"
+            );
+        }
+        assert!(
+            streamed * 3 < alone,
+            "small batches: {streamed} bytes in the stream, {alone} one by one"
+        );
+    }
+
+    /// A stream batch needs the connection's stream: without it, or out of order, or
+    /// cut, it is refused with a reason, never decoded into something else.
+    #[test]
+    fn a_stream_batch_out_of_its_stream_is_refused() {
+        let mut z = TxnStream::new().expect("zstd");
+        let frames: Vec<(u8, Bytes)> = (1..=3)
+            .map(|i| {
+                let d = Down::Txns(vec![set_data_like(i, "/a/b", b"the same value again")]);
+                let mut b = BytesMut::new();
+                d.encode_with(&mut b, Some(&mut z)).expect("zstd");
+                split_frame(&mut b).expect("frame").expect("whole")
+            })
+            .collect();
+        let (k, body) = frames[1].clone();
+        assert!(matches!(
+            Down::decode(k, body),
+            Err(WireError::Malformed { kind: "Txns", .. })
+        ));
+        // The third batch refers to the first two: a fresh decoder cannot read it.
+        let mut u = TxnUnstream::new().expect("zstd");
+        let (k, body) = frames[2].clone();
+        assert!(Down::decode_with(k, body, Some(&mut u)).is_err());
+        // A batch cut short.
+        let mut u = TxnUnstream::new().expect("zstd");
+        let (k, body) = frames[0].clone();
+        let cut = body.slice(..body.len() - 3);
+        assert!(Down::decode_with(k, cut, Some(&mut u)).is_err());
     }
 
     #[test]

@@ -111,24 +111,38 @@ pub fn start_leader(certs: &Certs, name: &str, subscribers: &str, extra: &str) -
     }
 }
 
-/// An observer following `upstreams` in order; with `subscribers`, it re-publishes
-/// (a room relay).
+/// An observer following `upstreams` in order, on a data directory of its own (removed
+/// with the node); with `subscribers`, it re-publishes (a room relay).
 pub fn start_observer(
     certs: &Certs,
     name: &str,
     id: u64,
     upstreams: &[SocketAddr],
     subscribers: Option<&str>,
-    data: &Path,
     extra: &str,
 ) -> Node {
     let ups: Vec<String> = upstreams.iter().map(|a| a.to_string()).collect();
-    start_observer_of(certs, name, id, &ups, subscribers, data, extra)
+    start_observer_of(certs, name, id, &ups, subscribers, extra)
 }
 
 /// [`start_observer`] with upstreams as written in the configuration (`host:port`, the
 /// host a name or an address).
 pub fn start_observer_of(
+    certs: &Certs,
+    name: &str,
+    id: u64,
+    ups: &[String],
+    subscribers: Option<&str>,
+    extra: &str,
+) -> Node {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut n = start_observer_in(certs, name, id, ups, subscribers, dir.path(), extra);
+    n._data_dir = Some(dir);
+    n
+}
+
+/// [`start_observer_of`] on a data directory the test keeps (to start again on it).
+pub fn start_observer_in(
     certs: &Certs,
     name: &str,
     id: u64,

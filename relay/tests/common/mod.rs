@@ -25,7 +25,7 @@ pub struct Publisher {
 pub fn publisher(tls: &RelayTls, allowed: &[Identity]) -> Publisher {
     let allowed: HashSet<Identity> = allowed.iter().cloned().collect();
     let ep = quinn::Endpoint::server(
-        tls.server_config().expect("server config"),
+        tls.server_config(64 << 20).expect("server config"),
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
     )
     .expect("endpoint");
