@@ -53,6 +53,13 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Run a per-room client proxy: one ZooKeeper endpoint that places each session on a
+    /// healthy server of its room by weight (see the README's "The client proxy").
+    Proxy {
+        /// A geokeeper.toml with a [proxy] section, or a zoo.cfg with proxy.* keys.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Transaction log tools.
     Log {
         #[command(subcommand)]
@@ -127,6 +134,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => run_serve(config),
+        Command::Proxy { config } => run_proxy(&config),
         Command::Bench(args) => bench::main(*args),
         Command::Certs(args) => certs::main(args),
         Command::Log {
@@ -289,7 +297,12 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
         info!(
             "observer {} following relay upstreams {}",
             cfg.server_id,
-            relay_cfg.upstreams.join(", ")
+            relay_cfg
+                .upstreams
+                .iter()
+                .map(|h| h.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     let replica = gateway || relay_observer;
@@ -378,6 +391,19 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0),
         };
+        // `leaderServes` (zookeeper.leaderServes; only "no" turns it off, as in
+        // `Leader.lead`): a leader — a gateway, or a server others follow over the relay —
+        // then takes no client sessions. A server with no followers is no leader, and a
+        // ZooKeeper standalone server ignores the setting too.
+        let leader_serves = cfg.system_property("zookeeper.leaderServes") != Some("no");
+        let leads = gateway || (!replica && relay_cfg.listen.is_some());
+        if !leader_serves && !leads {
+            warn!("leaderServes=no is ignored: this server leads nobody (no relayPort, no ensemble)");
+        }
+        let serves_clients = leader_serves || !leads;
+        if !serves_clients {
+            info!("leaderServes=no: client sessions are refused here; clients go to the observers");
+        }
         let settings = Settings {
             role: if replica {
                 Role::Observer
@@ -408,6 +434,7 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             sasl: sasl.map(std::sync::Arc::new),
             enforce_auth_schemes,
             max_reply_bytes: cfg.jute_maxbuffer as usize,
+            serves_clients,
         };
         // The data directory: ZooKeeper's version-2 layout, restored before serving.
         let snap_dir = version_dir(&cfg.data_dir);
@@ -569,7 +596,16 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
                 }
             };
             let os = ObserverSettings {
-                upstreams: relay_cfg.upstreams.clone(),
+                // Its own room's relays first, the first try spread by weight over the
+                // room's observers (by node id); the rest as listed.
+                upstreams: geokeeper_conf::hosts::attempt_order(
+                    &relay_cfg.upstreams,
+                    relay_cfg.room.as_deref(),
+                    cfg.server_id,
+                )
+                .into_iter()
+                .map(|h| h.address)
+                .collect(),
                 client_config,
                 snap_dir: snap_dir.clone(),
                 compression,
@@ -713,6 +749,53 @@ fn client_limits(cfg: &Config) -> geokeeper_core::limits::ClientLimits {
                 .unwrap_or(10_000),
         ),
     }
+}
+
+fn run_proxy(path: &std::path::Path) -> ExitCode {
+    let cfg = match Config::load(path).and_then(|(cfg, warnings)| {
+        for w in &warnings {
+            warn!("{w}");
+        }
+        cfg.proxy()
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            error!("cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                error!("cannot listen on {}: {e}", cfg.listen);
+                return ExitCode::from(1);
+            }
+        };
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            info!("shutting down");
+            let _ = stop_tx.send(true);
+        });
+        match geokeeper_proxy::run(cfg, listener, stop_rx).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                error!("proxy: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
 }
 
 async fn wait_for_signal() {

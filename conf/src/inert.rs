@@ -8,7 +8,7 @@
 //! feature off (what ZooKeeper does without the setting).
 
 use crate::error::{ConfigError, Loc};
-use crate::{relay, sysprops, Config};
+use crate::{proxy, relay, sysprops, Config};
 
 /// Which values of a refused setting ask for the feature (the others leave it off and
 /// may stay).
@@ -107,6 +107,7 @@ fn verdict(name: &str, value: &str) -> Verdict {
         };
     }
     let acted_on = relay::is_relay_key(name)
+        || proxy::is_proxy_key(name)
         || sysprops::TYPED.contains(&name)
         || sysprops::READ_BY_NAME.contains(&name)
         || sysprops::READ_BY_PREFIX.iter().any(|p| name.starts_with(p));

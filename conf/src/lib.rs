@@ -24,8 +24,10 @@
 
 mod error;
 mod finish;
+pub mod hosts;
 mod inert;
 mod properties;
+mod proxy;
 mod relay;
 mod server;
 mod sysprops;
@@ -37,6 +39,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, Warning};
+pub use proxy::ProxyConfig;
 pub use server::{ClientAddress, PeerType, QuorumAddress, ServerSpec};
 
 use error::Loc;
@@ -108,9 +111,10 @@ pub struct RelayConfig {
     /// `relay.subscribers` (`ID@ROOM,…`; TOML: an array): the observers allowed to subscribe,
     /// as (node id, room).
     pub subscribers: Vec<(u64, String)>,
-    /// `relay.upstreams` (`host:port,…`; TOML: an array): the publishers to follow, in order
-    /// of preference, as written.
-    pub upstreams: Vec<String>,
+    /// `relay.upstreams` (`host:port[;weight=N][;room=R],…`, the proxy's weighted-list
+    /// syntax; TOML: an array of such strings or `{ address, room, weight }` tables): the
+    /// publishers to follow, in order of preference (see [`hosts::attempt_order`]).
+    pub upstreams: Vec<hosts::HostEntry>,
     /// `maxLagMs` (`relay.max_lag_ms`): a QUIC observer serves clients once its replica is
     /// within this many milliseconds of the leader. Default 1000.
     pub max_lag_ms: u64,
@@ -622,6 +626,12 @@ impl Config {
     /// already runs these checks once the ensemble is known.
     pub fn relay(&self) -> Result<RelayConfig, ConfigError> {
         relay::read(self)
+    }
+
+    /// The client proxy's settings (`geokeeper proxy`), each checked, with the error (file,
+    /// line, key) of the first malformed one: `room` and `proxy.upstreams` are required.
+    pub fn proxy(&self) -> Result<ProxyConfig, ConfigError> {
+        proxy::read(self)
     }
 
     /// `peerType=observer` with relay upstreams: a QUIC observer, which follows a relay

@@ -249,8 +249,8 @@ pub(crate) fn read(cfg: &Config) -> Result<RelayConfig, ConfigError> {
     }
     if let Some(v) = setting(UPSTREAMS) {
         for entry in entries(v) {
-            check_upstream(entry).map_err(|e| loc(cfg, UPSTREAMS).error(e))?;
-            relay.upstreams.push(entry.to_string());
+            let host = crate::hosts::parse_host(entry).map_err(|e| loc(cfg, UPSTREAMS).error(e))?;
+            relay.upstreams.push(host);
         }
     }
 
@@ -336,7 +336,7 @@ fn store(cfg: &Config, key: &str) -> Result<Option<PathBuf>, ConfigError> {
 }
 
 /// A non-negative `long` setting, at least `min`.
-fn number(cfg: &Config, key: &str, min: i64) -> Result<Option<u64>, ConfigError> {
+pub(crate) fn number(cfg: &Config, key: &str, min: i64) -> Result<Option<u64>, ConfigError> {
     let Some(v) = cfg.other_settings.get(key).map(|v| v.trim()) else {
         return Ok(None);
     };
@@ -357,7 +357,7 @@ fn in_memory(cfg: &Config, key: &str, n: u64) -> Result<usize, ConfigError> {
 }
 
 /// Where a relay setting was written, or the file with no line.
-fn loc(cfg: &Config, key: &str) -> Loc {
+pub(crate) fn loc(cfg: &Config, key: &str) -> Loc {
     cfg.prov.other.get(key).cloned().unwrap_or_else(|| {
         let file = if cfg.prov.file.is_empty() {
             "<embedded>"
@@ -368,11 +368,12 @@ fn loc(cfg: &Config, key: &str) -> Loc {
     })
 }
 
-/// A relay setting's name in the dialect the configuration was written in.
-fn name<'a>(cfg: &Config, key: &'a str) -> &'a str {
+/// A relay or proxy setting's name in the dialect the configuration was written in.
+pub(crate) fn name<'a>(cfg: &Config, key: &'a str) -> &'a str {
     match cfg.prov.dialect {
         Some(Dialect::Toml) => KEYS
             .iter()
+            .chain(crate::proxy::KEYS)
             .find(|(k, _)| *k == key)
             .map_or(key, |(_, toml)| toml),
         _ => key,

@@ -80,6 +80,7 @@ pub(crate) const READ_BY_NAME: &[&str] = &[
     "zookeeper.superUser",
     "zookeeper.SASLAuthenticationProvider.superPassword",
     "zookeeper.allowSaslFailedClients",
+    "zookeeper.leaderServes",
 ];
 
 /// Property families read by name: `authProvider.N` registers a provider.

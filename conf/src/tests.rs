@@ -1625,13 +1625,13 @@ fn relay_defaults_publish_nothing_and_follow_nothing() {
 }
 
 const RELAY_OBSERVER_ZOO_CFG: &str = "dataDir=/d\nclientPort=2181\npeerType=observer\n\
-     relay.upstreams=pub1.eu:2191, 10.0.0.9:2191,[::1]:2191\n\
+     relay.upstreams=pub1.eu:2191;room=B;weight=3, 10.0.0.9:2191,[::1]:2191\n\
      relay.keyStore.location=/k/obs.pem\nrelay.trustStore.location=/k/ca.pem\n";
 
 #[test]
 fn a_relay_observer_reads_the_same_in_both_dialects() {
     let toml_text = "[server]\ndata_dir = \"/d\"\nserver_id = 12\nrole = \"observer\"\n\
-         [relay]\nupstreams = [\"pub1.eu:2191\", \"10.0.0.9:2191\", \"[::1]:2191\"]\n\
+         [relay]\nupstreams = [{ address = \"pub1.eu:2191\", room = \"B\", weight = 3 }, \"10.0.0.9:2191\", \"[::1]:2191\"]\n\
          key_store = \"/k/obs.pem\"\ntrust_store = \"/k/ca.pem\"\n";
     for (dialect, (c, w)) in [
         ("zoo.cfg", zoo(RELAY_OBSERVER_ZOO_CFG)),
@@ -1639,9 +1639,14 @@ fn a_relay_observer_reads_the_same_in_both_dialects() {
     ] {
         assert!(w.is_empty(), "{dialect}: {:#?}", shown(&w));
         let relay = c.relay().expect("relay");
+        let ups: Vec<String> = relay.upstreams.iter().map(|h| h.to_string()).collect();
         assert_eq!(
-            relay.upstreams,
-            ["pub1.eu:2191", "10.0.0.9:2191", "[::1]:2191"],
+            ups,
+            [
+                "pub1.eu:2191;weight=3;room=B",
+                "10.0.0.9:2191",
+                "[::1]:2191"
+            ],
             "{dialect}"
         );
         assert_eq!(relay.cert, Some("/k/obs.pem".into()), "{dialect}");

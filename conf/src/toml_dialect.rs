@@ -33,10 +33,11 @@ use std::ops::Range;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::error::{ConfigError, Loc, Warning};
-use crate::relay;
+use crate::hosts::{check_weight, parse_host};
 use crate::server::{ClientAddress, QuorumAddress, ServerSpec};
 use crate::sysprops::{self, non_negative, positive, Rank};
 use crate::zoo_cfg;
+use crate::{proxy, relay};
 use crate::{resolve_ip, Config, Dialect, PeerType, MIN_SNAP_RETAIN_COUNT};
 
 /// A TOML value that remembers where each of its parts was written.
@@ -265,6 +266,16 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "heartbeat_ms",
         ],
     ),
+    (
+        "proxy",
+        &[
+            "upstreams",
+            "prefer_rooms",
+            "max_lag_ms",
+            "probe_ms",
+            "reattach_per_second",
+        ],
+    ),
     ("system_properties", &[]),
 ];
 
@@ -331,7 +342,8 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<(Config, Vec<Warning>), Co
             }
         }
     }
-    if !ctx.cfg.prov.keys.contains_key("dataDir") {
+    // A proxy's configuration (a `[proxy]` section) keeps no data.
+    if !ctx.cfg.prov.keys.contains_key("dataDir") && !proxy::is_proxy_config(&ctx.cfg) {
         return Err(ctx.cfg.loc("dataDir").error("is not set"));
     }
     Ok((ctx.cfg, ctx.warnings))
@@ -580,10 +592,26 @@ impl Ctx<'_> {
                 self.other(relay::SUBSCRIBERS, list, &loc);
             }
             ("relay", "upstreams") => {
-                let list = self.list(node, &loc, "host:port", relay::check_upstream)?;
+                let list = self.host_list(node, &loc)?;
                 self.other(relay::UPSTREAMS, list, &loc);
             }
-            ("relay", "max_lag_ms") => {
+            ("proxy", "upstreams") => {
+                let list = self.host_list(node, &loc)?;
+                self.other(proxy::UPSTREAMS, list, &loc);
+            }
+            ("proxy", "prefer_rooms") => {
+                let list = self.list(node, &loc, "room", |r| relay::check_room(r).map(drop))?;
+                self.other(proxy::PREFER_ROOMS, list, &loc);
+            }
+            ("proxy", "probe_ms") => {
+                let n = int(v, &loc)?;
+                self.other(proxy::PROBE_MS, n.to_string(), &loc);
+            }
+            ("proxy", "reattach_per_second") => {
+                let n = int(v, &loc)?;
+                self.other(proxy::REATTACH_PER_SECOND, n.to_string(), &loc);
+            }
+            ("relay" | "proxy", "max_lag_ms") => {
                 let n = int(v, &loc)?;
                 self.other(relay::MAX_LAG_MS, n.to_string(), &loc);
             }
@@ -706,6 +734,77 @@ impl Ctx<'_> {
             }
             check(entry).map_err(|e| item_loc.error(e))?;
             entries.push(entry.to_string());
+        }
+        Ok(entries.join(","))
+    }
+
+    /// A weighted host list (`[proxy] upstreams`): each item a connect-string entry
+    /// (`"host:port;weight=N;room=R"`) or a table `{ address, room, weight }`; returned in
+    /// connect-string form, each entry checked where it is written.
+    fn host_list(&self, node: &SNode, loc: &Loc) -> Result<String, ConfigError> {
+        let Node::Array(items) = node.node_ref() else {
+            return Err(loc.error(format!(
+                "expected an array of servers (\"host:port;weight=N;room=R\" or {{ address, room, weight }}), found {}",
+                node.node_ref().describe()
+            )));
+        };
+        let mut entries = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let item_loc = self.loc(&format!("{}[{i}]", loc.key), item.start());
+            let entry = match item.node_ref() {
+                Node::Str(s) => {
+                    let s = s.trim();
+                    if s.contains(',') {
+                        return Err(item_loc.error(format!("\"{s}\": one server per string (no commas)")));
+                    }
+                    s.to_string()
+                }
+                Node::Table(fields) => {
+                    let (mut address, mut room, mut weight) = (None, None, None);
+                    for (k, v) in fields {
+                        let field_loc = self.loc(&format!("{}[{i}].{k}", loc.key), v.start());
+                        match k.as_str() {
+                            "address" => address = Some(string(v.node_ref(), &field_loc)?),
+                            "room" => {
+                                let r = string(v.node_ref(), &field_loc)?;
+                                relay::check_room(r.trim()).map_err(|e| {
+                                    field_loc.error(format!("\"{r}\" is not a room: {e}"))
+                                })?;
+                                room = Some(r.trim().to_string());
+                            }
+                            "weight" => {
+                                let n = int(v.node_ref(), &field_loc)?;
+                                weight = Some(
+                                    check_weight(&n.to_string()).map_err(|e| field_loc.error(e))?,
+                                );
+                            }
+                            other => {
+                                return Err(field_loc.error(format!(
+                                    "unknown key \"{other}\" (address, room, weight)"
+                                )))
+                            }
+                        }
+                    }
+                    let address = address
+                        .ok_or_else(|| item_loc.error("a server needs an address (\"host:port\")".to_string()))?;
+                    let mut e = address.trim().to_string();
+                    if let Some(w) = weight {
+                        e.push_str(&format!(";weight={w}"));
+                    }
+                    if let Some(r) = room {
+                        e.push_str(&format!(";room={r}"));
+                    }
+                    e
+                }
+                other => {
+                    return Err(item_loc.error(format!(
+                        "expected \"host:port;weight=N;room=R\" or {{ address, room, weight }}, found {}",
+                        other.describe()
+                    )))
+                }
+            };
+            parse_host(&entry).map_err(|e| item_loc.error(e))?;
+            entries.push(entry);
         }
         Ok(entries.join(","))
     }

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{ConfigError, Loc, Warning};
 use crate::properties::{self, java_trim};
-use crate::relay;
 use crate::server::ServerSpec;
 use crate::sysprops::{
     self, java_parse_int, java_parse_long, non_negative, not_a_number, positive, Rank,
 };
+use crate::{proxy, relay};
 use crate::{resolve_ip, Config, Dialect, PeerType, MIN_SNAP_RETAIN_COUNT};
 
 /// How ZooKeeper parses a key it reads itself but geokeeper does not model.
@@ -78,6 +78,11 @@ const UNMODELED: &[(&str, Kind)] = &[
     (relay::RETAIN_TXNS, Kind::Long),
     (relay::DIFF_MAX_TXNS, Kind::Long),
     (relay::BUFFER_BYTES, Kind::Long),
+    // geokeeper's client proxy: read by `Config::proxy`.
+    (proxy::UPSTREAMS, Kind::Text),
+    (proxy::PREFER_ROOMS, Kind::Text),
+    (proxy::PROBE_MS, Kind::Long),
+    (proxy::REATTACH_PER_SECOND, Kind::Long),
     (relay::HEARTBEAT_MS, Kind::Long),
 ];
 
@@ -140,7 +145,8 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<(Config, Vec<Warning>), Co
         )?;
     }
 
-    if !cfg.prov.keys.contains_key("dataDir") {
+    // A proxy's configuration (`proxy.*` keys) keeps no data.
+    if !cfg.prov.keys.contains_key("dataDir") && !proxy::is_proxy_config(&cfg) {
         return Err(cfg.loc("dataDir").error("is not set"));
     }
     if cfg.prov.keys.contains_key("clientPortAddress") && !cfg.prov.keys.contains_key("clientPort")

@@ -476,10 +476,16 @@ pub fn answer(
     Some(text)
 }
 
+/// What ZooKeeper's four-letter words say when the server takes no clients.
+pub const ZK_NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
+
 /// The text of an enabled word.
 pub fn render(word: Word, v: &View) -> String {
     match word {
         Word::Ruok => "imok".into(),
+        // `ZK_NOT_SERVING`, as ZooKeeper's words print it when no ZooKeeperServer runs.
+        // (mntr goes on reporting: an observer's sync progress is what one watches then.)
+        Word::Srvr | Word::Stat if !v.server.serves_clients() => format!("{ZK_NOT_SERVING}\n"),
         Word::Srvr => srvr(v),
         Word::Stat => stat(v),
         Word::Cons => cons(v),

@@ -91,6 +91,10 @@ pub struct Settings {
     /// `sessionRequireClientSASLAuth`, which means `["sasl"]`): a connection must hold an
     /// identity of one of these schemes before any request but auth and sasl. `None`: off.
     pub enforce_auth_schemes: Option<Vec<String>>,
+    /// False on a leader or gateway with `leaderServes=no`: it takes no client sessions
+    /// (as a ZooKeeper leader whose `leaderServes` is `no`) and its `srvr` says it is not
+    /// serving; four-letter words still answer.
+    pub serves_clients: bool,
 }
 
 impl Settings {
@@ -122,6 +126,7 @@ impl Default for Settings {
             sasl: None,
             enforce_auth_schemes: None,
             max_reply_bytes: crate::proto::frame::DEFAULT_MAX_BUFFER,
+            serves_clients: true,
         }
     }
 }
@@ -1009,6 +1014,12 @@ impl Server {
         );
         if old_client {
             warn!(%peer, "Connection request from old client {peer}; will be dropped if server is in r-o mode");
+        }
+        if !self.settings.serves_clients {
+            // `leaderServes=no`: the leader has no ZooKeeperServer for its client port.
+            info!(%peer, "Refusing session request for client {peer}: leaderServes=no (ZooKeeperServer not running)");
+            self.close_conn(conn, out);
+            return;
         }
         if self.settings.role == Role::Observer && !self.obs.serving && !self.read_only() {
             // `readConnectRequest`: "ZooKeeperServer not running"; the client tries

@@ -173,10 +173,10 @@ impl Geokeeper {
                 return true;
             }
             // A gateway takes no session until it has synced with its leader; it is up
-            // once it answers srvr as an observer.
-            if super::java_zk::try_four_letter(self.addr, "srvr")
-                .is_ok_and(|s| s.contains("Mode: observer"))
-            {
+            // once it answers srvr, as an observer or as not serving yet.
+            if super::java_zk::try_four_letter(self.addr, "srvr").is_ok_and(|s| {
+                s.contains("Mode: observer") || s.contains("not currently serving requests")
+            }) {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));

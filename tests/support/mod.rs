@@ -9,6 +9,7 @@ pub mod gk;
 pub mod history;
 pub mod java_ensemble;
 pub mod java_zk;
+pub mod proxy;
 pub mod rawzk;
 pub mod relay;
 pub mod tcp_cut;

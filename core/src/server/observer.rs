@@ -99,6 +99,13 @@ struct Taken {
 }
 
 impl Server {
+    /// Whether clients get sessions here now: not on a leader with `leaderServes=no`, not
+    /// on an observer out of sync (unless read-only sessions are served).
+    pub fn serves_clients(&self) -> bool {
+        self.settings.serves_clients
+            && !(self.settings.role == Role::Observer && !self.obs.serving && !self.read_only())
+    }
+
     /// Out of sync with `readonlymode.enabled`: read-only sessions are served.
     pub fn read_only(&self) -> bool {
         self.settings.role == Role::Observer && self.settings.read_only_mode && !self.obs.serving
@@ -109,7 +116,7 @@ impl Server {
     pub fn isro(&self) -> &'static str {
         if self.read_only() {
             "ro"
-        } else if self.settings.role == Role::Observer && !self.obs.serving {
+        } else if !self.serves_clients() {
             "null"
         } else {
             "rw"

@@ -1,0 +1,262 @@
+//! What the proxy's tasks share: each upstream's health and sessions, placement, the
+//! per-address connection counts, the requests in flight, the counters the four-letter
+//! words report. Every lock here is held for a few field updates, never across I/O.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use geokeeper_conf::hosts::HostEntry;
+use geokeeper_conf::ProxyConfig;
+use geokeeper_core::lag::Behind;
+use tracing::{info, warn};
+
+use crate::place::{Candidate, Placement};
+use crate::probe::{ProbeError, Srvr};
+
+/// An upstream's health, by its last probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Not probed yet.
+    Unknown,
+    /// Unreachable, or it answered garbage.
+    Down(String),
+    /// Reachable, but it serves no clients.
+    NotServing,
+    /// Serving: its mode, last zxid, and how long it has been behind the newest zxid
+    /// any upstream reported.
+    Serving {
+        mode: String,
+        zxid: i64,
+        lag_ms: u64,
+    },
+}
+
+/// One upstream as the four-letter words show it.
+#[derive(Debug, Clone)]
+pub struct UpstreamView {
+    pub entry: HostEntry,
+    pub health: Health,
+    pub sessions: usize,
+    /// Sessions placed on it since the proxy started.
+    pub placed: u64,
+    pub eligible: bool,
+}
+
+struct Upstream {
+    entry: HostEntry,
+    health: Health,
+    /// Client connections attached to it now.
+    sessions: usize,
+    placed: u64,
+    behind: Behind,
+}
+
+/// A client connection, for `cons`.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnView {
+    pub peer: SocketAddr,
+    pub session: i64,
+    pub upstream: Option<usize>,
+    pub received: u64,
+    pub sent: u64,
+}
+
+pub struct Shared {
+    pub cfg: ProxyConfig,
+    ups: Mutex<Vec<Upstream>>,
+    place: Mutex<Placement>,
+    per_ip: Mutex<HashMap<IpAddr, u32>>,
+    pub(crate) conns: Mutex<HashMap<u64, ConnView>>,
+    /// The newest zxid any upstream reported: the reference for lag.
+    reference_zxid: AtomicU64,
+    /// Requests relayed and not yet answered, all connections together.
+    pub(crate) outstanding: AtomicUsize,
+    pub(crate) received: AtomicU64,
+    pub(crate) sent: AtomicU64,
+    pub(crate) placed: AtomicU64,
+    pub(crate) refused_cnxns: AtomicU64,
+    pub(crate) started: Instant,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    pub fn new(cfg: ProxyConfig) -> Shared {
+        let ups = cfg
+            .upstreams
+            .iter()
+            .map(|e| Upstream {
+                entry: e.clone(),
+                health: Health::Unknown,
+                sessions: 0,
+                placed: 0,
+                behind: Behind::default(),
+            })
+            .collect();
+        Shared {
+            place: Mutex::new(Placement::new(&cfg.room, &cfg.prefer_rooms)),
+            cfg,
+            ups: Mutex::new(ups),
+            per_ip: Mutex::new(HashMap::new()),
+            conns: Mutex::new(HashMap::new()),
+            reference_zxid: AtomicU64::new(0),
+            outstanding: AtomicUsize::new(0),
+            received: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            placed: AtomicU64::new(0),
+            refused_cnxns: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Records a probe's answer for upstream `index`.
+    pub fn probed(&self, index: usize, answer: Result<Srvr, ProbeError>) {
+        let health = match answer {
+            Ok(Srvr::NotServing) => Health::NotServing,
+            Err(e) => Health::Down(e.to_string()),
+            Ok(Srvr::Serving { mode, zxid }) => {
+                let reference = self
+                    .reference_zxid
+                    .fetch_max(zxid.max(0) as u64, Ordering::Relaxed)
+                    .max(zxid.max(0) as u64) as i64;
+                let now = self.now_ms();
+                let mut ups = lock(&self.ups);
+                let Some(u) = ups.get_mut(index) else { return };
+                u.behind.leader_at(reference, zxid, now);
+                let lag_ms = u.behind.lag_ms(zxid, now);
+                Health::Serving { mode, zxid, lag_ms }
+            }
+        };
+        let mut ups = lock(&self.ups);
+        let Some(u) = ups.get_mut(index) else { return };
+        let was_ok = matches!(u.health, Health::Serving { .. });
+        let is_ok = matches!(health, Health::Serving { .. });
+        if was_ok != is_ok || matches!(u.health, Health::Unknown) {
+            match &health {
+                Health::Serving { mode, zxid, .. } => {
+                    info!(upstream = %u.entry.address, %mode, zxid = format_args!("{zxid:#x}"), "upstream serving")
+                }
+                Health::NotServing => {
+                    info!(upstream = %u.entry.address, "upstream reachable but not serving")
+                }
+                Health::Down(why) => warn!(upstream = %u.entry.address, "upstream down: {why}"),
+                Health::Unknown => {}
+            }
+        }
+        u.health = health;
+    }
+
+    fn eligible(&self, u: &Upstream, min_zxid: i64) -> bool {
+        matches!(&u.health, Health::Serving { zxid, lag_ms, .. }
+            if *lag_ms <= self.cfg.max_lag_ms && *zxid >= min_zxid)
+    }
+
+    /// Picks an upstream for a session that has seen `min_zxid`, skipping `tried`;
+    /// counts the session on it.
+    pub(crate) fn attach(&self, min_zxid: i64, tried: &[usize]) -> Option<(usize, String)> {
+        let mut ups = lock(&self.ups);
+        let candidates: Vec<Candidate> = ups
+            .iter()
+            .enumerate()
+            .map(|(index, u)| Candidate {
+                index,
+                room: u.entry.room.clone().unwrap_or_default(),
+                weight: u.entry.weight,
+                eligible: !tried.contains(&index) && self.eligible(u, min_zxid),
+            })
+            .collect();
+        let index = lock(&self.place).pick(&candidates)?;
+        let u = &mut ups[index];
+        u.sessions += 1;
+        u.placed += 1;
+        self.placed.fetch_add(1, Ordering::Relaxed);
+        Some((index, u.entry.address.clone()))
+    }
+
+    pub(crate) fn detach(&self, index: usize) {
+        if let Some(u) = lock(&self.ups).get_mut(index) {
+            u.sessions = u.sessions.saturating_sub(1);
+        }
+    }
+
+    /// An upstream that failed a session's handshake or its stream is suspect until its
+    /// next probe says otherwise.
+    pub(crate) fn suspect(&self, index: usize, why: &str) {
+        if let Some(u) = lock(&self.ups).get_mut(index) {
+            if matches!(u.health, Health::Serving { .. }) {
+                warn!(upstream = %u.entry.address, "upstream failed a session: {why}");
+                u.health = Health::Down(why.to_string());
+            }
+        }
+    }
+
+    /// Counts a connection from `ip`; false when `maxClientCnxns` is reached.
+    pub(crate) fn admit(&self, ip: IpAddr) -> bool {
+        let max = self.cfg.max_client_cnxns;
+        let mut m = lock(&self.per_ip);
+        let n = m.entry(ip).or_insert(0);
+        if max > 0 && *n >= max {
+            self.refused_cnxns.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    pub(crate) fn leave(&self, ip: IpAddr) {
+        let mut m = lock(&self.per_ip);
+        if let Some(n) = m.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&ip);
+            }
+        }
+    }
+
+    pub fn upstreams(&self) -> Vec<UpstreamView> {
+        lock(&self.ups)
+            .iter()
+            .map(|u| UpstreamView {
+                entry: u.entry.clone(),
+                health: u.health.clone(),
+                sessions: u.sessions,
+                placed: u.placed,
+                eligible: self.eligible(u, 0),
+            })
+            .collect()
+    }
+
+    /// The newest zxid an upstream reported.
+    pub fn reference_zxid(&self) -> i64 {
+        self.reference_zxid.load(Ordering::Relaxed) as i64
+    }
+
+    pub(crate) fn connections(&self) -> Vec<ConnView> {
+        let mut v: Vec<ConnView> = lock(&self.conns).values().cloned().collect();
+        v.sort_by_key(|c| c.peer);
+        v
+    }
+
+    pub(crate) fn register(&self, id: u64, c: ConnView) {
+        lock(&self.conns).insert(id, c);
+    }
+
+    pub(crate) fn unregister(&self, id: u64) {
+        lock(&self.conns).remove(&id);
+    }
+
+    pub(crate) fn update_conn(&self, id: u64, f: impl FnOnce(&mut ConnView)) {
+        if let Some(c) = lock(&self.conns).get_mut(&id) {
+            f(c);
+        }
+    }
+}
