@@ -764,6 +764,8 @@ fn run_proxy(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Two descriptors a session (the client's and its upstream's): as many as allowed.
+    bench::sys::raise_nofile_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

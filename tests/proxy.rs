@@ -244,3 +244,194 @@ fn the_proxy_keeps_a_servers_limits() {
     let c = RawZk::connect(p.addr, 0, &[0; 16], 0, 30_000).expect("room again");
     drop(c);
 }
+
+/// A session outlives its replica: the observer behind it is killed, and the proxy moves
+/// the session to the room's other observer on the same client connection — same session
+/// id (its ephemeral lives on), its watches restored relative to its last zxid so that the
+/// changes made meanwhile fire, and its next read answered.
+#[test]
+fn a_session_outlives_its_replica() {
+    use geokeeper_core::proto::records::{ExistsRequest, GetChildrenRequest, GetDataRequest};
+    use geokeeper_core::proto::OpCode;
+    use geokeeper_core::request::Request;
+    use support::relay::{create, session, Node};
+
+    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B"), ("b2", 12, "B")]);
+    let limits = "maxClientCnxns=0\n";
+    let leader = Publisher::start(PubKind::Leader, &certs, "leader", "11@B,12@B", limits);
+    let mut b1 = start_observer(&certs, "b1", 11, &[leader.relay()], None, limits);
+    let mut b2 = start_observer(&certs, "b2", 12, &[leader.relay()], None, limits);
+    wait_synced(&b1, WAIT);
+    wait_synced(&b2, WAIT);
+    let p = Proxy::start(
+        "B",
+        &[upstream(b1.addr(), "B", 1), upstream(b2.addr(), "B", 1)],
+        "",
+    );
+    p.wait_healthy(2, WAIT);
+    let mut lz = session(leader.leader_addr());
+    assert_eq!(create(&mut lz, "/w", b"v1", 0).0, 0);
+
+    let mut z = RawZk::connect(p.addr, 0, &[0; 16], 0, 10_000).expect("session");
+    let id = z.session_id();
+    fn ok(e: &support::rawzk::Exchange) -> Result<i32, support::rawzk::Lost> {
+        e.reply.as_ref().map(|f| f.header.err).map_err(Clone::clone)
+    }
+    let get = Request::GetData(GetDataRequest {
+        path: "/w".into(),
+        watch: true,
+    });
+    assert_eq!(ok(&z.call(OpCode::GetData, &get)), Ok(0));
+    let exists = Request::Exists(ExistsRequest {
+        path: "/new".into(),
+        watch: true,
+    });
+    assert_eq!(ok(&z.call(OpCode::Exists, &exists)), Ok(-101));
+    let children = Request::GetChildren(GetChildrenRequest {
+        path: "/w".into(),
+        watch: true,
+    });
+    assert_eq!(ok(&z.call(OpCode::GetChildren, &children)), Ok(0));
+    assert_eq!(
+        create(&mut z, "/eph", b"", 1).0,
+        0,
+        "an ephemeral of the session"
+    );
+
+    // Kill the observer the session is on.
+    let cons = four_letter(p.addr, "cons");
+    let on_b1 = cons.contains(&format!("upstream={}", b1.addr()));
+    let (victim, survivor): (&mut Node, &Node) = if on_b1 {
+        (&mut b1, &b2)
+    } else {
+        (&mut b2, &b1)
+    };
+    victim.gk.kill();
+    // Changes while the session moves.
+    assert_eq!(support::relay::set_data(&mut lz, "/w", b"v2").0, 0);
+    assert_eq!(create(&mut lz, "/new", b"", 0).0, 0);
+    assert_eq!(create(&mut lz, "/w/d", b"", 0).0, 0);
+
+    // The three events arrive on the same connection, then reads are answered.
+    let mut seen = std::collections::BTreeSet::new();
+    let t = std::time::Instant::now();
+    while seen.len() < 3 {
+        assert!(t.elapsed() < WAIT, "events so far {seen:?}\n{}", p.log());
+        match z.read_frame() {
+            Ok(f) if f.header.xid == -1 => {
+                let mut r = geokeeper_core::proto::Reader::new(&f.body);
+                let e = <geokeeper_core::proto::records::WatcherEvent as geokeeper_core::proto::Record>::decode(&mut r)
+                    .expect("event");
+                seen.insert((e.r#type, e.path));
+            }
+            Ok(f) => panic!("a stray frame {f:?}"),
+            Err(support::rawzk::Lost::Timeout) => {}
+            Err(e) => panic!("the client's connection was lost: {e:?}\n{}", p.log()),
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            (1, "/new".to_string()),
+            (3, "/w".to_string()),
+            (4, "/w".to_string())
+        ]
+        .into_iter()
+        .collect()
+    );
+    let plain = Request::GetData(GetDataRequest {
+        path: "/w".into(),
+        watch: false,
+    });
+    let e = z.call(OpCode::GetData, &plain);
+    assert_eq!(ok(&e), Ok(0), "{e:?}");
+    assert_eq!(z.session_id(), id);
+    // The session lives: its ephemeral is still there, owned by it, at the leader.
+    let (err, _, stat) = support::relay::get(&mut lz, "/eph");
+    assert_eq!(err, 0);
+    assert_eq!(stat.expect("stat").ephemeral_owner, id);
+    let cons = four_letter(p.addr, "cons");
+    assert!(
+        cons.contains(&format!("upstream={}", survivor.addr())),
+        "{cons}"
+    );
+    let m = p.mntr();
+    assert_eq!(m["zk_proxy_sessions_reattached"], "1", "{m:?}");
+    assert_eq!(m["zk_proxy_sessions_reattach_failed"], "0", "{m:?}");
+}
+
+/// A replica with 2,000 sessions dies: every session moves to the room's other replica on
+/// its own client connection, paced at `reattachPerSecond`, none expired, none
+/// disconnected, each answering reads again with its own session id.
+#[test]
+fn two_thousand_sessions_of_a_dead_replica_move_paced_and_none_is_lost() {
+    use geokeeper_core::proto::records::GetDataRequest;
+    use geokeeper_core::proto::OpCode;
+    use geokeeper_core::request::Request;
+
+    const SESSIONS: usize = 2_000;
+    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B"), ("b2", 12, "B")]);
+    let limits = "maxClientCnxns=0\n";
+    let leader = Publisher::start(PubKind::Leader, &certs, "leader", "11@B,12@B", limits);
+    let mut b1 = start_observer(&certs, "b1", 11, &[leader.relay()], None, limits);
+    let b2 = start_observer(&certs, "b2", 12, &[leader.relay()], None, limits);
+    wait_synced(&b1, WAIT);
+    wait_synced(&b2, WAIT);
+    // Weights of a million to one: all 2,000 sessions go to b1.
+    let p = Proxy::start(
+        "B",
+        &[
+            upstream(b1.addr(), "B", 1_000_000),
+            upstream(b2.addr(), "B", 1),
+        ],
+        "reattach_per_second = 500\n",
+    );
+    p.wait_healthy(2, WAIT);
+    let read = Request::GetData(GetDataRequest {
+        path: "/".into(),
+        watch: false,
+    });
+    let mut sessions: Vec<RawZk> = (0..SESSIONS)
+        .map(|_| RawZk::connect(p.addr, 0, &[0; 16], 0, 30_000).expect("session"))
+        .collect();
+    assert!(sessions.iter().all(|z| z.response.time_out > 0));
+    let ids: Vec<i64> = sessions.iter().map(RawZk::session_id).collect();
+    assert_eq!(
+        p.mntr()["zk_proxy_upstream_0_sessions"],
+        SESSIONS.to_string()
+    );
+
+    // b1 dies.
+    let killed = std::time::Instant::now();
+    b1.gk.kill();
+    let moved = loop {
+        let m = p.mntr();
+        let n: usize = m["zk_proxy_sessions_reattached"].parse().expect("n");
+        assert_eq!(m["zk_proxy_sessions_reattach_failed"], "0", "{m:?}");
+        if n == SESSIONS {
+            break killed.elapsed();
+        }
+        assert!(
+            killed.elapsed() < WAIT,
+            "{n} of {SESSIONS} re-attached: {m:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Paced: 2,000 at 500 a second take at least ~4 s.
+    assert!(
+        moved >= Duration::from_millis(3_500),
+        "all moved in {moved:?}"
+    );
+    for (z, id) in sessions.iter_mut().zip(&ids) {
+        let e = z.call(OpCode::GetData, &read);
+        assert_eq!(e.reply.map(|f| f.header.err), Ok(0), "session {id:#x}");
+        assert_eq!(z.session_id(), *id);
+    }
+    let m = p.mntr();
+    assert_eq!(
+        m["zk_proxy_upstream_1_sessions"],
+        SESSIONS.to_string(),
+        "{m:?}"
+    );
+    eprintln!("{SESSIONS} sessions re-attached in {moved:?}, none lost");
+}

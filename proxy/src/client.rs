@@ -7,15 +7,20 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use std::future::Future;
+use std::time::Instant;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use geokeeper_core::four_letter::Word;
 use geokeeper_core::proto::frame::frame_len;
-use geokeeper_core::proto::records::ConnectRequest;
-use geokeeper_core::proto::Reader;
+use geokeeper_core::proto::records::{ConnectRequest, ConnectResponse};
+use geokeeper_core::proto::{Reader, Record};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
+use crate::book::{reply_frame, Book, Relay, PING_XID};
 use crate::state::{ConnView, Shared};
 use crate::words;
 
@@ -29,9 +34,6 @@ const HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// Upstreams a session's handshake tries before the client is let go.
 const ATTEMPTS: usize = 3;
-
-/// The `xid` of a watch event: not the answer to any request.
-const NOTIFICATION_XID: i32 = -1;
 
 pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64) {
     if !shared.admit(peer.ip()) {
@@ -85,45 +87,122 @@ async fn session(
     let Some(connect) = read_frame(&mut client, &mut cbuf, max, HANDSHAKE).await? else {
         return Ok(());
     };
-    let (request, _) = ConnectRequest::decode_with_read_only_flag(&mut Reader::new(&connect[4..]))
-        .map_err(|e| other(&format!("a handshake that is no ConnectRequest: {e}")))?;
+    let (request, had_read_only_byte) =
+        ConnectRequest::decode_with_read_only_flag(&mut Reader::new(&connect[4..]))
+            .map_err(|e| other(&format!("a handshake that is no ConnectRequest: {e}")))?;
 
     // Place it: an upstream that serves, is within the lag bound, and has the client's
     // last seen zxid (ZooKeeper refuses the others); the next one if it refuses anyway.
-    let mut tried = Vec::new();
-    let (index, mut upstream, answer) = loop {
-        if tried.len() >= ATTEMPTS {
-            return Err(other("no upstream took the session"));
-        }
-        let Some((index, address)) = shared.attach(request.last_zxid_seen, &tried) else {
-            return Err(other("no healthy upstream"));
+    let Some((index, upstream, answer)) =
+        place(shared, &connect, request.last_zxid_seen, ATTEMPTS).await
+    else {
+        return Err(other("no upstream took the session"));
+    };
+    let response = ConnectResponse::decode(&mut Reader::new(&answer[4..]))
+        .map_err(|e| other(&format!("an upstream's handshake answer: {e}")))?;
+    shared.update_conn(id, |c| {
+        c.session = response.session_id;
+        c.upstream = Some(index);
+    });
+    debug!(client = %peer, upstream = index, session = format_args!("{:#x}", response.session_id), "session placed");
+    client.write_all(&answer).await?;
+    if response.time_out <= 0 {
+        // Refused (expired, or a read-only server for a client that wants read-write):
+        // the upstream's answer is the client's, and the upstream closes.
+        shared.detach(index);
+        return Ok(());
+    }
+    let s = Resume {
+        request,
+        had_read_only_byte,
+        session_id: response.session_id,
+        passwd: response.passwd.clone(),
+        timeout: Duration::from_millis(response.time_out as u64),
+    };
+    relay(shared, client, cbuf, upstream, index, s, id).await
+}
+
+/// What re-attaching a session to another upstream takes.
+#[derive(Clone)]
+struct Resume {
+    request: ConnectRequest,
+    had_read_only_byte: bool,
+    session_id: i64,
+    passwd: Bytes,
+    /// The negotiated session timeout: past it without an upstream the session is gone.
+    timeout: Duration,
+}
+
+impl Resume {
+    /// The handshake that resumes the session, having seen `last_zxid`.
+    fn frame(&self, last_zxid: i64) -> Bytes {
+        let req = ConnectRequest {
+            last_zxid_seen: last_zxid,
+            session_id: self.session_id,
+            passwd: self.passwd.clone(),
+            ..self.request.clone()
         };
+        let mut body = BytesMut::new();
+        req.encode(&mut body);
+        if !self.had_read_only_byte {
+            body.truncate(body.len() - 1);
+        }
+        let mut f = BytesMut::with_capacity(body.len() + 4);
+        f.put_i32(body.len() as i32);
+        f.put_slice(&body);
+        f.freeze()
+    }
+}
+
+/// Tries up to `attempts` eligible upstreams with the handshake `connect`.
+async fn place(
+    shared: &Arc<Shared>,
+    connect: &Bytes,
+    min_zxid: i64,
+    attempts: usize,
+) -> Option<(usize, TcpStream, Bytes)> {
+    let mut tried = Vec::new();
+    while tried.len() < attempts {
+        let (index, address) = shared.attach(min_zxid, &tried)?;
         tried.push(index);
-        match handshake(&address, &connect).await {
-            Ok((up, answer)) => break (index, up, answer),
+        match handshake(&address, connect).await {
+            Ok((up, answer)) => return Some((index, up, answer)),
             Err(e) => {
                 shared.detach(index);
                 shared.suspect(index, &e.to_string());
             }
         }
-    };
-    let session_id = if answer.len() >= 4 + 16 {
-        i64::from_be_bytes(answer[12..20].try_into().unwrap_or([0; 8]))
-    } else {
-        0
-    };
-    shared.update_conn(id, |c| {
-        c.session = session_id;
-        c.upstream = Some(index);
-    });
-    debug!(client = %peer, upstream = index, session = format_args!("{session_id:#x}"), "session placed");
-    client.write_all(&answer).await?;
-    let r = relay(shared, &mut client, &mut cbuf, &mut upstream, id).await;
-    shared.detach(index);
-    if let Err(e) = &r {
-        info!(client = %peer, session = format_args!("{session_id:#x}"), "session's upstream link ended: {e}");
     }
-    r
+    None
+}
+
+/// Re-attaches the session to another upstream, within its timeout: paced by the proxy's
+/// re-attachment rate, then any eligible upstream that has `last_zxid`, each tried once per
+/// probe interval. `Ok(None)`: the session expired (the upstream said so).
+async fn reattach(
+    shared: Arc<Shared>,
+    s: Resume,
+    last_zxid: i64,
+    lost_at: Instant,
+) -> std::io::Result<Option<(usize, TcpStream)>> {
+    tokio::time::sleep(shared.reattach_slot(s.session_id)).await;
+    let connect = s.frame(last_zxid);
+    let every = Duration::from_millis(shared.cfg.probe_ms);
+    loop {
+        if let Some((index, up, answer)) = place(&shared, &connect, last_zxid, ATTEMPTS).await {
+            let r = ConnectResponse::decode(&mut Reader::new(&answer[4..]))
+                .map_err(|e| other(&format!("an upstream's handshake answer: {e}")))?;
+            if r.time_out <= 0 || r.session_id != s.session_id {
+                shared.detach(index);
+                return Ok(None);
+            }
+            return Ok(Some((index, up)));
+        }
+        if lost_at.elapsed() + every >= s.timeout {
+            return Err(other("no upstream within the session timeout"));
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 /// Sends the client's handshake frame to `address` and reads the answer frame.
@@ -141,60 +220,180 @@ async fn handshake(address: &str, connect: &Bytes) -> std::io::Result<(TcpStream
     }
 }
 
-/// Relays frames both ways until either side ends.
+type Reattaching =
+    std::pin::Pin<Box<dyn Future<Output = std::io::Result<Option<(usize, TcpStream)>>> + Send>>;
+
+/// Relays frames both ways until the client leaves; when the upstream is lost, moves the
+/// session to another one without closing the client's connection.
 async fn relay(
     shared: &Arc<Shared>,
-    client: &mut TcpStream,
-    cbuf: &mut BytesMut,
-    upstream: &mut TcpStream,
+    client: TcpStream,
+    mut cbuf: BytesMut,
+    upstream: TcpStream,
+    index: usize,
+    s: Resume,
     id: u64,
 ) -> std::io::Result<()> {
     let max = shared.cfg.max_buffer as usize;
     let limit = shared.cfg.outstanding_limit as usize;
-    let (mut cr, mut cw) = client.split();
-    let (mut ur, mut uw) = upstream.split();
-    let mut ubuf = BytesMut::with_capacity(4096);
-    let mut mine = 0usize;
+    let (mut cr, mut cw) = client.into_split();
+    let mut up = Some(Upstream::new(upstream, index));
+    let mut reattaching: Option<Reattaching> = None;
+    let mut book = Book::new(s.request.last_zxid_seen);
+    let mut counted = 0usize;
     let mut pause = tokio::time::interval(Duration::from_millis(5));
     let r = loop {
         // Past globalOutstandingLimit the proxy stops reading requests (the clients' TCP
         // windows fill) until answers bring it back under.
         let room = shared.outstanding.load(Ordering::Relaxed) < limit.max(1);
+        let mut lost: Option<String> = None;
         tokio::select! {
-            f = next_frame(&mut cr, cbuf, max), if room => match f {
+            f = next_frame(&mut cr, &mut cbuf, max), if room => match f {
                 Ok(Some(frame)) => {
-                    uw.write_all(&frame).await?;
-                    mine += 1;
-                    shared.outstanding.fetch_add(1, Ordering::Relaxed);
                     shared.received.fetch_add(1, Ordering::Relaxed);
                     shared.update_conn(id, |c| c.received += 1);
+                    // A request is at least its header (xid, opcode): anything shorter
+                    // is malformed and closes this connection, as on a server.
+                    let Some(mut head) = frame.get(4..12) else {
+                        break Err(other("a request frame shorter than its header"));
+                    };
+                    let xid = head.get_i32();
+                    match up.as_mut() {
+                        // Between upstreams, pings are the proxy's to answer: the session
+                        // lives on at the leader within its timeout.
+                        None if xid == PING_XID => {
+                            cw.write_all(&reply_frame(PING_XID, book.last_zxid, 0)).await?;
+                        }
+                        None => book.request(&frame, false),
+                        Some(u) => {
+                            book.request(&frame, true);
+                            if let Err(e) = u.w.write_all(&frame).await {
+                                lost = Some(format!("write: {e}"));
+                            }
+                        }
+                    }
                 }
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
             },
-            f = next_frame(&mut ur, &mut ubuf, MAX_UPSTREAM_FRAME) => match f {
-                Ok(Some(frame)) => {
-                    let xid = if frame.len() >= 4 + 16 {
-                        (&frame[4..8]).get_i32()
-                    } else {
-                        break Err(other("an upstream frame too short for a reply header"));
-                    };
-                    cw.write_all(&frame).await?;
-                    if xid != NOTIFICATION_XID && mine > 0 {
-                        mine -= 1;
-                        shared.outstanding.fetch_sub(1, Ordering::Relaxed);
-                    }
-                    shared.sent.fetch_add(1, Ordering::Relaxed);
-                    shared.update_conn(id, |c| c.sent += 1);
+            f = async {
+                match up.as_mut() {
+                    Some(u) => next_frame(&mut u.r, &mut u.buf, MAX_UPSTREAM_FRAME).await,
+                    None => std::future::pending().await,
                 }
-                Ok(None) => break Err(other("the upstream closed the connection")),
-                Err(e) => break Err(e),
+            } => match f {
+                Ok(Some(frame)) => match book.reply(&frame) {
+                    Ok(Relay::Forward) => {
+                        cw.write_all(&frame).await?;
+                        for f in book.due_local() {
+                            cw.write_all(&f).await?;
+                        }
+                        shared.sent.fetch_add(1, Ordering::Relaxed);
+                        shared.update_conn(id, |c| c.sent += 1);
+                    }
+                    Ok(Relay::Swallow) => {}
+                    Err(why) => lost = Some(why),
+                },
+                Ok(None) => lost = Some("the upstream closed the connection".into()),
+                Err(e) => lost = Some(e.to_string()),
+            },
+            r = async {
+                match reattaching.as_mut() {
+                    Some(f) => f.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                reattaching = None;
+                match r {
+                    Ok(Some((index, stream))) => {
+                        let mut u = Upstream::new(stream, index);
+                        let frames = book.reattach_frames();
+                        let mut failed = None;
+                        for f in &frames {
+                            if let Err(e) = u.w.write_all(f).await {
+                                failed = Some(format!("write: {e}"));
+                                break;
+                            }
+                        }
+                        for f in book.due_local() {
+                            cw.write_all(&f).await?;
+                        }
+                        shared.update_conn(id, |c| c.upstream = Some(index));
+                        shared.reattached.fetch_add(1, Ordering::Relaxed);
+                        info!(session = format_args!("{:#x}", s.session_id), upstream = index, resent = frames.len(), "session re-attached");
+                        up = Some(u);
+                        lost = failed;
+                    }
+                    Ok(None) => {
+                        shared.reattach_failed.fetch_add(1, Ordering::Relaxed);
+                        break Err(other("the session expired while it had no upstream"));
+                    }
+                    Err(e) => {
+                        shared.reattach_failed.fetch_add(1, Ordering::Relaxed);
+                        break Err(e);
+                    }
+                }
             },
             _ = pause.tick(), if !room => {}
         }
+        // Requests this connection has in flight, for globalOutstandingLimit.
+        let now = book.in_flight();
+        if now > counted {
+            shared
+                .outstanding
+                .fetch_add(now - counted, Ordering::Relaxed);
+        } else {
+            shared
+                .outstanding
+                .fetch_sub(counted - now, Ordering::Relaxed);
+        }
+        counted = now;
+        if let Some(why) = lost {
+            let Some(u) = up.take() else { continue };
+            shared.detach(u.index);
+            shared.suspect(u.index, &why);
+            if book.sasl {
+                // A SASL login cannot be replayed to another server.
+                break Err(other(&format!("{why}; a SASL session cannot move")));
+            }
+            info!(
+                session = format_args!("{:#x}", s.session_id),
+                upstream = u.index,
+                "session lost its upstream ({why}); re-attaching"
+            );
+            reattaching = Some(Box::pin(reattach(
+                shared.clone(),
+                s.clone(),
+                book.last_zxid,
+                Instant::now(),
+            )));
+        }
     };
-    shared.outstanding.fetch_sub(mine, Ordering::Relaxed);
+    if let Some(u) = up {
+        shared.detach(u.index);
+    }
+    shared.outstanding.fetch_sub(counted, Ordering::Relaxed);
     r
+}
+
+/// The session's link to its upstream now.
+struct Upstream {
+    r: OwnedReadHalf,
+    w: OwnedWriteHalf,
+    buf: BytesMut,
+    index: usize,
+}
+
+impl Upstream {
+    fn new(stream: TcpStream, index: usize) -> Upstream {
+        let (r, w) = stream.into_split();
+        Upstream {
+            r,
+            w,
+            buf: BytesMut::with_capacity(4096),
+            index,
+        }
+    }
 }
 
 /// The next whole frame (length prefix included) from `r`, `None` at a clean end.

@@ -13,6 +13,7 @@
 //! nothing is queued without bound: a client that reads nothing stops its upstream's
 //! stream, not the proxy.
 
+mod book;
 mod client;
 pub mod place;
 pub mod probe;

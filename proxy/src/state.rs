@@ -78,6 +78,11 @@ pub struct Shared {
     pub(crate) sent: AtomicU64,
     pub(crate) placed: AtomicU64,
     pub(crate) refused_cnxns: AtomicU64,
+    /// Sessions moved to another upstream, and those that could not be.
+    pub(crate) reattached: AtomicU64,
+    pub(crate) reattach_failed: AtomicU64,
+    /// The next free slot for a re-attachment (`proxy.reattachPerSecond`).
+    next_reattach: Mutex<Instant>,
     pub(crate) started: Instant,
 }
 
@@ -110,6 +115,9 @@ impl Shared {
             sent: AtomicU64::new(0),
             placed: AtomicU64::new(0),
             refused_cnxns: AtomicU64::new(0),
+            reattached: AtomicU64::new(0),
+            reattach_failed: AtomicU64::new(0),
+            next_reattach: Mutex::new(Instant::now()),
             started: Instant::now(),
         }
     }
@@ -197,6 +205,23 @@ impl Shared {
                 u.health = Health::Down(why.to_string());
             }
         }
+    }
+
+    /// How long a session that lost its upstream waits before it re-attaches: sessions
+    /// take turns at `reattachPerSecond`, each at a point within its slot drawn from its
+    /// id, so that a replica's thousands of sessions neither stampede the survivors and
+    /// the leader nor arrive in lockstep.
+    pub(crate) fn reattach_slot(&self, session_id: i64) -> std::time::Duration {
+        let interval = std::time::Duration::from_secs(1)
+            .checked_div(self.cfg.reattach_per_second.max(1) as u32)
+            .unwrap_or_default();
+        let now = Instant::now();
+        let mut next = lock(&self.next_reattach);
+        let slot = (*next).max(now);
+        *next = slot + interval;
+        let mix = (session_id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+        let jitter = interval.mul_f64(mix as f64 / f64::from(u32::MAX));
+        (slot - now) + jitter
     }
 
     /// Counts a connection from `ip`; false when `maxClientCnxns` is reached.

@@ -104,6 +104,14 @@ fn mntr(shared: &Shared) -> String {
         "proxy_connections_refused",
         &shared.refused_cnxns.load(Ordering::Relaxed),
     );
+    line(
+        "proxy_sessions_reattached",
+        &shared.reattached.load(Ordering::Relaxed),
+    );
+    line(
+        "proxy_sessions_reattach_failed",
+        &shared.reattach_failed.load(Ordering::Relaxed),
+    );
     line("proxy_uptime_ms", &shared.started.elapsed().as_millis());
     let ups = shared.upstreams();
     line("proxy_upstreams", &ups.len());

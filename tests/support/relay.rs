@@ -219,8 +219,20 @@ pub fn wait_zxid(n: &Node, zxid: i64, within: Duration) {
     }
 }
 
+/// A new session at `addr`. A server that closes the handshake unanswered is not serving
+/// (a Java leader just elected, a server just restarted): asked again for up to 10 s.
 pub fn session(addr: SocketAddr) -> RawZk {
-    let z = RawZk::connect(addr, 0, &[0; 16], 0, 30_000).expect("connect");
+    let t = Instant::now();
+    let z = loop {
+        match RawZk::connect(addr, 0, &[0; 16], 0, 30_000) {
+            Ok(z) => break z,
+            Err(e) if t.elapsed() < Duration::from_secs(10) => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("connect to {addr}: {e:?}"),
+        }
+    };
     assert!(z.response.time_out > 0, "session refused by {addr}");
     z
 }
