@@ -1467,6 +1467,18 @@ impl Report {
             .push([what.into(), figure.into(), gk, java, ratio, goal]);
     }
 
+    /// Figure 3's row: one geokeeper observer (a) against the Java observer (c).
+    fn bytes_vs_java(&mut self, what: &str, a: PerWrite, c: PerWrite) {
+        self.row(
+            what,
+            "(a) one observer vs (c) Java: both ways (down)",
+            a.cell(),
+            c.cell(),
+            format!("{:.2}", a.total / c.total),
+            format!("(a) ≤ 0.5 × (c): {}", met(a.total <= 0.5 * c.total)),
+        );
+    }
+
     fn note(&mut self, n: String) {
         eprintln!("    note: {n}");
         self.notes.push(n);
@@ -1964,16 +1976,13 @@ fn gateway(s: &Settings, certs: &Path, r: &mut Report) {
             );
             let (a, c, rate_a) = single[k];
             let b = per[0];
-            r.row(
+            r.bytes_vs_java(
                 &format!(
                     "3. WAN bytes per setData (Java ensemble), {}",
                     drive_label(s, drive)
                 ),
-                "(a) one observer vs (c) Java: both ways (down)",
-                a.cell(),
-                c.cell(),
-                format!("{:.2}", a.total / c.total),
-                format!("(a) ≤ 0.5 × (c): {}", met(a.total <= 0.5 * c.total)),
+                a,
+                c,
             );
             r.row(
                 "",
@@ -2019,17 +2028,14 @@ fn gateway(s: &Settings, certs: &Path, r: &mut Report) {
                     drive,
                 );
                 let (a, c) = (per[0], per[1]);
-                r.row(
+                r.bytes_vs_java(
                     &format!(
                         "3. the same with 100-byte values of {}, {}",
                         v.values_name(),
                         drive_label(s, drive)
                     ),
-                    "(a) one observer vs (c) Java: both ways (down)",
-                    a.cell(),
-                    c.cell(),
-                    format!("{:.2}", a.total / c.total),
-                    format!("(a) ≤ 0.5 × (c): {}", met(a.total <= 0.5 * c.total)),
+                    a,
+                    c,
                 );
             }
         }

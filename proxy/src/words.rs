@@ -94,24 +94,16 @@ fn mntr(shared: &Shared) -> String {
         "outstanding_requests",
         &shared.outstanding.load(Ordering::Relaxed),
     );
-    line("packets_received", &shared.received.load(Ordering::Relaxed));
-    line("packets_sent", &shared.sent.load(Ordering::Relaxed));
-    line(
-        "proxy_sessions_placed",
-        &shared.placed.load(Ordering::Relaxed),
-    );
-    line(
-        "proxy_connections_refused",
-        &shared.refused_cnxns.load(Ordering::Relaxed),
-    );
-    line(
-        "proxy_sessions_reattached",
-        &shared.reattached.load(Ordering::Relaxed),
-    );
-    line(
-        "proxy_sessions_reattach_failed",
-        &shared.reattach_failed.load(Ordering::Relaxed),
-    );
+    for (key, counter) in [
+        ("packets_received", &shared.received),
+        ("packets_sent", &shared.sent),
+        ("proxy_sessions_placed", &shared.placed),
+        ("proxy_connections_refused", &shared.refused_cnxns),
+        ("proxy_sessions_reattached", &shared.reattached),
+        ("proxy_sessions_reattach_failed", &shared.reattach_failed),
+    ] {
+        line(key, &counter.load(Ordering::Relaxed));
+    }
     line("proxy_uptime_ms", &shared.started.elapsed().as_millis());
     let ups = shared.upstreams();
     line("proxy_upstreams", &ups.len());
