@@ -9,6 +9,9 @@
 //! order; geokeeper sorts, see README) and the ids `whoami` lists (hash order of a
 //! ConcurrentHashMap-backed set; geokeeper keeps the order of authentication). kazoo's
 //! driver already keeps only server-independent stat fields and sorts children.
+//!
+//! The same scripts also run through a `geokeeper proxy` and straight to a geokeeper
+//! server, each fresh: the proxy must change nothing a client sees.
 
 mod support;
 
@@ -62,110 +65,265 @@ fn compare_zkcli(what: &str, script: &[&str]) {
     compare(what, &zk, &gk, |addr| run_zkcli(addr, script));
 }
 
+/// cli_mt (the C client's shell): every create flavour, reads, writes, watches.
+const CLI_MT_SCRIPT: &[&str] = &[
+    "create /mt",
+    "create /mt/x",
+    "create +s /mt/s",
+    "create +s /mt/s",
+    "create +e /mt/e",
+    "create +es /mt/es",
+    "create2 /mt/c2",
+    "create2 +s /mt/c2s",
+    "create +c /cont",
+    "create +t=60000 /ttl",
+    "create2 +st=60000 /ttls",
+    "create +t=0 /ttl0",
+    "create +ec /bad",
+    "create /mt",
+    "create /nope/child",
+    "create /mt/e/child",
+    "create2 /mt",
+    "get /mt",
+    "set /mt hello",
+    "get /mt",
+    "get /nope",
+    "set /nope x",
+    "get /mt/c2",
+    "ls /mt",
+    "ls2 /mt",
+    "ls /nope",
+    "ls2 /nope",
+    "exists /mt",
+    "exists /nope",
+    "exists /mt/e",
+    "exists /ttl",
+    "exists /cont",
+    "wexists /mt/x",
+    "wexists /mt/new",
+    "create /mt/new",
+    "delete /mt/x",
+    "delete /mt",
+    "delete /nope",
+    "aget /mt",
+    "aset /mt async",
+    "aexists /mt",
+    "als /mt",
+    "get /mt",
+    "delete /mt/new",
+    "ls /",
+    "sync /mt",
+    "sync /nope",
+    "config",
+    "reconfig -add 5=127.0.0.1:1234:1235;1236",
+    "reconfig -remove 3",
+    "addauth digest alice:secret",
+    "get /mt",
+    "get bad",
+    "myid",
+];
+
+/// zkCli: create, get, set, stat, ls, delete and their errors.
+const ZKCLI_BASIC: &[&str] = &[
+    "version",
+    // Null data versus empty data versus data.
+    "create /a",
+    "create /b \"\"",
+    "create /c hello",
+    "get /a",
+    "get /b",
+    "get -s /c",
+    // Sequential, ephemeral, ephemeral sequential, container, TTL.
+    "create -s /c/seq- s",
+    "create -s /c/seq-",
+    "create -e /c/eph e",
+    "create -e -s /c/eseq- x",
+    "create -c /cont",
+    "create -c /cont/inner i",
+    "create /cont/child",
+    "create -t 60000 /ttl t",
+    "create -t 60000 -s /ttlseq- ts",
+    "stat /c/eph",
+    "stat /cont",
+    "stat /ttl",
+    "get -s /ttlseq-0000000005",
+    // Errors from the server.
+    "create /c dup",
+    "create /nope/child",
+    "create /c/eph/child",
+    "create -s /nope/seq-",
+    "get /missing",
+    "stat /missing",
+    "ls /missing",
+    "set /missing x",
+    // Errors from the client (invalid paths, bad flags).
+    "create /a/",
+    "create a",
+    "create /a//b",
+    "create -c -e /x",
+    "create -e -t 100 /x",
+    "get /a/",
+    // set, set -v, set -s.
+    "set /c world",
+    "set -v 1 /c again",
+    "set -v 5 /c bad",
+    "set -s /c last",
+    "get -s /c",
+    "set /a \"\"",
+    "get -s /a",
+    // ls in all its forms.
+    "ls /",
+    "ls /c",
+    "ls -s /c",
+    "ls -s /",
+    "ls -R /",
+    "ls -R /c",
+    "getAllChildrenNumber /",
+    "getAllChildrenNumber /c",
+    "getAllChildrenNumber /missing",
+    // getEphemerals matches a string prefix, not a subtree.
+    "create -e /cx-eph",
+    "getEphemerals",
+    "getEphemerals /c",
+    "getEphemerals /c/",
+    "getEphemerals /cont",
+    // Deletes.
+    "delete /missing",
+    "delete /c",
+    "delete -v 7 /a",
+    "delete -v 1 /a",
+    "delete /c/seq-0000000000",
+    "deleteall /missing",
+    "deleteall /c",
+    "create /big",
+    "create /big/1",
+    "create /big/2",
+    "create /big/2/x",
+    "create /big/3",
+    "create -s /big/",
+    "ls /big",
+    "deleteall -b 2 /big",
+    "stat /big",
+    "ls /",
+    "stat /c",
+    "sync /",
+    "sync /missing",
+    // The root and the system nodes.
+    "stat /",
+    "create /",
+    "delete /",
+    "delete /zookeeper/config",
+    "set / rootdata",
+    "get -s /",
+    "ls -R /missing",
+    "ls -s /missing",
+    "get -s /missing",
+    // Non-ASCII names and data.
+    "create /ünï dätä-ü",
+    "get /ünï",
+    "ls /",
+];
+
+/// kazoo: every operation and its errors, watches, multi.
+// `events` waits until the driver has seen `count` watch events in all and returns all
+// of them, so the counts are cumulative.
+const KAZOO_OPS: &str = r#"[
+        {"op": "create", "path": "/k", "data": "v1"},
+        {"op": "create", "path": "/k/empty"},
+        {"op": "create", "path": "/k/s-", "sequence": true},
+        {"op": "create", "path": "/k/s-", "data": "two", "sequence": true},
+        {"op": "create", "path": "/k/e", "data": "eph", "ephemeral": true},
+        {"op": "create", "path": "/k/es-", "ephemeral": true, "sequence": true},
+        {"op": "create", "path": "/k/deep/er/path", "data": "mp", "makepath": true},
+        {"op": "create", "path": "/k", "data": "dup"},
+        {"op": "create", "path": "/nope/child"},
+        {"op": "create", "path": "/k/e/child"},
+        {"op": "create", "path": "/k/"},
+        {"op": "get", "path": "/k"},
+        {"op": "get", "path": "/k/empty"},
+        {"op": "get", "path": "/k/e"},
+        {"op": "get", "path": "/missing"},
+        {"op": "exists", "path": "/k/e"},
+        {"op": "exists", "path": "/missing"},
+        {"op": "children", "path": "/k"},
+        {"op": "children", "path": "/missing"},
+        {"op": "set", "path": "/k", "data": "v2"},
+        {"op": "set", "path": "/k", "data": "v3", "version": 1},
+        {"op": "set", "path": "/k", "data": "v4", "version": 1},
+        {"op": "set", "path": "/missing", "data": "x"},
+        {"op": "watch", "path": "/k", "kind": "data"},
+        {"op": "watch", "path": "/k", "kind": "children"},
+        {"op": "watch", "path": "/k/new", "kind": "exists"},
+        {"op": "watch", "path": "/k/e", "kind": "data"},
+        {"op": "set", "path": "/k", "data": "v5"},
+        {"op": "events", "count": 1},
+        {"op": "create", "path": "/k/new", "data": "n"},
+        {"op": "events", "count": 3},
+        {"op": "delete", "path": "/k/e"},
+        {"op": "events", "count": 4},
+        {"op": "delete", "path": "/k"},
+        {"op": "delete", "path": "/k/new", "version": 3},
+        {"op": "delete", "path": "/k/new", "version": 0},
+        {"op": "delete", "path": "/missing"},
+        {"op": "sync", "path": "/k"},
+        {"op": "multi", "ops": [{"op": "create", "path": "/m", "data": "x"},
+                                {"op": "set", "path": "/m", "data": "y"},
+                                {"op": "check", "path": "/m", "version": 1},
+                                {"op": "create", "path": "/m/s-", "sequence": true},
+                                {"op": "create", "path": "/m/e", "ephemeral": true}]},
+        {"op": "get", "path": "/m"},
+        {"op": "children", "path": "/m"},
+        {"op": "multi", "ops": [{"op": "create", "path": "/m2"},
+                                {"op": "check", "path": "/m", "version": 7},
+                                {"op": "delete", "path": "/m/e"}]},
+        {"op": "exists", "path": "/m2"},
+        {"op": "multi", "ops": [{"op": "delete", "path": "/m/e"},
+                                {"op": "delete", "path": "/m/e"}]},
+        {"op": "multi", "ops": [{"op": "set", "path": "/missing", "data": "z"}]},
+        {"op": "multi", "ops": [{"op": "create", "path": "/m"}]},
+        {"op": "multi", "ops": [{"op": "delete", "path": "/m"}]},
+        {"op": "multi", "ops": [{"op": "delete", "path": "/m/e"},
+                                {"op": "delete", "path": "/m/s-0000000000"},
+                                {"op": "delete", "path": "/m", "version": 1}]},
+        {"op": "multi", "ops": []},
+        {"op": "watch", "path": "/w", "kind": "exists"},
+        {"op": "multi", "ops": [{"op": "create", "path": "/w", "data": "1"},
+                                {"op": "create", "path": "/w/c"},
+                                {"op": "check", "path": "/nothere", "version": 0}]},
+        {"op": "multi", "ops": [{"op": "create", "path": "/w", "data": "1"},
+                                {"op": "create", "path": "/w/e", "ephemeral": true},
+                                {"op": "create", "path": "/w/e/x"}]},
+        {"op": "multi", "ops": [{"op": "create", "path": "/w", "data": "1"},
+                                {"op": "create", "path": "/w/s-", "sequence": true},
+                                {"op": "create", "path": "/w/s-", "sequence": true},
+                                {"op": "set", "path": "/w", "data": "2", "version": 0}]},
+        {"op": "events", "count": 5},
+        {"op": "watch", "path": "/w", "kind": "children"},
+        {"op": "watch", "path": "/w", "kind": "data"},
+        {"op": "multi", "ops": [{"op": "delete", "path": "/w/s-0000000000"},
+                                {"op": "delete", "path": "/w/s-0000000001"},
+                                {"op": "delete", "path": "/w", "version": 1}]},
+        {"op": "events", "count": 7},
+        {"op": "exists", "path": "/w"},
+        {"op": "exists", "path": "/m"},
+        {"op": "multi", "ops": [{"op": "create", "path": "/k/es-", "ephemeral": true, "sequence": true},
+                                {"op": "check", "path": "/k", "version": -1},
+                                {"op": "set", "path": "/k", "data": "multi", "version": -1}]},
+        {"op": "create", "path": "/k/", "sequence": true},
+        {"op": "get", "path": "/zookeeper/config"},
+        {"op": "exists", "path": "/zookeeper/config"},
+        {"op": "children", "path": "/zookeeper"},
+        {"op": "get", "path": "/"},
+        {"op": "sync", "path": "/missing"},
+        {"op": "delete", "path": "/zookeeper"},
+        {"op": "delete", "path": "/k", "recursive": true},
+        {"op": "exists", "path": "/k"},
+        {"op": "children", "path": "/"}
+    ]"#;
+
 #[test]
 fn zkcli_create_get_set_stat_ls_delete() {
-    compare_zkcli(
-        "zkcli create/get/set/stat/ls/delete",
-        &[
-            "version",
-            // Null data versus empty data versus data.
-            "create /a",
-            "create /b \"\"",
-            "create /c hello",
-            "get /a",
-            "get /b",
-            "get -s /c",
-            // Sequential, ephemeral, ephemeral sequential, container, TTL.
-            "create -s /c/seq- s",
-            "create -s /c/seq-",
-            "create -e /c/eph e",
-            "create -e -s /c/eseq- x",
-            "create -c /cont",
-            "create -c /cont/inner i",
-            "create /cont/child",
-            "create -t 60000 /ttl t",
-            "create -t 60000 -s /ttlseq- ts",
-            "stat /c/eph",
-            "stat /cont",
-            "stat /ttl",
-            "get -s /ttlseq-0000000005",
-            // Errors from the server.
-            "create /c dup",
-            "create /nope/child",
-            "create /c/eph/child",
-            "create -s /nope/seq-",
-            "get /missing",
-            "stat /missing",
-            "ls /missing",
-            "set /missing x",
-            // Errors from the client (invalid paths, bad flags).
-            "create /a/",
-            "create a",
-            "create /a//b",
-            "create -c -e /x",
-            "create -e -t 100 /x",
-            "get /a/",
-            // set, set -v, set -s.
-            "set /c world",
-            "set -v 1 /c again",
-            "set -v 5 /c bad",
-            "set -s /c last",
-            "get -s /c",
-            "set /a \"\"",
-            "get -s /a",
-            // ls in all its forms.
-            "ls /",
-            "ls /c",
-            "ls -s /c",
-            "ls -s /",
-            "ls -R /",
-            "ls -R /c",
-            "getAllChildrenNumber /",
-            "getAllChildrenNumber /c",
-            "getAllChildrenNumber /missing",
-            // getEphemerals matches a string prefix, not a subtree.
-            "create -e /cx-eph",
-            "getEphemerals",
-            "getEphemerals /c",
-            "getEphemerals /c/",
-            "getEphemerals /cont",
-            // Deletes.
-            "delete /missing",
-            "delete /c",
-            "delete -v 7 /a",
-            "delete -v 1 /a",
-            "delete /c/seq-0000000000",
-            "deleteall /missing",
-            "deleteall /c",
-            "create /big",
-            "create /big/1",
-            "create /big/2",
-            "create /big/2/x",
-            "create /big/3",
-            "create -s /big/",
-            "ls /big",
-            "deleteall -b 2 /big",
-            "stat /big",
-            "ls /",
-            "stat /c",
-            "sync /",
-            "sync /missing",
-            // The root and the system nodes.
-            "stat /",
-            "create /",
-            "delete /",
-            "delete /zookeeper/config",
-            "set / rootdata",
-            "get -s /",
-            "ls -R /missing",
-            "ls -s /missing",
-            "get -s /missing",
-            // Non-ASCII names and data.
-            "create /ünï dätä-ü",
-            "get /ünï",
-            "ls /",
-        ],
-    );
+    compare_zkcli("zkcli create/get/set/stat/ls/delete", ZKCLI_BASIC);
 }
 
 #[test]
@@ -527,168 +685,59 @@ fn zkcli_without_extended_types() {
 
 #[test]
 fn cli_mt_script() {
-    let script = [
-        "create /mt",
-        "create /mt/x",
-        "create +s /mt/s",
-        "create +s /mt/s",
-        "create +e /mt/e",
-        "create +es /mt/es",
-        "create2 /mt/c2",
-        "create2 +s /mt/c2s",
-        "create +c /cont",
-        "create +t=60000 /ttl",
-        "create2 +st=60000 /ttls",
-        "create +t=0 /ttl0",
-        "create +ec /bad",
-        "create /mt",
-        "create /nope/child",
-        "create /mt/e/child",
-        "create2 /mt",
-        "get /mt",
-        "set /mt hello",
-        "get /mt",
-        "get /nope",
-        "set /nope x",
-        "get /mt/c2",
-        "ls /mt",
-        "ls2 /mt",
-        "ls /nope",
-        "ls2 /nope",
-        "exists /mt",
-        "exists /nope",
-        "exists /mt/e",
-        "exists /ttl",
-        "exists /cont",
-        "wexists /mt/x",
-        "wexists /mt/new",
-        "create /mt/new",
-        "delete /mt/x",
-        "delete /mt",
-        "delete /nope",
-        "aget /mt",
-        "aset /mt async",
-        "aexists /mt",
-        "als /mt",
-        "get /mt",
-        "delete /mt/new",
-        "ls /",
-        "sync /mt",
-        "sync /nope",
-        "config",
-        "reconfig -add 5=127.0.0.1:1234:1235;1236",
-        "reconfig -remove 3",
-        "addauth digest alice:secret",
-        "get /mt",
-        "get bad",
-        "myid",
-    ];
     let (zk, gk) = servers();
     compare("cli_mt", &zk, &gk, |addr| {
-        normalize_cli_mt(&cli_mt(addr, &script))
+        normalize_cli_mt(&cli_mt(addr, CLI_MT_SCRIPT))
     });
 }
 
 #[test]
 fn kazoo_script() {
-    // `events` waits until the driver has seen `count` watch events in all and returns all
-    // of them, so the counts are cumulative.
-    let ops = r#"[
-        {"op": "create", "path": "/k", "data": "v1"},
-        {"op": "create", "path": "/k/empty"},
-        {"op": "create", "path": "/k/s-", "sequence": true},
-        {"op": "create", "path": "/k/s-", "data": "two", "sequence": true},
-        {"op": "create", "path": "/k/e", "data": "eph", "ephemeral": true},
-        {"op": "create", "path": "/k/es-", "ephemeral": true, "sequence": true},
-        {"op": "create", "path": "/k/deep/er/path", "data": "mp", "makepath": true},
-        {"op": "create", "path": "/k", "data": "dup"},
-        {"op": "create", "path": "/nope/child"},
-        {"op": "create", "path": "/k/e/child"},
-        {"op": "create", "path": "/k/"},
-        {"op": "get", "path": "/k"},
-        {"op": "get", "path": "/k/empty"},
-        {"op": "get", "path": "/k/e"},
-        {"op": "get", "path": "/missing"},
-        {"op": "exists", "path": "/k/e"},
-        {"op": "exists", "path": "/missing"},
-        {"op": "children", "path": "/k"},
-        {"op": "children", "path": "/missing"},
-        {"op": "set", "path": "/k", "data": "v2"},
-        {"op": "set", "path": "/k", "data": "v3", "version": 1},
-        {"op": "set", "path": "/k", "data": "v4", "version": 1},
-        {"op": "set", "path": "/missing", "data": "x"},
-        {"op": "watch", "path": "/k", "kind": "data"},
-        {"op": "watch", "path": "/k", "kind": "children"},
-        {"op": "watch", "path": "/k/new", "kind": "exists"},
-        {"op": "watch", "path": "/k/e", "kind": "data"},
-        {"op": "set", "path": "/k", "data": "v5"},
-        {"op": "events", "count": 1},
-        {"op": "create", "path": "/k/new", "data": "n"},
-        {"op": "events", "count": 3},
-        {"op": "delete", "path": "/k/e"},
-        {"op": "events", "count": 4},
-        {"op": "delete", "path": "/k"},
-        {"op": "delete", "path": "/k/new", "version": 3},
-        {"op": "delete", "path": "/k/new", "version": 0},
-        {"op": "delete", "path": "/missing"},
-        {"op": "sync", "path": "/k"},
-        {"op": "multi", "ops": [{"op": "create", "path": "/m", "data": "x"},
-                                {"op": "set", "path": "/m", "data": "y"},
-                                {"op": "check", "path": "/m", "version": 1},
-                                {"op": "create", "path": "/m/s-", "sequence": true},
-                                {"op": "create", "path": "/m/e", "ephemeral": true}]},
-        {"op": "get", "path": "/m"},
-        {"op": "children", "path": "/m"},
-        {"op": "multi", "ops": [{"op": "create", "path": "/m2"},
-                                {"op": "check", "path": "/m", "version": 7},
-                                {"op": "delete", "path": "/m/e"}]},
-        {"op": "exists", "path": "/m2"},
-        {"op": "multi", "ops": [{"op": "delete", "path": "/m/e"},
-                                {"op": "delete", "path": "/m/e"}]},
-        {"op": "multi", "ops": [{"op": "set", "path": "/missing", "data": "z"}]},
-        {"op": "multi", "ops": [{"op": "create", "path": "/m"}]},
-        {"op": "multi", "ops": [{"op": "delete", "path": "/m"}]},
-        {"op": "multi", "ops": [{"op": "delete", "path": "/m/e"},
-                                {"op": "delete", "path": "/m/s-0000000000"},
-                                {"op": "delete", "path": "/m", "version": 1}]},
-        {"op": "multi", "ops": []},
-        {"op": "watch", "path": "/w", "kind": "exists"},
-        {"op": "multi", "ops": [{"op": "create", "path": "/w", "data": "1"},
-                                {"op": "create", "path": "/w/c"},
-                                {"op": "check", "path": "/nothere", "version": 0}]},
-        {"op": "multi", "ops": [{"op": "create", "path": "/w", "data": "1"},
-                                {"op": "create", "path": "/w/e", "ephemeral": true},
-                                {"op": "create", "path": "/w/e/x"}]},
-        {"op": "multi", "ops": [{"op": "create", "path": "/w", "data": "1"},
-                                {"op": "create", "path": "/w/s-", "sequence": true},
-                                {"op": "create", "path": "/w/s-", "sequence": true},
-                                {"op": "set", "path": "/w", "data": "2", "version": 0}]},
-        {"op": "events", "count": 5},
-        {"op": "watch", "path": "/w", "kind": "children"},
-        {"op": "watch", "path": "/w", "kind": "data"},
-        {"op": "multi", "ops": [{"op": "delete", "path": "/w/s-0000000000"},
-                                {"op": "delete", "path": "/w/s-0000000001"},
-                                {"op": "delete", "path": "/w", "version": 1}]},
-        {"op": "events", "count": 7},
-        {"op": "exists", "path": "/w"},
-        {"op": "exists", "path": "/m"},
-        {"op": "multi", "ops": [{"op": "create", "path": "/k/es-", "ephemeral": true, "sequence": true},
-                                {"op": "check", "path": "/k", "version": -1},
-                                {"op": "set", "path": "/k", "data": "multi", "version": -1}]},
-        {"op": "create", "path": "/k/", "sequence": true},
-        {"op": "get", "path": "/zookeeper/config"},
-        {"op": "exists", "path": "/zookeeper/config"},
-        {"op": "children", "path": "/zookeeper"},
-        {"op": "get", "path": "/"},
-        {"op": "sync", "path": "/missing"},
-        {"op": "delete", "path": "/zookeeper"},
-        {"op": "delete", "path": "/k", "recursive": true},
-        {"op": "exists", "path": "/k"},
-        {"op": "children", "path": "/"}
-    ]"#;
     let (zk, gk) = servers();
     // One result per line, so that a difference is easy to find.
     compare("kazoo", &zk, &gk, |addr| {
-        kazoo(addr, ops).replace("}, {", "},\n{")
+        kazoo(addr, KAZOO_OPS).replace("}, {", "},\n{")
+    });
+}
+
+/// The same sessions through a `geokeeper proxy` and straight to a server: a proxy in
+/// front of a fresh geokeeper and another fresh geokeeper, the normalised outputs equal —
+/// the proxy relays every frame unchanged, errors, stats and events included.
+fn compare_through_proxy(what: &str, client: impl Fn(SocketAddr) -> String + Sync) {
+    use support::proxy::{upstream, Proxy};
+    let direct = Geokeeper::start(CFG);
+    let behind = Geokeeper::start(CFG);
+    let p = Proxy::start("A", &[upstream(behind.addr, "A", 1)], "");
+    p.wait_healthy(1, std::time::Duration::from_secs(20));
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| client(direct.addr));
+        let b = s.spawn(|| client(p.addr));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    if a != b {
+        println!("==== {what}: straight to geokeeper ====\n{a}");
+        println!("==== {what}: through the proxy ====\n{b}");
+    }
+    assert_eq!(a, b, "{what}: outputs differ");
+}
+
+#[test]
+fn zkcli_through_the_proxy() {
+    compare_through_proxy("zkcli through the proxy", |addr| {
+        run_zkcli(addr, ZKCLI_BASIC)
+    });
+}
+
+#[test]
+fn kazoo_through_the_proxy() {
+    compare_through_proxy("kazoo through the proxy", |addr| {
+        kazoo(addr, KAZOO_OPS).replace("}, {", "},\n{")
+    });
+}
+
+#[test]
+fn cli_mt_through_the_proxy() {
+    compare_through_proxy("cli_mt through the proxy", |addr| {
+        normalize_cli_mt(&cli_mt(addr, CLI_MT_SCRIPT))
     });
 }
