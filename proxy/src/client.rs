@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use crate::book::{reply_frame, Book, Relay, PING_XID};
-use crate::state::{ConnView, Shared};
+use crate::state::{ConnStats, Shared};
 use crate::words;
 
 /// The largest frame an upstream may send (a reply or an event); past it the upstream is
@@ -45,17 +45,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
         );
         return;
     }
-    shared.register(
-        id,
-        ConnView {
-            peer,
-            session: 0,
-            upstream: None,
-            received: 0,
-            sent: 0,
-        },
-    );
-    if let Err(e) = session(&shared, stream, peer, id).await {
+    let conn = Arc::new(ConnStats::new(peer));
+    shared.register(id, conn.clone());
+    if let Err(e) = session(&shared, stream, peer, &conn).await {
         debug!(client = %peer, "connection ended: {e}");
     }
     shared.unregister(id);
@@ -66,7 +58,7 @@ async fn session(
     shared: &Arc<Shared>,
     mut client: TcpStream,
     peer: SocketAddr,
-    id: u64,
+    conn: &ConnStats,
 ) -> std::io::Result<()> {
     let max = shared.cfg.max_buffer as usize;
     let mut cbuf = BytesMut::with_capacity(4096);
@@ -100,10 +92,7 @@ async fn session(
     };
     let response = ConnectResponse::decode(&mut Reader::new(&answer[4..]))
         .map_err(|e| other(&format!("an upstream's handshake answer: {e}")))?;
-    shared.update_conn(id, |c| {
-        c.session = response.session_id;
-        c.upstream = Some(index);
-    });
+    conn.on(response.session_id, index);
     debug!(client = %peer, upstream = index, session = format_args!("{:#x}", response.session_id), "session placed");
     client.write_all(&answer).await?;
     if response.time_out <= 0 {
@@ -119,7 +108,7 @@ async fn session(
         passwd: response.passwd.clone(),
         timeout: Duration::from_millis(response.time_out as u64),
     };
-    relay(shared, client, cbuf, upstream, index, s, id).await
+    relay(shared, client, cbuf, upstream, index, s, conn).await
 }
 
 /// What re-attaching a session to another upstream takes.
@@ -232,7 +221,7 @@ async fn relay(
     upstream: TcpStream,
     index: usize,
     s: Resume,
-    id: u64,
+    conn: &ConnStats,
 ) -> std::io::Result<()> {
     let max = shared.cfg.max_buffer as usize;
     let limit = shared.cfg.outstanding_limit as usize;
@@ -251,7 +240,7 @@ async fn relay(
             f = next_frame(&mut cr, &mut cbuf, max), if room => match f {
                 Ok(Some(frame)) => {
                     shared.received.fetch_add(1, Ordering::Relaxed);
-                    shared.update_conn(id, |c| c.received += 1);
+                    conn.received.fetch_add(1, Ordering::Relaxed);
                     // A request is at least its header (xid, opcode): anything shorter
                     // is malformed and closes this connection, as on a server.
                     let Some(mut head) = frame.get(4..12) else {
@@ -289,7 +278,7 @@ async fn relay(
                             cw.write_all(&f).await?;
                         }
                         shared.sent.fetch_add(1, Ordering::Relaxed);
-                        shared.update_conn(id, |c| c.sent += 1);
+                        conn.sent.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(Relay::Swallow) => {}
                     Err(why) => lost = Some(why),
@@ -318,7 +307,7 @@ async fn relay(
                         for f in book.due_local() {
                             cw.write_all(&f).await?;
                         }
-                        shared.update_conn(id, |c| c.upstream = Some(index));
+                        conn.on(s.session_id, index);
                         shared.reattached.fetch_add(1, Ordering::Relaxed);
                         info!(session = format_args!("{:#x}", s.session_id), upstream = index, resent = frames.len(), "session re-attached");
                         up = Some(u);

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use geokeeper_conf::hosts::HostEntry;
@@ -54,7 +54,36 @@ struct Upstream {
     behind: Behind,
 }
 
-/// A client connection, for `cons`.
+/// A client connection's counters, kept by its own task without taking the registry's
+/// lock on every frame; `cons` reads them.
+#[derive(Debug)]
+pub(crate) struct ConnStats {
+    pub peer: SocketAddr,
+    pub session: AtomicI64,
+    /// The upstream's index, or `usize::MAX` for none.
+    pub upstream: AtomicUsize,
+    pub received: AtomicU64,
+    pub sent: AtomicU64,
+}
+
+impl ConnStats {
+    pub(crate) fn new(peer: SocketAddr) -> ConnStats {
+        ConnStats {
+            peer,
+            session: AtomicI64::new(0),
+            upstream: AtomicUsize::new(usize::MAX),
+            received: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn on(&self, session: i64, upstream: usize) {
+        self.session.store(session, Ordering::Relaxed);
+        self.upstream.store(upstream, Ordering::Relaxed);
+    }
+}
+
+/// A client connection as `cons` shows it.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnView {
     pub peer: SocketAddr,
@@ -69,14 +98,13 @@ pub struct Shared {
     ups: Mutex<Vec<Upstream>>,
     place: Mutex<Placement>,
     per_ip: Mutex<HashMap<IpAddr, u32>>,
-    pub(crate) conns: Mutex<HashMap<u64, ConnView>>,
+    conns: Mutex<HashMap<u64, Arc<ConnStats>>>,
     /// The newest zxid any upstream reported: the reference for lag.
     reference_zxid: AtomicU64,
     /// Requests relayed and not yet answered, all connections together.
     pub(crate) outstanding: AtomicUsize,
     pub(crate) received: AtomicU64,
     pub(crate) sent: AtomicU64,
-    pub(crate) placed: AtomicU64,
     pub(crate) refused_cnxns: AtomicU64,
     /// Sessions moved to another upstream, and those that could not be.
     pub(crate) reattached: AtomicU64,
@@ -113,7 +141,6 @@ impl Shared {
             outstanding: AtomicUsize::new(0),
             received: AtomicU64::new(0),
             sent: AtomicU64::new(0),
-            placed: AtomicU64::new(0),
             refused_cnxns: AtomicU64::new(0),
             reattached: AtomicU64::new(0),
             reattach_failed: AtomicU64::new(0),
@@ -186,7 +213,6 @@ impl Shared {
         let u = &mut ups[index];
         u.sessions += 1;
         u.placed += 1;
-        self.placed.fetch_add(1, Ordering::Relaxed);
         Some((index, u.entry.address.clone()))
     }
 
@@ -266,22 +292,25 @@ impl Shared {
     }
 
     pub(crate) fn connections(&self) -> Vec<ConnView> {
-        let mut v: Vec<ConnView> = lock(&self.conns).values().cloned().collect();
+        let mut v: Vec<ConnView> = lock(&self.conns)
+            .values()
+            .map(|c| ConnView {
+                peer: c.peer,
+                session: c.session.load(Ordering::Relaxed),
+                upstream: Some(c.upstream.load(Ordering::Relaxed)).filter(|&u| u != usize::MAX),
+                received: c.received.load(Ordering::Relaxed),
+                sent: c.sent.load(Ordering::Relaxed),
+            })
+            .collect();
         v.sort_by_key(|c| c.peer);
         v
     }
 
-    pub(crate) fn register(&self, id: u64, c: ConnView) {
+    pub(crate) fn register(&self, id: u64, c: Arc<ConnStats>) {
         lock(&self.conns).insert(id, c);
     }
 
     pub(crate) fn unregister(&self, id: u64) {
         lock(&self.conns).remove(&id);
-    }
-
-    pub(crate) fn update_conn(&self, id: u64, f: impl FnOnce(&mut ConnView)) {
-        if let Some(c) = lock(&self.conns).get_mut(&id) {
-            f(c);
-        }
     }
 }

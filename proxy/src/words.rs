@@ -97,7 +97,6 @@ fn mntr(shared: &Shared) -> String {
     for (key, counter) in [
         ("packets_received", &shared.received),
         ("packets_sent", &shared.sent),
-        ("proxy_sessions_placed", &shared.placed),
         ("proxy_connections_refused", &shared.refused_cnxns),
         ("proxy_sessions_reattached", &shared.reattached),
         ("proxy_sessions_reattach_failed", &shared.reattach_failed),
@@ -106,6 +105,10 @@ fn mntr(shared: &Shared) -> String {
     }
     line("proxy_uptime_ms", &shared.started.elapsed().as_millis());
     let ups = shared.upstreams();
+    line(
+        "proxy_sessions_placed",
+        &ups.iter().map(|u| u.placed).sum::<u64>(),
+    );
     line("proxy_upstreams", &ups.len());
     line(
         "proxy_upstreams_healthy",
