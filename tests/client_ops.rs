@@ -2,15 +2,21 @@
 //! against a real geokeeper process: the replies, the stats they carry and the error codes
 //! ZooKeeper gives. Where the crate cannot express a request (invalid paths it refuses to
 //! send, per-op results of a failed multi) the test speaks the wire itself with `rawzk`.
+//!
+//! Each test runs twice: straight to the server, and through a geokeeper proxy in front of
+//! it (`<test>::through_the_proxy`), where every reply must be the same.
 
 mod support;
 
+use std::cell::Cell;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use geokeeper_core::proto::records::*;
 use geokeeper_core::proto::OpCode;
 use geokeeper_core::request::{MultiOp, Request};
 use support::gk::Geokeeper;
+use support::proxy::{upstream, Proxy};
 use support::rawzk::{decode_body, Body, OpResult, RawZk};
 use support::zkc::{connect, ephemeral, mode, persistent};
 use zookeeper_client::{
@@ -18,12 +24,68 @@ use zookeeper_client::{
     MultiWriteResult, Permission,
 };
 
+thread_local! {
+    /// Whether this test's clients go through a proxy (each test runs on its own thread).
+    static PROXIED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs the test body twice, as `direct` and `through_the_proxy`.
+macro_rules! both {
+    (async fn $name:ident() $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body() $body
+
+            #[tokio::test]
+            async fn direct() {
+                body().await
+            }
+
+            #[tokio::test]
+            async fn through_the_proxy() {
+                PROXIED.with(|p| p.set(true));
+                body().await
+            }
+        }
+    };
+}
+
+/// What a test talks to: a geokeeper process, and in the proxied run a geokeeper proxy in
+/// front of it; `addr` is where the clients connect.
+struct Server {
+    addr: SocketAddr,
+    _proxy: Option<Proxy>,
+    _gk: Geokeeper,
+}
+
+impl Server {
+    fn start(cfg: &str) -> Server {
+        let gk = Geokeeper::start(cfg);
+        if !PROXIED.with(Cell::get) {
+            return Server {
+                addr: gk.addr,
+                _proxy: None,
+                _gk: gk,
+            };
+        }
+        let p = Proxy::start("A", &[upstream(gk.addr, "A", 1)], "");
+        p.wait_healthy(1, Duration::from_secs(20));
+        Server {
+            addr: p.addr,
+            _proxy: Some(p),
+            _gk: gk,
+        }
+    }
+}
+
 const EXTENDED: &str = "extendedTypesEnabled=true";
 
 /// `digest` id of `alice:secret`: `alice:base64(sha1("alice:secret"))`.
 const ALICE_DIGEST: &str = "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=";
 
-fn raw(gk: &Geokeeper) -> RawZk {
+fn raw(gk: &Server) -> RawZk {
     let z = RawZk::connect(gk.addr, 0, &[0; 16], 0, 10_000).expect("raw connect");
     assert_ne!(z.session_id(), 0, "raw session refused");
     z
@@ -54,9 +116,9 @@ fn world_anyone() -> geokeeper_core::proto::records::Acl {
     }
 }
 
-#[tokio::test]
+both! {
 async fn create2_returns_the_new_nodes_stat_in_every_mode() {
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     let c = connect(gk.addr).await;
     let sid = c.session_id().0;
 
@@ -123,10 +185,11 @@ async fn create2_returns_the_new_nodes_stat_in_every_mode() {
         "children do not change the parent's mzxid"
     );
 }
+}
 
-#[tokio::test]
+both! {
 async fn plain_create_opcode_replies_with_the_path_only() {
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     // A client that believes the server is 3.4 sends opcode 1 (create), not create2.
     let c = Client::connector()
         .with_server_version(3, 4, 0)
@@ -156,10 +219,11 @@ async fn plain_create_opcode_replies_with_the_path_only() {
         b => panic!("create reply {b:?}"),
     }
 }
+}
 
-#[tokio::test]
+both! {
 async fn ttl_nodes_need_extended_types() {
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     let c = connect(gk.addr).await;
     let ttl = persistent().with_ttl(Duration::from_secs(60));
     assert_eq!(
@@ -168,10 +232,11 @@ async fn ttl_nodes_need_extended_types() {
     );
     assert_eq!(c.check_stat("/t").await.unwrap(), None);
 }
+}
 
-#[tokio::test]
+both! {
 async fn ttl_create_with_extended_types_returns_create2_stat() {
-    let gk = Geokeeper::start(EXTENDED);
+    let gk = Server::start(EXTENDED);
     let c = connect(gk.addr).await;
     let ttl = persistent().with_ttl(Duration::from_secs(60));
     let (st, seq) = c.create("/t", b"abc", &ttl).await.unwrap();
@@ -184,10 +249,11 @@ async fn ttl_create_with_extended_types_returns_create2_stat() {
     assert_eq!(seq.into_i64(), 0);
     assert_eq!(c.get_data("/t").await.unwrap().1.num_children, 1);
 }
+}
 
-#[tokio::test]
+both! {
 async fn reads_and_writes_report_zookeeper_stats() {
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     let c = connect(gk.addr).await;
     let (created, _) = c.create("/n", b"one", &persistent()).await.unwrap();
 
@@ -232,10 +298,11 @@ async fn reads_and_writes_report_zookeeper_stats() {
     // ZooKeeper's client-visible cversion counts deletes too.
     assert_eq!(st.cversion, 4);
 }
+}
 
-#[tokio::test]
+both! {
 async fn get_all_children_number_counts_every_descendant() {
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     let c = connect(gk.addr).await;
     // A fresh server: /zookeeper, /zookeeper/quota, /zookeeper/config.
     assert_eq!(c.count_descendants_number("/").await.unwrap(), 3);
@@ -251,10 +318,11 @@ async fn get_all_children_number_counts_every_descendant() {
         Error::NoNode
     );
 }
+}
 
-#[tokio::test]
+both! {
 async fn get_ephemerals_lists_only_the_callers_ephemerals_by_prefix() {
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     let c = connect(gk.addr).await;
     let other = connect(gk.addr).await;
     c.create("/app", b"", &persistent()).await.unwrap();
@@ -277,10 +345,11 @@ async fn get_ephemerals_lists_only_the_callers_ephemerals_by_prefix() {
     assert!(c.list_ephemerals("/none").await.unwrap().is_empty());
     assert_eq!(other.list_ephemerals("/").await.unwrap(), ["/app/theirs"]);
 }
+}
 
-#[tokio::test]
+both! {
 async fn sync_succeeds_and_later_reads_see_earlier_writes() {
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     let writer = connect(gk.addr).await;
     let reader = connect(gk.addr).await;
     writer.create("/s", b"v1", &persistent()).await.unwrap();
@@ -289,10 +358,11 @@ async fn sync_succeeds_and_later_reads_see_earlier_writes() {
     // ZooKeeper does not check that the synced path exists.
     reader.sync("/not/there").await.unwrap();
 }
+}
 
-#[tokio::test]
+both! {
 async fn multi_applies_every_op_and_returns_per_op_results() {
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     let c = connect(gk.addr).await;
     c.create("/m", b"", &persistent()).await.unwrap();
 
@@ -336,10 +406,11 @@ async fn multi_applies_every_op_and_returns_per_op_results() {
     let r = cw.commit().await.unwrap();
     assert!(matches!(r[..], [MultiWriteResult::SetData { .. }]));
 }
+}
 
-#[tokio::test]
+both! {
 async fn failed_multi_changes_nothing_and_reports_the_failing_op() {
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     let c = connect(gk.addr).await;
     c.create("/m", b"", &persistent()).await.unwrap();
 
@@ -400,11 +471,12 @@ async fn failed_multi_changes_nothing_and_reports_the_failing_op() {
         }
     ));
 }
+}
 
-#[tokio::test]
+both! {
 async fn failed_multi_reply_has_zero_before_the_failure_and_minus_two_after() {
     // The crate only reports the first failure; the wire carries a result for every op.
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     let mut z = raw(&gk);
     let x = z.call(
         OpCode::Create2,
@@ -476,10 +548,11 @@ async fn failed_multi_reply_has_zero_before_the_failure_and_minus_two_after() {
         b => panic!("multi reply {b:?}"),
     }
 }
+}
 
-#[tokio::test]
+both! {
 async fn multi_read_returns_data_children_and_per_op_errors() {
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     let c = connect(gk.addr).await;
     c.create("/r", b"root", &persistent()).await.unwrap();
     c.create("/r/x", b"", &persistent()).await.unwrap();
@@ -510,10 +583,11 @@ async fn multi_read_returns_data_children_and_per_op_errors() {
         MultiReadResult::Error { err: Error::NoNode }
     ));
 }
+}
 
-#[tokio::test]
+both! {
 async fn get_acl_and_set_acl_track_the_acl_version() {
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     let c = connect(gk.addr).await;
     c.create("/a", b"", &persistent()).await.unwrap();
     let (acl, st) = c.get_acl("/a").await.unwrap();
@@ -559,10 +633,11 @@ async fn get_acl_and_set_acl_track_the_acl_version() {
     assert_eq!(acl, &Acls::anyone_read()[..]);
     assert_eq!(st.aversion, -1);
 }
+}
 
-#[tokio::test]
+both! {
 async fn digest_auth_grants_access_to_acl_protected_nodes() {
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     let alice = connect(gk.addr).await;
     alice.auth("digest", b"alice:secret").await.unwrap();
     alice
@@ -609,10 +684,11 @@ async fn digest_auth_grants_access_to_acl_protected_nodes() {
     // Deleting checks DELETE on the parent, which is world:anyone here.
     eve.delete("/secret", None).await.unwrap();
 }
+}
 
-#[tokio::test]
+both! {
 async fn digest_auth_unlocks_reads_writes_and_children() {
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     let alice = connect(gk.addr).await;
     alice.auth("digest", b"alice:secret").await.unwrap();
     alice
@@ -643,10 +719,11 @@ async fn digest_auth_unlocks_reads_writes_and_children() {
     // Deleting a child needs DELETE on the parent, which alice's digest holds.
     other.delete("/vault/child", None).await.unwrap();
 }
+}
 
-#[tokio::test]
+both! {
 async fn get_acl_without_admin_masks_digest_passwords() {
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     let c = connect(gk.addr).await;
     let acl = [
         Acl::new(Permission::READ, AuthId::new("world", "anyone")),
@@ -670,10 +747,11 @@ async fn get_acl_without_admin_masks_digest_passwords() {
     c.auth("digest", b"alice:secret").await.unwrap();
     assert_eq!(c.get_acl("/d").await.unwrap().0, acl);
 }
+}
 
-#[tokio::test]
+both! {
 async fn who_am_i_lists_the_connections_identities() {
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     let c = connect(gk.addr).await;
     let users = c.list_auth_users().await.unwrap();
     assert_eq!(users.len(), 1, "{users:?}");
@@ -694,10 +772,11 @@ async fn who_am_i_lists_the_connections_identities() {
         ]
     );
 }
+}
 
-#[tokio::test]
+both! {
 async fn invalid_acls_are_refused_with_invalid_acl() {
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     let c = connect(gk.addr).await;
     // `auth` without any authenticated identity.
     assert_eq!(
@@ -747,10 +826,11 @@ async fn invalid_acls_are_refused_with_invalid_acl() {
     // The ip ACL matches this client's address.
     c.set_data("/c", b"ip ok", None).await.unwrap();
 }
+}
 
-#[tokio::test]
+both! {
 async fn error_codes_match_zookeeper() {
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     let c = connect(gk.addr).await;
     c.create("/x", b"", &persistent()).await.unwrap();
     c.create("/x/y", b"", &persistent()).await.unwrap();
@@ -864,10 +944,11 @@ async fn error_codes_match_zookeeper() {
     kids.sort();
     assert_eq!(kids, ["eph", "x", "zookeeper"]);
 }
+}
 
-#[tokio::test]
+both! {
 async fn pipelined_requests_see_the_sessions_earlier_writes() {
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     let c = connect(gk.addr).await;
     c.create("/x", b"0", &persistent()).await.unwrap();
     for i in 0..100 {
@@ -885,10 +966,11 @@ async fn pipelined_requests_see_the_sessions_earlier_writes() {
         assert_eq!(e.unwrap(), Some(st));
     }
 }
+}
 
-#[tokio::test]
+both! {
 async fn concurrent_sequential_creates_get_distinct_numbers() {
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     let mut clients = Vec::new();
     for _ in 0..4 {
         clients.push(connect(gk.addr).await);
@@ -908,11 +990,12 @@ async fn concurrent_sequential_creates_get_distinct_numbers() {
     assert_eq!(seqs, (0..200).collect::<Vec<_>>());
     assert_eq!(clients[0].list_children("/q").await.unwrap().len(), 200);
 }
+}
 
-#[tokio::test]
+both! {
 async fn super_digest_bypasses_every_acl() {
     // super:secret
-    let gk = Geokeeper::start(
+    let gk = Server::start(
         "DigestAuthenticationProvider.superDigest=super:lK75jTNcA+U9vtVEw5vB51mj/w4=",
     );
     let alice = connect(gk.addr).await;
@@ -951,10 +1034,11 @@ async fn super_digest_bypasses_every_acl() {
         ]
     );
 }
+}
 
-#[tokio::test]
+both! {
 async fn auth_with_an_unknown_scheme_fails_the_connection_not_the_session() {
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     let c = connect(gk.addr).await;
     c.create("/mine", b"", &ephemeral()).await.unwrap();
     assert_eq!(c.auth("nosuch", b"x").await.unwrap_err(), Error::AuthFailed);
@@ -965,10 +1049,11 @@ async fn auth_with_an_unknown_scheme_fails_the_connection_not_the_session() {
     let st = other.check_stat("/mine").await.unwrap().unwrap();
     assert_eq!(st.ephemeral_owner, c.session_id().0);
 }
+}
 
-#[tokio::test]
+both! {
 async fn config_node_is_empty_and_reconfig_is_disabled_in_standalone() {
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     let c = connect(gk.addr).await;
     let (data, st) = c.get_config().await.unwrap();
     assert!(data.is_empty());
@@ -989,10 +1074,11 @@ async fn config_node_is_empty_and_reconfig_is_disabled_in_standalone() {
     // The connection stays usable.
     c.create("/after", b"", &persistent()).await.unwrap();
 }
+}
 
-#[tokio::test]
+both! {
 async fn multi_ops_see_the_effects_of_earlier_ops_in_the_same_multi() {
-    let gk = Geokeeper::start("");
+    let gk = Server::start("");
     let c = connect(gk.addr).await;
     let mut w = c.new_multi_writer();
     w.add_create("/e", b"", &ephemeral()).unwrap();
@@ -1026,4 +1112,5 @@ async fn multi_ops_see_the_effects_of_earlier_ops_in_the_same_multi() {
     };
     assert_eq!(stat.version, 2);
     assert_eq!(c.check_stat("/e").await.unwrap(), None);
+}
 }

@@ -66,6 +66,7 @@ use rand::{Rng, SeedableRng};
 
 use support::gk::Geokeeper;
 use support::java_zk::JavaZk;
+use support::proxy::{upstream, Proxy};
 use support::rawzk::{
     decode_body, event_type_name, zookeeper_password, Body, Exchange, Notification, OpResult,
     RawZk, AUTH_XID, PING_XID, SET_WATCHES_XID,
@@ -1876,7 +1877,16 @@ fn invalid_create_flags_in_multi(action: &Action, zk: &StepResult, gk: &StepResu
         )
 }
 
-fn run_seed(seed: u64, ops: usize) -> BTreeMap<String, usize> {
+/// Where the ZooKeeper side's clients connect.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// Straight to the Java server.
+    Direct,
+    /// Through a geokeeper proxy in front of it: every reply must still be the same.
+    Proxy,
+}
+
+fn run_seed(seed: u64, ops: usize, path: Path) -> BTreeMap<String, usize> {
     let quota = seed % 2 == 0;
     let enforce = seed % 4 == 0;
     // ZooKeeper reads these only as system properties (set before the classes that read
@@ -1895,9 +1905,18 @@ fn run_seed(seed: u64, ops: usize) -> BTreeMap<String, usize> {
     let java_flags: Vec<&str> = java_flags.iter().map(|s| s.as_str()).collect();
     let java = JavaZk::start_with_jvm_flags(ZOO_CFG, &java_flags);
     let gk = Geokeeper::start(&gk_cfg);
+    let proxy = (path == Path::Proxy).then(|| {
+        let p = Proxy::start("A", &[upstream(java.addr, "A", 1)], "");
+        p.wait_healthy(1, Duration::from_secs(30));
+        p
+    });
+    let (zk_name, zk_addr) = match &proxy {
+        Some(p) => ("Apache ZooKeeper 3.8 through a geokeeper proxy", p.addr),
+        None => ("Apache ZooKeeper 3.8", java.addr),
+    };
     let mut run = Run {
         seed,
-        zk: Side::new("Apache ZooKeeper 3.8", java.addr),
+        zk: Side::new(zk_name, zk_addr),
         gk: Side::new("geokeeper", gk.addr),
         model: Model {
             learned: Vec::new(),
@@ -2008,6 +2027,7 @@ fn run_seed(seed: u64, ops: usize) -> BTreeMap<String, usize> {
             req: Request::Ping,
         });
     }
+    drop(proxy);
     drop(java);
     drop(gk);
     run.coverage
@@ -2024,16 +2044,30 @@ fn env_num(name: &str) -> Option<u64> {
 
 #[test]
 fn geokeeper_answers_random_operation_sequences_exactly_like_zookeeper() {
+    differential(Path::Direct, 1..=8, 600);
+}
+
+/// The proxy's transparency: the same sequences with the ZooKeeper side's clients going
+/// through a geokeeper proxy in front of the Java server. Every reply (session ids aside,
+/// normalized as above), every event and its position, every connection the server closes
+/// must be as without the proxy. Other seeds than the direct run's, so that together they
+/// cover more. `GK_DIFF_SEED` / `GK_DIFF_OPS` select as above.
+#[test]
+fn a_zookeeper_server_answers_through_the_proxy_exactly_as_without_it() {
+    differential(Path::Proxy, 101..=108, 1000);
+}
+
+fn differential(path: Path, default_seeds: std::ops::RangeInclusive<u64>, default_ops: usize) {
     let ops = env_num("GK_DIFF_OPS").map(|n| n as usize);
     let (seeds, ops) = match env_num("GK_DIFF_SEED") {
         Some(seed) => (vec![seed], ops.unwrap_or(2000)),
-        None => ((1..=8).collect(), ops.unwrap_or(600)),
+        None => (default_seeds.collect(), ops.unwrap_or(default_ops)),
     };
     let started = Instant::now();
     let mut total: BTreeMap<String, usize> = BTreeMap::new();
     for &seed in &seeds {
         let t = Instant::now();
-        let cov = run_seed(seed, ops);
+        let cov = run_seed(seed, ops, path);
         let steps: usize = cov
             .iter()
             .filter(|(k, _)| !k.starts_with('~'))

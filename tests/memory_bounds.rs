@@ -2,7 +2,8 @@
 //! requests for large replies and never reads its socket is held back once jute.maxbuffer
 //! of its replies wait unread (its requests stay queued in TCP, nothing is dropped), and a
 //! multiRead whose reply would pass jute.maxbuffer is refused instead of built. Meanwhile
-//! other clients are served as usual. Measured against the live process's RSS.
+//! other clients are served as usual. Measured against the live process's RSS. The same
+//! for a proxy in front of a server, with 10,000 idle sessions through it besides.
 
 mod support;
 
@@ -14,6 +15,7 @@ use geokeeper_core::proto::records::*;
 use geokeeper_core::proto::{ErrorCode, OpCode, Reader, Record};
 use geokeeper_core::request::{frame, MultiOp, Request};
 use support::gk::{rss_kb, Geokeeper};
+use support::proxy::{upstream, Proxy};
 use support::rawzk::RawZk;
 
 /// The size of the znode every large reply carries (as in the measurement).
@@ -171,4 +173,90 @@ fn a_multi_read_whose_reply_would_pass_jute_maxbuffer_is_refused_not_built() {
     assert_eq!(f.header.err, 0);
     let (_, peak_kb) = rss_kb(pid).expect("rss");
     assert!(peak_kb < RSS_BOUND_KB, "peak RSS {peak_kb} KiB");
+}
+
+/// How many sessions a proxy can hold here: 10,000, or fewer when the open-file limit
+/// (which the proxy raises its own to) cannot give each session its two sockets, the
+/// client's and the upstream's. Raises this process's soft limit to the hard one.
+fn sessions_the_limit_allows(want: usize) -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = lim.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+    // Room for the proxy's listener, probes, runtime and log.
+    want.min((lim.rlim_max as usize).saturating_sub(256) / 2)
+}
+
+/// The proxy's memory stays bounded: 10,000 idle sessions through it cost a few KiB
+/// each, and a client that pipelines reads of a 1 MB znode and reads nothing holds back
+/// its own upstream (the replies wait in TCP), not the proxy's memory, while others are
+/// served. Then it reads, and every reply arrives in order.
+#[test]
+fn the_proxys_memory_is_bounded_by_idle_sessions_and_a_slow_reader() {
+    /// The proxy's resident memory per idle session, at most.
+    const PER_SESSION_KB: u64 = 8;
+    /// What a client that reads nothing may add to the proxy's resident memory.
+    const SLOW_READER_KB: u64 = 32 * 1024;
+    let sessions = sessions_the_limit_allows(10_000);
+    let gk = Geokeeper::start("maxClientCnxns=0\n");
+    populate(gk.addr);
+    let p = Proxy::start("B", &[upstream(gk.addr, "B", 1)], "");
+    p.wait_healthy(1, Duration::from_secs(20));
+    let pid = p.pid().expect("proxy pid");
+    // One session first: the proxy's one-time costs (its runtime's threads, buffers).
+    let first = session(p.addr);
+    let (base_kb, _) = rss_kb(pid).expect("rss");
+    let t = Instant::now();
+    let idle: Vec<RawZk> = (0..sessions).map(|_| session(p.addr)).collect();
+    let opened = t.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    let (idle_kb, _) = rss_kb(pid).expect("rss");
+    let per = (idle_kb.saturating_sub(base_kb)) as f64 / sessions as f64;
+    eprintln!(
+        "{sessions} idle sessions through the proxy (opened in {opened:?}): RSS {base_kb} -> {idle_kb} KiB, {per:.1} KiB each"
+    );
+    assert!(
+        per <= PER_SESSION_KB as f64,
+        "{per:.1} KiB per idle session"
+    );
+
+    // A client that reads nothing.
+    const N: i32 = 300;
+    let mut slow = session(p.addr).into_stream();
+    let mut w = slow.try_clone().expect("clone");
+    let writer = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        for xid in 1..=N {
+            buf.extend_from_slice(&frame(xid, OpCode::GetData, &get_big()));
+        }
+        w.write_all(&buf).expect("requests written");
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let (held_kb, _) = rss_kb(pid).expect("rss");
+    let (worst, ok) = small_reads(p.addr, 50);
+    eprintln!(
+        "slow reader through the proxy: RSS {idle_kb} KiB before, {held_kb} KiB while it reads nothing; another client's slowest of 50 reads {worst:?}"
+    );
+    assert!(ok, "another client's reads failed");
+    assert!(
+        held_kb.saturating_sub(idle_kb) < SLOW_READER_KB,
+        "the proxy grew by {} KiB for a client that reads nothing",
+        held_kb - idle_kb
+    );
+    slow.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    for xid in 1..=N {
+        let (h, len) = read_reply(&mut slow);
+        assert_eq!((h.xid, h.err), (xid, 0), "reply {xid}");
+        assert_eq!(len, 16 + 4 + BIG + 68, "reply {xid}");
+    }
+    writer.join().expect("writer");
+    drop(idle);
+    drop(first);
 }

@@ -435,3 +435,354 @@ fn two_thousand_sessions_of_a_dead_replica_move_paced_and_none_is_lost() {
     );
     eprintln!("{SESSIONS} sessions re-attached in {moved:?}, none lost");
 }
+
+/// Writes in flight when the replica dies: each is answered exactly once, in its turn —
+/// with its real result if the reply came, ConnectionLoss if not — and none is sent
+/// again (a write whose fate is unknown must not happen twice). Reads in flight are sent
+/// again to the next replica and answered after the writes before them.
+#[test]
+fn writes_in_flight_when_the_replica_dies_are_answered_once_and_never_sent_twice() {
+    use geokeeper_core::proto::records::{CreateRequest, GetChildrenRequest, GetDataRequest};
+    use geokeeper_core::proto::OpCode;
+    use geokeeper_core::request::Request;
+    use support::relay::{create, get, session};
+    use support::wan::{LinkSpec, UdpWan};
+
+    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B"), ("b2", 12, "B")]);
+    let limits = "maxClientCnxns=0\n";
+    let leader = Publisher::start(PubKind::Leader, &certs, "leader", "11@B,12@B", limits);
+    // b1 reaches the leader over a 25 ms one-way link: its writes are in flight for 50 ms.
+    let link = UdpWan::start(
+        leader.relay(),
+        LinkSpec {
+            delay: Duration::from_millis(25),
+            jitter: Duration::ZERO,
+            loss: 0.0,
+            bandwidth: 0,
+        },
+        41,
+    );
+    let mut b1 = start_observer(&certs, "b1", 11, &[link.addr()], None, limits);
+    let b2 = start_observer(&certs, "b2", 12, &[leader.relay()], None, limits);
+    wait_synced(&b1, WAIT);
+    wait_synced(&b2, WAIT);
+    let mut lz = session(leader.leader_addr());
+    assert_eq!(create(&mut lz, "/w", b"", 0).0, 0);
+    // b1 first: the smooth round-robin's first pick is the heaviest.
+    let p = Proxy::start(
+        "B",
+        &[upstream(b1.addr(), "B", 10), upstream(b2.addr(), "B", 1)],
+        "",
+    );
+    p.wait_healthy(2, WAIT);
+    let mut z = RawZk::connect(p.addr, 0, &[0; 16], 0, 20_000).expect("session");
+    let id = z.session_id();
+    assert!(
+        four_letter(p.addr, "cons").contains(&format!("upstream={}", b1.addr())),
+        "not on b1: {}",
+        four_letter(p.addr, "cons")
+    );
+    // /w is there on b1 before anything is sent (a read answered in the room).
+    let t = std::time::Instant::now();
+    while get(&mut z, "/w").0 != 0 {
+        assert!(t.elapsed() < WAIT, "/w never reached b1");
+    }
+
+    const WRITES: usize = 40;
+    let mut sent = Vec::new();
+    for i in 0..WRITES {
+        let xid = z.take_xid();
+        let req = Request::Create {
+            op: OpCode::Create,
+            req: CreateRequest {
+                path: "/w/n-".into(),
+                data: Some(format!("{i}").into_bytes().into()),
+                acl: geokeeper_core::acl::open_acl_unsafe(),
+                flags: 2, // sequential: a write sent twice would make two nodes
+            },
+        };
+        z.send(xid, OpCode::Create, &req).expect("send create");
+        sent.push((xid, Some(i)));
+    }
+    let xid = z.take_xid();
+    z.send(
+        xid,
+        OpCode::GetData,
+        &Request::GetData(GetDataRequest {
+            path: "/w".into(),
+            watch: false,
+        }),
+    )
+    .expect("send read");
+    sent.push((xid, None));
+    // The replies cannot be back yet (a round trip is 50 ms): kill b1 under them.
+    std::thread::sleep(Duration::from_millis(10));
+    b1.gk.kill();
+
+    let mut created = BTreeMap::new();
+    let mut lost = 0;
+    for (xid, write) in &sent {
+        let f = loop {
+            match z.read_frame() {
+                Ok(f) if f.header.xid == -1 => continue,
+                Ok(f) => break f,
+                Err(support::rawzk::Lost::Timeout) => continue,
+                Err(e) => panic!("the client's connection was lost: {e:?}\n{}", p.log()),
+            }
+        };
+        assert_eq!(f.header.xid, *xid, "answers out of order");
+        match (write, f.header.err) {
+            (Some(i), 0) => {
+                let body = support::rawzk::decode_body(OpCode::Create as i32, &f.body);
+                created.insert(*i, format!("{body:?}"));
+            }
+            (Some(_), -4) => lost += 1,
+            (None, 0) => {}
+            (w, err) => panic!("{w:?}: error {err}"),
+        }
+    }
+    assert!(lost > 0, "no write was in flight when b1 died");
+    assert_eq!(z.session_id(), id);
+
+    // On b2 now, the same session: every node is there once, the acknowledged ones among
+    // them; each write in flight happened at most once.
+    assert!(
+        four_letter(p.addr, "cons").contains(&format!("upstream={}", b2.addr())),
+        "{}",
+        four_letter(p.addr, "cons")
+    );
+    assert_eq!(support::relay::sync(&mut z, "/w"), 0);
+    let x = z.call(
+        OpCode::GetChildren,
+        &Request::GetChildren(GetChildrenRequest {
+            path: "/w".into(),
+            watch: false,
+        }),
+    );
+    let f = x.reply.expect("children");
+    assert_eq!(f.header.err, 0);
+    let names = match support::rawzk::decode_body(OpCode::GetChildren as i32, &f.body) {
+        support::rawzk::Body::GetChildren(c) => c.children,
+        other => panic!("{other:?}"),
+    };
+    let mut datas = std::collections::BTreeSet::new();
+    for name in &names {
+        let (err, data, _) = get(&mut z, &format!("/w/{name}"));
+        assert_eq!(err, 0);
+        let i: usize = String::from_utf8(data)
+            .expect("utf8")
+            .parse()
+            .expect("index");
+        assert!(datas.insert(i), "write {i} happened twice: {names:?}");
+    }
+    for i in created.keys() {
+        assert!(datas.contains(i), "acknowledged write {i} is missing");
+    }
+    assert!(names.len() <= WRITES);
+    eprintln!(
+        "{} writes in flight: {} acknowledged, {lost} ConnectionLoss, {} happened",
+        WRITES,
+        created.len(),
+        names.len()
+    );
+}
+
+/// A stand-in for a server that answers garbage: to `srvr` with `srvr` (it looks healthy)
+/// or with junk, and to a session's handshake with a frame that is no ConnectResponse.
+fn garbage_server(srvr_ok: bool) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut head = [0u8; 4];
+            if s.read_exact(&mut head).is_err() {
+                continue;
+            }
+            let answer: Vec<u8> = if &head == b"srvr" && srvr_ok {
+                b"Zookeeper version: 3.8.4-fake, built on 01/01/2026 00:00 GMT\nLatency min/avg/max: 0/0.0/0\nReceived: 0\nSent: 0\nConnections: 0\nOutstanding: 0\nZxid: 0x7fffffff\nMode: standalone\nNode count: 5\n".to_vec()
+            } else if &head == b"srvr" {
+                b"\x00\x01garbage\xff\xfe".to_vec()
+            } else {
+                // A frame of 8 bytes: too short for a ConnectResponse.
+                vec![0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]
+            };
+            let _ = s.write_all(&answer);
+        }
+    });
+    addr
+}
+
+/// An upstream that answers garbage is not trusted: one that fails its probes never gets
+/// a session; one that passes them but answers a session's handshake with garbage is
+/// passed over for the next upstream within the same connect (the client never notices)
+/// and marked down until its next probe.
+#[test]
+fn an_upstream_that_answers_garbage_is_not_trusted() {
+    let gk = Geokeeper::start("maxClientCnxns=0\n4lw.commands.whitelist=*\n");
+    let junk = garbage_server(false);
+    let liar = garbage_server(true);
+    let p = Proxy::start(
+        "B",
+        &[
+            upstream(junk, "B", 100),
+            upstream(liar, "B", 100),
+            upstream(gk.addr, "B", 1),
+        ],
+        "",
+    );
+    p.wait_healthy(2, WAIT);
+    let m = p.mntr();
+    assert_eq!(m["zk_proxy_upstream_0_state"], "down", "{m:?}");
+    for _ in 0..20 {
+        let z = RawZk::connect(p.addr, 0, &[0; 16], 0, 30_000).expect("session");
+        assert!(z.response.time_out > 0);
+        let id = z.session_id();
+        assert!(
+            four_letter(gk.addr, "cons").contains(&format!("sid={id:#x}")),
+            "session {id:#x} is not on the real server"
+        );
+        drop(z);
+    }
+    let m = p.mntr();
+    assert_eq!(m["zk_proxy_upstream_0_placed"], "0", "{m:?}");
+    assert!(
+        p.log().contains("upstream failed a session"),
+        "the liar was never marked: {}",
+        p.log()
+    );
+}
+
+/// `globalOutstandingLimit` across the proxy: however many requests its clients pipeline,
+/// no more than the limit (and one frame per connection being read) are in flight at
+/// once, and every request is answered, in order.
+#[test]
+fn the_proxy_keeps_global_outstanding_limit() {
+    use geokeeper_core::proto::records::GetDataRequest;
+    use geokeeper_core::proto::OpCode;
+    use geokeeper_core::request::Request;
+    use support::tcp_cut::TcpCut;
+
+    let gk = Geokeeper::start("maxClientCnxns=0\n");
+    // 20 ms each way to the server: requests stay in flight long enough to count.
+    let slow = TcpCut::start_delayed(gk.addr, Duration::from_millis(20));
+    const LIMIT: usize = 8;
+    const CLIENTS: usize = 4;
+    const EACH: usize = 60;
+    let p = Proxy::start_with(
+        "B",
+        &[upstream(slow.addr, "B", 1)],
+        "",
+        &format!("max_client_cnxns = 0\nglobal_outstanding_limit = {LIMIT}\n"),
+    );
+    p.wait_healthy(1, WAIT);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        let addr = p.addr;
+        std::thread::spawn(move || {
+            let mut max = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(m) = support::java_zk::four_letter_within(addr, "mntr", WAIT) {
+                    if let Some(v) = m
+                        .lines()
+                        .find_map(|l| l.strip_prefix("zk_outstanding_requests\t"))
+                    {
+                        max = max.max(v.trim().parse().unwrap_or(0));
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            max
+        })
+    };
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let addr = p.addr;
+            std::thread::spawn(move || {
+                let mut z = RawZk::connect(addr, 0, &[0; 16], 0, 30_000).expect("session");
+                let get = Request::GetData(GetDataRequest {
+                    path: "/zookeeper".into(),
+                    watch: false,
+                });
+                let xids: Vec<i32> = (0..EACH)
+                    .map(|_| {
+                        let xid = z.take_xid();
+                        z.send(xid, OpCode::GetData, &get).expect("send");
+                        xid
+                    })
+                    .collect();
+                for xid in xids {
+                    let f = z.await_reply(xid).reply.expect("reply");
+                    assert_eq!(f.header.err, 0);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("client");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let max = sampler.join().expect("sampler");
+    assert!(max > 0, "nothing was ever seen in flight");
+    assert!(
+        max <= LIMIT + CLIENTS,
+        "{max} requests in flight through a proxy limited to {LIMIT}"
+    );
+    eprintln!("at most {max} in flight (limit {LIMIT}, {CLIENTS} clients x {EACH} pipelined)");
+}
+
+/// A replica that hangs (here: SIGSTOP) keeps its connections open and answers nothing;
+/// the proxy's probes find it down twice in a row and its sessions move, on the same
+/// client connections, with their ids.
+#[test]
+fn the_sessions_of_a_hung_replica_move() {
+    use support::relay::{get, session};
+
+    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B"), ("b2", 12, "B")]);
+    let limits = "maxClientCnxns=0\n";
+    let leader = Publisher::start(PubKind::Leader, &certs, "leader", "11@B,12@B", limits);
+    let b1 = start_observer(&certs, "b1", 11, &[leader.relay()], None, limits);
+    let b2 = start_observer(&certs, "b2", 12, &[leader.relay()], None, limits);
+    wait_synced(&b1, WAIT);
+    wait_synced(&b2, WAIT);
+    let p = Proxy::start(
+        "B",
+        &[upstream(b1.addr(), "B", 1), upstream(b2.addr(), "B", 1)],
+        "",
+    );
+    p.wait_healthy(2, WAIT);
+    let mut zs: Vec<RawZk> = (0..10)
+        .map(|_| RawZk::connect(p.addr, 0, &[0; 16], 0, 20_000).expect("session"))
+        .collect();
+    let cons = four_letter(p.addr, "cons");
+    let on_b1 = cons.matches(&format!("upstream={}", b1.addr())).count();
+    assert!(on_b1 > 0, "{cons}");
+    let pid = b1.gk.pid().expect("b1 runs");
+    // SAFETY: kill(2) on a child process of this test.
+    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+    let t = std::time::Instant::now();
+    for z in zs.iter_mut() {
+        let id = z.session_id();
+        loop {
+            let (err, _, _) = get(z, "/zookeeper");
+            if err == 0 {
+                break;
+            }
+            assert!(t.elapsed() < WAIT, "a read never came back: {err}");
+        }
+        assert_eq!(z.session_id(), id);
+    }
+    let took = t.elapsed();
+    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    let cons = four_letter(p.addr, "cons");
+    assert_eq!(
+        cons.matches(&format!("upstream={}", b1.addr())).count(),
+        0,
+        "{cons}"
+    );
+    assert!(p.log().contains("moving its sessions"), "{}", p.log());
+    eprintln!("{on_b1} sessions of a hung replica served again within {took:?}");
+    drop(session(b2.addr()));
+}

@@ -35,6 +35,7 @@ use geokeeper_core::request::Request;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use support::history::{render, EventKind, History, Op, OpKind, Outcome, Reply, Stat, ZkError};
+use support::proxy::{upstream, Proxy};
 use support::rawzk::{decode_body, Body, Exchange, Frame, RawZk, SET_WATCHES_XID};
 use support::relay::*;
 use support::wan::{LinkSpec, UdpWan};
@@ -447,12 +448,22 @@ struct Faults {
 struct Round {
     seed: u64,
     kind: PubKind,
+    /// Clients connect only to the proxies of rooms B and C, which move their sessions
+    /// when a replica dies.
+    proxies: bool,
 }
 
-fn round(Round { seed, kind }: Round) {
+fn round(
+    Round {
+        seed,
+        kind,
+        proxies,
+    }: Round,
+) {
     let started = Instant::now();
+    let via = if proxies { " through proxies" } else { "" };
     eprintln!(
-        "relay_history: {kind:?} seed {seed} (replay: GEOKEEPER_RELAY_HISTORY_SEED={seed} GEOKEEPER_RELAY_HISTORY_ROUNDS=1)"
+        "relay_history: {kind:?}{via} seed {seed} (replay: GEOKEEPER_RELAY_HISTORY_SEED={seed} GEOKEEPER_RELAY_HISTORY_ROUNDS=1)"
     );
     let certs = Certs::new(&[
         ("leader", 1, "A"),
@@ -503,6 +514,36 @@ fn round(Round { seed, kind }: Round) {
         replicas.push(leader.node.addr());
     }
     replicas.extend([b1.addr(), b2.addr(), c1.addr()]);
+    // Through proxies: room B's (b1, b2; then C, then A) and room C's (c1; then B, then
+    // A), and nothing else.
+    let mut room_proxies = Vec::new();
+    if proxies {
+        let leader_up = upstream(leader.leader_addr(), "A", 1);
+        let (b1_up, b2_up, c1_up) = (
+            upstream(b1.addr(), "B", 1),
+            upstream(b2.addr(), "B", 1),
+            upstream(c1.addr(), "C", 1),
+        );
+        room_proxies.push(Proxy::start(
+            "B",
+            &[
+                b1_up.clone(),
+                b2_up.clone(),
+                c1_up.clone(),
+                leader_up.clone(),
+            ],
+            "prefer_rooms = [\"C\", \"A\"]\n",
+        ));
+        room_proxies.push(Proxy::start(
+            "C",
+            &[c1_up, b1_up, b2_up, leader_up],
+            "prefer_rooms = [\"B\", \"A\"]\n",
+        ));
+        for p in &room_proxies {
+            p.wait_healthy(4, SYNC);
+        }
+        replicas = room_proxies.iter().map(|p| p.addr).collect();
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());
     let mut clients = Vec::new();
@@ -677,8 +718,16 @@ fn round(Round { seed, kind }: Round) {
     );
     match result {
         Ok(summary) => {
+            let moved: u64 = room_proxies
+                .iter()
+                .map(|p| {
+                    p.mntr()["zk_proxy_sessions_reattached"]
+                        .parse::<u64>()
+                        .unwrap_or(0)
+                })
+                .sum();
             eprintln!(
-                "relay_history: {kind:?} seed {seed}: {summary}\n  {tally}\n  schedule: {}\n  run {run_took:?}, round {:?}",
+                "relay_history: {kind:?}{via} seed {seed}: {summary}\n  {tally}; sessions the proxies moved {moved}\n  schedule: {}\n  run {run_took:?}, round {:?}",
                 fault_log.join("; "),
                 started.elapsed()
             );
@@ -703,7 +752,7 @@ fn wait_gateway(p: &Publisher) {
     support::gateway::wait_synced(&p.node.gk, SYNC);
 }
 
-fn rounds(kind: PubKind) {
+fn rounds(kind: PubKind, proxies: bool) {
     let (base, rounds) = match std::env::var("GEOKEEPER_RELAY_HISTORY_SEED") {
         Ok(s) => (s.parse::<u64>().expect("seed"), 1),
         Err(_) => (rand::random::<u64>() >> 1, 2),
@@ -716,7 +765,11 @@ fn rounds(kind: PubKind) {
     for r in 0..rounds {
         let seed = base.wrapping_add(r);
         seeds.insert(r, seed);
-        round(Round { seed, kind });
+        round(Round {
+            seed,
+            kind,
+            proxies,
+        });
     }
     eprintln!(
         "relay_history: {kind:?}: {} round(s) passed: {seeds:?}",
@@ -726,10 +779,18 @@ fn rounds(kind: PubKind) {
 
 #[test]
 fn histories_through_relays_under_wan_faults_are_zookeeper_consistent() {
-    rounds(PubKind::Leader);
+    rounds(PubKind::Leader, false);
+}
+
+/// The same with every client behind the proxies of rooms B and C: the schedule kills the
+/// replicas under their sessions (b2, c1) and cuts the rooms' links; the proxies move the
+/// sessions, and the history must still be one ZooKeeper allows.
+#[test]
+fn histories_through_room_proxies_with_replicas_killed_are_zookeeper_consistent() {
+    rounds(PubKind::Leader, true);
 }
 
 #[test]
 fn histories_through_a_gateways_relays_with_the_java_leader_killed_are_zookeeper_consistent() {
-    rounds(PubKind::Gateway);
+    rounds(PubKind::Gateway, false);
 }

@@ -49,6 +49,10 @@ enum Sets {
     Remove(String, i32),
     /// The client's own SetWatches after its reconnect.
     Restore(Watches),
+    /// An auth packet sent with an ordinary xid (the Java client uses -4, other clients
+    /// their next xid and wait for that answer): kept for replay once it succeeded, as
+    /// this frame with xid -4.
+    Auth(Bytes),
 }
 
 /// A request relayed and not yet answered.
@@ -64,6 +68,8 @@ struct InFlight {
     /// Lost with its upstream and not safe to send again: answered ConnectionLoss by the
     /// proxy when its turn comes.
     lost: bool,
+    /// A closeSession.
+    close: bool,
 }
 
 /// What the connection task must do after a reply from the upstream.
@@ -87,6 +93,8 @@ pub struct Book {
     /// Answers still to come for requests the proxy sent itself (auth, SetWatches).
     own_auth: usize,
     own_set_watches: usize,
+    /// The answer to a closeSession came: the session is over and the upstream closes.
+    pub closed: bool,
 }
 
 /// A reply frame (length prefix included) with only a header.
@@ -131,7 +139,7 @@ impl Book {
         }
         let req = Request::decode(op, body);
         match &req {
-            Request::Auth(_) => {
+            Request::Auth(_) if xid == AUTH_XID => {
                 self.auth.push(frame.clone());
                 return;
             }
@@ -139,6 +147,7 @@ impl Book {
             _ => {}
         }
         let sets = match req {
+            Request::Auth(_) => Sets::Auth(with_xid(frame, AUTH_XID)),
             Request::Exists(r) if r.watch => Sets::Exists(r.path),
             Request::GetData(r) if r.watch => Sets::Data(r.path),
             Request::GetChildren(r) if r.watch => Sets::Child(r.path),
@@ -180,6 +189,7 @@ impl Book {
                     | OpCode::WhoAmI
                     | OpCode::Sync
                     | OpCode::CloseSession
+                    | OpCode::Auth
             )
         );
         self.pending.push_back(InFlight {
@@ -189,6 +199,7 @@ impl Book {
             sets,
             sent,
             lost: false,
+            close: op == OpCode::CloseSession as i32,
         });
     }
 
@@ -233,6 +244,7 @@ impl Book {
         if h.zxid > 0 {
             self.last_zxid = self.last_zxid.max(h.zxid);
         }
+        self.closed |= req.close;
         self.applied(req.sets, h.err);
         Ok(Relay::Forward)
     }
@@ -271,6 +283,7 @@ impl Book {
                     w.recursive.remove(&p);
                 }
             }
+            (Sets::Auth(frame), 0) => self.auth.push(frame),
             (Sets::Restore(all), 0) => {
                 w.data.extend(all.data);
                 w.exist.extend(all.exist);
@@ -421,6 +434,15 @@ fn set_watches_frames(watches: &Watches, zxid: i64) -> Vec<Bytes> {
 }
 
 /// (xid, opcode) of a request frame.
+/// `frame` (a request, length prefix included) with its xid replaced.
+fn with_xid(frame: &Bytes, xid: i32) -> Bytes {
+    let mut f = BytesMut::from(&frame[..]);
+    if let Some(x) = f.get_mut(4..8) {
+        x.copy_from_slice(&xid.to_be_bytes());
+    }
+    f.freeze()
+}
+
 fn header(frame: &[u8]) -> Option<(i32, i32)> {
     let b = frame.get(4..12)?;
     Some((
@@ -503,6 +525,50 @@ mod tests {
         // An answer out of order is the upstream's fault.
         b.request(&req(4, OpCode::GetData, &get("/a", false)), true);
         assert!(b.reply(&reply(5, 10, 0)).is_err());
+    }
+
+    #[test]
+    fn an_auth_packet_with_an_ordinary_xid_is_answered_in_turn_and_replayed_as_minus_four() {
+        use geokeeper_core::proto::records::AuthPacket;
+        let auth = AuthPacket {
+            r#type: 0,
+            scheme: "digest".into(),
+            auth: Bytes::from_static(b"alice:secret"),
+        };
+        let mut b = Book::new(0);
+        b.request(&req(7, OpCode::Auth, &auth), true);
+        assert_eq!(b.in_flight(), 1, "its answer is awaited in turn");
+        assert_eq!(b.reply(&reply(7, 0, 0)), Ok(Relay::Forward));
+        let frames = b.reattach_frames();
+        assert_eq!(frames, vec![req(AUTH_XID, OpCode::Auth, &auth)]);
+        // The replay's answer is the proxy's own.
+        assert_eq!(b.reply(&reply(AUTH_XID, 0, 0)), Ok(Relay::Swallow));
+        // A failed one is not replayed.
+        let mut b = Book::new(0);
+        b.request(&req(8, OpCode::Auth, &auth), true);
+        assert_eq!(b.reply(&reply(8, 0, -115)), Ok(Relay::Forward));
+        assert!(b.reattach_frames().is_empty());
+    }
+
+    #[test]
+    fn the_session_is_over_once_its_close_is_answered() {
+        let mut b = Book::new(0);
+        b.request(&req(1, OpCode::GetData, &get("/a", false)), true);
+        b.request(&request_frame(2, OpCode::CloseSession, &Nothing), true);
+        assert_eq!(b.reply(&reply(1, 3, 0)), Ok(Relay::Forward));
+        assert!(!b.closed, "not before the close's own answer");
+        assert_eq!(b.reply(&reply(2, 4, 0)), Ok(Relay::Forward));
+        assert!(b.closed);
+    }
+
+    /// A record with no fields (closeSession's empty body).
+    struct Nothing;
+
+    impl Record for Nothing {
+        fn encode(&self, _: &mut BytesMut) {}
+        fn decode(_: &mut Reader<'_>) -> Result<Self, geokeeper_core::proto::DecodeError> {
+            Ok(Nothing)
+        }
     }
 
     #[test]

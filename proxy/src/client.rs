@@ -15,12 +15,13 @@ use geokeeper_core::four_letter::Word;
 use geokeeper_core::proto::frame::frame_len;
 use geokeeper_core::proto::records::{ConnectRequest, ConnectResponse};
 use geokeeper_core::proto::{Reader, Record};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use crate::book::{reply_frame, Book, Relay, PING_XID};
+use crate::probe::{self, Srvr};
 use crate::state::{ConnStats, Shared};
 use crate::words;
 
@@ -85,16 +86,16 @@ async fn session(
 
     // Place it: an upstream that serves, is within the lag bound, and has the client's
     // last seen zxid (ZooKeeper refuses the others); the next one if it refuses anyway.
-    let Some((index, upstream, answer)) =
+    let Some((index, upstream, answer, response)) =
         place(shared, &connect, request.last_zxid_seen, ATTEMPTS).await
     else {
         return Err(other("no upstream took the session"));
     };
-    let response = ConnectResponse::decode(&mut Reader::new(&answer[4..]))
-        .map_err(|e| other(&format!("an upstream's handshake answer: {e}")))?;
     conn.on(response.session_id, index);
     debug!(client = %peer, upstream = index, session = format_args!("{:#x}", response.session_id), "session placed");
     client.write_all(&answer).await?;
+    // The handshake frames share the read buffers they were split from: let them go.
+    drop((answer, connect));
     if response.time_out <= 0 {
         // Refused (expired, or a read-only server for a client that wants read-write):
         // the upstream's answer is the client's, and the upstream closes.
@@ -143,19 +144,37 @@ impl Resume {
     }
 }
 
-/// Tries up to `attempts` eligible upstreams with the handshake `connect`.
+/// Tries up to `attempts` eligible upstreams with the handshake `connect`; an upstream
+/// whose answer is no ConnectResponse is suspect, and the next one is tried.
 async fn place(
     shared: &Arc<Shared>,
     connect: &Bytes,
     min_zxid: i64,
     attempts: usize,
-) -> Option<(usize, TcpStream, Bytes)> {
+) -> Option<(usize, TcpStream, Bytes, ConnectResponse)> {
     let mut tried = Vec::new();
     while tried.len() < attempts {
         let (index, address) = shared.attach(min_zxid, &tried)?;
         tried.push(index);
-        match handshake(&address, connect).await {
-            Ok((up, answer)) => return Some((index, up, answer)),
+        let answered = handshake(&address, connect).await.and_then(|(up, answer)| {
+            let response =
+                ConnectResponse::decode(&mut Reader::new(&answer[4..])).map_err(|e| {
+                    other(&format!(
+                        "a handshake answer that is no ConnectResponse: {e}"
+                    ))
+                })?;
+            Ok((up, answer, response))
+        });
+        match answered {
+            Ok((up, answer, response)) => return Some((index, up, answer, response)),
+            // It has not seen the client's last zxid yet: not its fault.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => {
+                debug!(
+                    upstream = index,
+                    "closed the handshake of a client ahead of it"
+                );
+                shared.detach(index);
+            }
             Err(e) => {
                 shared.detach(index);
                 shared.suspect(index, &e.to_string());
@@ -178,9 +197,7 @@ async fn reattach(
     let connect = s.frame(last_zxid);
     let every = Duration::from_millis(shared.cfg.probe_ms);
     loop {
-        if let Some((index, up, answer)) = place(&shared, &connect, last_zxid, ATTEMPTS).await {
-            let r = ConnectResponse::decode(&mut Reader::new(&answer[4..]))
-                .map_err(|e| other(&format!("an upstream's handshake answer: {e}")))?;
+        if let Some((index, up, _, r)) = place(&shared, &connect, last_zxid, ATTEMPTS).await {
             if r.time_out <= 0 || r.session_id != s.session_id {
                 shared.detach(index);
                 return Ok(None);
@@ -205,7 +222,10 @@ async fn handshake(address: &str, connect: &Bytes) -> std::io::Result<(TcpStream
     match read_frame(&mut up, &mut buf, MAX_UPSTREAM_FRAME, HANDSHAKE).await? {
         Some(answer) => Ok((up, answer)),
         // ZooKeeper closes instead of answering a client that has seen more than it has.
-        None => Err(other("closed the handshake")),
+        None => Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "closed the handshake",
+        )),
     }
 }
 
@@ -227,39 +247,73 @@ async fn relay(
     let limit = shared.cfg.outstanding_limit as usize;
     let (mut cr, mut cw) = client.into_split();
     let mut up = Some(Upstream::new(upstream, index));
+    let mut evict = shared.evictions(index);
     let mut reattaching: Option<Reattaching> = None;
     let mut book = Book::new(s.request.last_zxid_seen);
     let mut counted = 0usize;
+    let mut untrusted = 0u32;
+    let mut break_err: Option<std::io::Error> = None;
     let mut pause = tokio::time::interval(Duration::from_millis(5));
     let r = loop {
         // Past globalOutstandingLimit the proxy stops reading requests (the clients' TCP
         // windows fill) until answers bring it back under.
         let room = shared.outstanding.load(Ordering::Relaxed) < limit.max(1);
-        let mut lost: Option<String> = None;
+        let mut lost: Option<Lost> = None;
         tokio::select! {
             f = next_frame(&mut cr, &mut cbuf, max), if room => match f {
-                Ok(Some(frame)) => {
-                    shared.received.fetch_add(1, Ordering::Relaxed);
-                    conn.received.fetch_add(1, Ordering::Relaxed);
-                    // A request is at least its header (xid, opcode): anything shorter
-                    // is malformed and closes this connection, as on a server.
-                    let Some(mut head) = frame.get(4..12) else {
-                        break Err(other("a request frame shorter than its header"));
-                    };
-                    let xid = head.get_i32();
-                    match up.as_mut() {
-                        // Between upstreams, pings are the proxy's to answer: the session
-                        // lives on at the leader within its timeout.
-                        None if xid == PING_XID => {
-                            cw.write_all(&reply_frame(PING_XID, book.last_zxid, 0)).await?;
-                        }
-                        None => book.request(&frame, false),
-                        Some(u) => {
-                            book.request(&frame, true);
-                            if let Err(e) = u.w.write_all(&frame).await {
-                                lost = Some(format!("write: {e}"));
+                Ok(Some(first)) => {
+                    // This frame and every whole one behind it already read, within
+                    // globalOutstandingLimit, go on in one write.
+                    let mut to_up = BytesMut::new();
+                    let mut to_client = BytesMut::new();
+                    let mut next = Some(first);
+                    let mut malformed = false;
+                    while let Some(frame) = next.take() {
+                        shared.received.fetch_add(1, Ordering::Relaxed);
+                        conn.received.fetch_add(1, Ordering::Relaxed);
+                        // A request is at least its header (xid, opcode): anything shorter
+                        // is malformed and closes this connection, as on a server.
+                        let Some(mut head) = frame.get(4..12) else {
+                            malformed = true;
+                            break;
+                        };
+                        let xid = head.get_i32();
+                        match up {
+                            // Between upstreams, pings are the proxy's to answer: the
+                            // session lives on at the leader within its timeout.
+                            None if xid == PING_XID => {
+                                to_client.extend_from_slice(&reply_frame(PING_XID, book.last_zxid, 0));
+                            }
+                            None => book.request(&frame, false),
+                            Some(_) => {
+                                book.request(&frame, true);
+                                to_up.extend_from_slice(&frame);
                             }
                         }
+                        let added = book.in_flight().saturating_sub(counted);
+                        if shared.outstanding.load(Ordering::Relaxed) + added < limit.max(1) {
+                            match buffered_frame(&mut cbuf, max) {
+                                Ok(f) => next = f,
+                                Err(e) => break_err = Some(e),
+                            }
+                        }
+                    }
+                    release_if_empty(&mut cbuf);
+                    if let Some(u) = up.as_mut() {
+                        if !to_up.is_empty() {
+                            if let Err(e) = u.w.write_all(&to_up).await {
+                                lost = Some(Lost::Closed(format!("write: {e}")));
+                            }
+                        }
+                    }
+                    if !to_client.is_empty() {
+                        cw.write_all(&to_client).await?;
+                    }
+                    if malformed {
+                        break Err(other("a request frame shorter than its header"));
+                    }
+                    if let Some(e) = break_err.take() {
+                        break Err(e);
                     }
                 }
                 Ok(None) => break Ok(()),
@@ -271,21 +325,54 @@ async fn relay(
                     None => std::future::pending().await,
                 }
             } => match f {
-                Ok(Some(frame)) => match book.reply(&frame) {
-                    Ok(Relay::Forward) => {
-                        cw.write_all(&frame).await?;
-                        for f in book.due_local() {
-                            cw.write_all(&f).await?;
+                Ok(Some(first)) => {
+                    // This frame and every whole one behind it already read go to the
+                    // client in one write.
+                    let mut out = BytesMut::new();
+                    let mut next = Some(first);
+                    while let Some(frame) = next.take() {
+                        match book.reply(&frame) {
+                            Ok(Relay::Forward) => {
+                                out.extend_from_slice(&frame);
+                                for f in book.due_local() {
+                                    out.extend_from_slice(&f);
+                                }
+                                shared.sent.fetch_add(1, Ordering::Relaxed);
+                                conn.sent.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(Relay::Swallow) => {}
+                            Err(why) => {
+                                lost = Some(Lost::Untrusted(why));
+                                break;
+                            }
                         }
-                        shared.sent.fetch_add(1, Ordering::Relaxed);
-                        conn.sent.fetch_add(1, Ordering::Relaxed);
+                        if let Some(u) = up.as_mut() {
+                            match buffered_frame(&mut u.buf, MAX_UPSTREAM_FRAME) {
+                                Ok(f) => next = f,
+                                Err(e) => lost = Some(Lost::Untrusted(e.to_string())),
+                            }
+                        }
                     }
-                    Ok(Relay::Swallow) => {}
-                    Err(why) => lost = Some(why),
-                },
-                Ok(None) => lost = Some("the upstream closed the connection".into()),
-                Err(e) => lost = Some(e.to_string()),
+                    if let Some(u) = up.as_mut() {
+                        release_if_empty(&mut u.buf);
+                    }
+                    if !out.is_empty() {
+                        cw.write_all(&out).await?;
+                    }
+                }
+                Ok(None) => lost = Some(Lost::Closed("the upstream closed the connection".into())),
+                Err(e) if e.kind() == std::io::ErrorKind::Other => lost = Some(Lost::Untrusted(e.to_string())),
+                Err(e) => lost = Some(Lost::Closed(e.to_string())),
             },
+            _ = async {
+                let changed = match evict.as_mut() {
+                    Some(rx) => rx.changed().await.is_ok(),
+                    None => false,
+                };
+                if !changed {
+                    std::future::pending::<()>().await;
+                }
+            } => lost = Some(Lost::Evicted),
             r = async {
                 match reattaching.as_mut() {
                     Some(f) => f.await,
@@ -300,7 +387,7 @@ async fn relay(
                         let mut failed = None;
                         for f in &frames {
                             if let Err(e) = u.w.write_all(f).await {
-                                failed = Some(format!("write: {e}"));
+                                failed = Some(Lost::Closed(format!("write: {e}")));
                                 break;
                             }
                         }
@@ -311,6 +398,7 @@ async fn relay(
                         shared.reattached.fetch_add(1, Ordering::Relaxed);
                         info!(session = format_args!("{:#x}", s.session_id), upstream = index, resent = frames.len(), "session re-attached");
                         up = Some(u);
+                        evict = shared.evictions(index);
                         lost = failed;
                     }
                     Ok(None) => {
@@ -337,10 +425,39 @@ async fn relay(
                 .fetch_sub(counted - now, Ordering::Relaxed);
         }
         counted = now;
-        if let Some(why) = lost {
+        if let Some(lost) = lost {
             let Some(u) = up.take() else { continue };
+            evict = None;
             shared.detach(u.index);
-            shared.suspect(u.index, &why);
+            let why = match lost {
+                // The answer to the client's closeSession came: the session is over.
+                Lost::Closed(_) if book.closed => break Ok(()),
+                Lost::Closed(why) => {
+                    // A server closes a session's connection on purpose too (a malformed
+                    // request, a failed auth, the session expired or taken over by another
+                    // connection): then the client's connection closes as it would have,
+                    // and the upstream is not suspect. Only a server that is gone or no
+                    // longer serves makes the session move.
+                    if still_serving(shared, u.index).await {
+                        break Err(other(&format!("the upstream closed the session ({why})")));
+                    }
+                    shared.suspect(u.index, &why);
+                    why
+                }
+                Lost::Untrusted(why) => {
+                    // Once, the upstream is suspect and the session moves; twice, the
+                    // session itself is what the upstreams answer unexpectedly (a client
+                    // the proxy does not understand): it is closed, and no upstream is
+                    // suspect for it any more.
+                    untrusted += 1;
+                    if untrusted > 1 {
+                        break Err(other(&format!("{why}, again after a move")));
+                    }
+                    shared.suspect(u.index, &why);
+                    why
+                }
+                Lost::Evicted => "the upstream is down".to_string(),
+            };
             if book.sasl {
                 // A SASL login cannot be replayed to another server.
                 break Err(other(&format!("{why}; a SASL session cannot move")));
@@ -365,6 +482,30 @@ async fn relay(
     r
 }
 
+/// How a session lost its upstream.
+enum Lost {
+    /// The connection closed or failed.
+    Closed(String),
+    /// The upstream sent what a server does not (garbage, an answer out of order).
+    Untrusted(String),
+    /// The probes found the upstream down while its connections stayed open.
+    Evicted,
+}
+
+/// Whether upstream `index` answers its probe as a serving server, now.
+async fn still_serving(shared: &Shared, index: usize) -> bool {
+    let Some(u) = shared.cfg.upstreams.get(index) else {
+        return false;
+    };
+    matches!(
+        probe::srvr(&u.address, VERIFY).await,
+        Ok(Srvr::Serving { .. })
+    )
+}
+
+/// How long the probe that tells a deliberate close from a lost server may take.
+const VERIFY: Duration = Duration::from_secs(1);
+
 /// The session's link to its upstream now.
 struct Upstream {
     r: OwnedReadHalf,
@@ -379,28 +520,85 @@ impl Upstream {
         Upstream {
             r,
             w,
-            buf: BytesMut::with_capacity(4096),
+            buf: BytesMut::new(),
             index,
         }
     }
 }
 
+/// What one read asks for at least: a batch of pipelined frames.
+const READ_SIZE: usize = 16 * 1024;
+
+/// The next whole frame already in `buf`, without reading.
+fn buffered_frame(buf: &mut BytesMut, max: usize) -> std::io::Result<Option<Bytes>> {
+    match frame_len(buf, max) {
+        Err(e) => Err(other(&e.to_string())),
+        Ok(Some(len)) if buf.len() >= 4 + len => Ok(Some(buf.split_to(4 + len).freeze())),
+        _ => Ok(None),
+    }
+}
+
+/// An idle connection holds no buffer: an empty one gives its memory back (the frames
+/// split from it keep theirs until they are written).
+fn release_if_empty(buf: &mut BytesMut) {
+    if buf.is_empty() && buf.capacity() > 0 {
+        *buf = BytesMut::new();
+    }
+}
+
+/// A socket frames are read from: it is waited on before a buffer is given to it, so an
+/// idle connection holds no buffer.
+trait FrameSource {
+    fn readable(&self) -> impl Future<Output = std::io::Result<()>> + Send;
+    fn try_read_buf(&self, buf: &mut BytesMut) -> std::io::Result<usize>;
+}
+
+impl FrameSource for TcpStream {
+    fn readable(&self) -> impl Future<Output = std::io::Result<()>> + Send {
+        TcpStream::readable(self)
+    }
+    fn try_read_buf(&self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        TcpStream::try_read_buf(self, buf)
+    }
+}
+
+impl FrameSource for OwnedReadHalf {
+    fn readable(&self) -> impl Future<Output = std::io::Result<()>> + Send {
+        OwnedReadHalf::readable(self)
+    }
+    fn try_read_buf(&self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        OwnedReadHalf::try_read_buf(self, buf)
+    }
+}
+
 /// The next whole frame (length prefix included) from `r`, `None` at a clean end.
-async fn next_frame<R: AsyncRead + Unpin>(
+async fn next_frame<R: FrameSource>(
     r: &mut R,
     buf: &mut BytesMut,
     max: usize,
 ) -> std::io::Result<Option<Bytes>> {
     loop {
-        match frame_len(buf, max) {
-            Err(e) => return Err(other(&e.to_string())),
-            Ok(Some(len)) if buf.len() >= 4 + len => {
-                return Ok(Some(buf.split_to(4 + len).freeze()))
-            }
-            Ok(Some(len)) => buf.reserve(4 + len - buf.len()),
-            Ok(None) => {}
+        if let Some(frame) = buffered_frame(buf, max)? {
+            return Ok(Some(frame));
         }
-        if r.read_buf(buf).await? == 0 {
+        release_if_empty(buf);
+        r.readable().await?;
+        let want = match frame_len(buf, max) {
+            Ok(Some(len)) => (4 + len - buf.len()).max(READ_SIZE),
+            _ => READ_SIZE,
+        };
+        if buf.capacity() - buf.len() < want / 2 {
+            buf.reserve(want);
+        }
+        let n = match r.try_read_buf(buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                release_if_empty(buf);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
             return if buf.is_empty() {
                 Ok(None)
             } else {
@@ -411,7 +609,7 @@ async fn next_frame<R: AsyncRead + Unpin>(
 }
 
 /// [`next_frame`] within `within`.
-async fn read_frame<R: AsyncRead + Unpin>(
+async fn read_frame<R: FrameSource>(
     r: &mut R,
     buf: &mut BytesMut,
     max: usize,

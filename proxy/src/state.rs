@@ -11,6 +11,7 @@ use std::time::Instant;
 use geokeeper_conf::hosts::HostEntry;
 use geokeeper_conf::ProxyConfig;
 use geokeeper_core::lag::Behind;
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::place::{Candidate, Placement};
@@ -52,6 +53,10 @@ struct Upstream {
     sessions: usize,
     placed: u64,
     behind: Behind,
+    /// Probes failed in a row.
+    failures: u32,
+    /// Bumped when the upstream is found down: the sessions on it move.
+    evict: watch::Sender<u64>,
 }
 
 /// A client connection's counters, kept by its own task without taking the registry's
@@ -114,6 +119,9 @@ pub struct Shared {
     pub(crate) started: Instant,
 }
 
+/// Failed probes in a row after which an upstream's sessions move elsewhere.
+const EVICT_AFTER_FAILURES: u32 = 2;
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -129,6 +137,8 @@ impl Shared {
                 sessions: 0,
                 placed: 0,
                 behind: Behind::default(),
+                failures: 0,
+                evict: watch::channel(0).0,
             })
             .collect();
         Shared {
@@ -175,6 +185,18 @@ impl Shared {
         let Some(u) = ups.get_mut(index) else { return };
         let was_ok = matches!(u.health, Health::Serving { .. });
         let is_ok = matches!(health, Health::Serving { .. });
+        if matches!(health, Health::Down(_)) {
+            u.failures += 1;
+            // Unreachable (or answering garbage) twice in a row: a replica that is gone
+            // without closing its connections (cut off, hung) - its sessions move. Once
+            // could be a busy moment.
+            if u.failures == EVICT_AFTER_FAILURES && u.sessions > 0 {
+                warn!(upstream = %u.entry.address, sessions = u.sessions, "upstream down: moving its sessions");
+                u.evict.send_modify(|g| *g += 1);
+            }
+        } else {
+            u.failures = 0;
+        }
         if was_ok != is_ok || matches!(u.health, Health::Unknown) {
             match &health {
                 Health::Serving { mode, zxid, .. } => {
@@ -196,20 +218,27 @@ impl Shared {
     }
 
     /// Picks an upstream for a session that has seen `min_zxid`, skipping `tried`;
-    /// counts the session on it.
+    /// counts the session on it. Those whose last probe showed `min_zxid` come first;
+    /// when none did, any healthy one (a probe is up to an interval old, and the server
+    /// itself refuses a client that has seen more than it has).
     pub(crate) fn attach(&self, min_zxid: i64, tried: &[usize]) -> Option<(usize, String)> {
         let mut ups = lock(&self.ups);
-        let candidates: Vec<Candidate> = ups
-            .iter()
-            .enumerate()
-            .map(|(index, u)| Candidate {
-                index,
-                room: u.entry.room.clone().unwrap_or_default(),
-                weight: u.entry.weight,
-                eligible: !tried.contains(&index) && self.eligible(u, min_zxid),
-            })
-            .collect();
-        let index = lock(&self.place).pick(&candidates)?;
+        let candidates = |min: i64| -> Vec<Candidate> {
+            ups.iter()
+                .enumerate()
+                .map(|(index, u)| Candidate {
+                    index,
+                    room: u.entry.room.clone().unwrap_or_default(),
+                    weight: u.entry.weight,
+                    eligible: !tried.contains(&index) && self.eligible(u, min),
+                })
+                .collect()
+        };
+        let (known, any) = (candidates(min_zxid), candidates(i64::MIN));
+        let index = {
+            let mut place = lock(&self.place);
+            place.pick(&known).or_else(|| place.pick(&any))?
+        };
         let u = &mut ups[index];
         u.sessions += 1;
         u.placed += 1;
@@ -220,6 +249,11 @@ impl Shared {
         if let Some(u) = lock(&self.ups).get_mut(index) {
             u.sessions = u.sessions.saturating_sub(1);
         }
+    }
+
+    /// Changes when upstream `index` is found down: a session on it moves.
+    pub(crate) fn evictions(&self, index: usize) -> Option<watch::Receiver<u64>> {
+        lock(&self.ups).get(index).map(|u| u.evict.subscribe())
     }
 
     /// An upstream that failed a session's handshake or its stream is suspect until its

@@ -85,6 +85,11 @@ impl Proxy {
         self.child = Some(child);
     }
 
+    /// The proxy process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("proxy.log")).unwrap_or_default()
     }
