@@ -443,7 +443,8 @@ for room in A B C; do
 done
 log "WAN: ${#WAN_SPECS[@]} links, ${DELAY} ms each way: udp $WAN_B_IP:$RELAY_PORT and $WAN_C_IP:$RELAY_PORT -> $UPSTREAM_IP:$RELAY_PORT, tcp from each room's end to the client ports of the others"
 start wan "$DIR/wan_link.log" "$WAN_LINK_BIN" "${WAN_SPECS[@]}"
-wan_listening() { [ "$(grep -c '^link ' "$DIR/wan_link.log")" = "${#WAN_SPECS[@]}" ]; }
+# (The log appears once the child has started: until then, no file is no link.)
+wan_listening() { [ "$(grep -c '^link ' "$DIR/wan_link.log" 2>/dev/null)" = "${#WAN_SPECS[@]}" ]; }
 wait_for "the WAN links" wan_listening
 
 # --- rooms B and C ----------------------------------------------------------------------
