@@ -6,7 +6,7 @@
 # (as scripts/bench-relay.sh does), builds geokeeper and the proxy_bench example in
 # release, and runs it; arguments are passed through (see examples/proxy_bench.rs).
 #
-#   ./scripts/bench-proxy.sh                  # the full run, ~3-4 minutes
+#   ./scripts/bench-proxy.sh                  # the full run, ~2.5-3 minutes
 #   ./scripts/bench-proxy.sh --quick          # ~1 minute, to validate
 #   ./scripts/bench-proxy.sh --what failover --sessions 2000 --failover-weights 1000000:1
 #   ./scripts/bench-proxy.sh --help
