@@ -64,6 +64,8 @@ struct InFlight {
     /// Lost with its upstream and not safe to send again: answered ConnectionLoss by the
     /// proxy when its turn comes.
     lost: bool,
+    /// The client's closeSession.
+    close: bool,
 }
 
 /// What the connection task must do after a reply from the upstream.
@@ -83,6 +85,10 @@ pub struct Book {
     auth: Vec<Bytes>,
     /// The client used SASL: its login cannot be replayed.
     pub sasl: bool,
+    /// The upstream answered the client's closeSession: the session is over, and the
+    /// upstream closing the connection next is ZooKeeper's way of ending it (as
+    /// `NIOServerCnxn` does after the reply), not a failure.
+    pub closed: bool,
     pending: VecDeque<InFlight>,
     /// Answers still to come for requests the proxy sent itself (auth, SetWatches).
     own_auth: usize,
@@ -189,6 +195,7 @@ impl Book {
             sets,
             sent,
             lost: false,
+            close: op == OpCode::CloseSession as i32,
         });
     }
 
@@ -233,6 +240,7 @@ impl Book {
         if h.zxid > 0 {
             self.last_zxid = self.last_zxid.max(h.zxid);
         }
+        self.closed |= req.close;
         self.applied(req.sets, h.err);
         Ok(Relay::Forward)
     }
@@ -467,6 +475,32 @@ mod tests {
             path: path.into(),
             watch,
         }
+    }
+
+    /// closeSession has no body: the frame is its header.
+    fn close_session(xid: i32) -> Bytes {
+        let mut f = BytesMut::new();
+        f.put_i32(8);
+        f.put_i32(xid);
+        f.put_i32(OpCode::CloseSession as i32);
+        f.freeze()
+    }
+
+    #[test]
+    fn a_session_is_over_once_its_close_session_is_answered() {
+        let mut b = Book::new(5);
+        b.request(&req(1, OpCode::GetData, &get("/a", false)), true);
+        b.request(&close_session(2), true);
+        assert_eq!(b.reply(&reply(1, 5, 0)), Ok(Relay::Forward));
+        assert!(!b.closed, "the read's answer does not end the session");
+        assert_eq!(b.reply(&reply(2, 6, 0)), Ok(Relay::Forward));
+        assert!(b.closed);
+
+        // Unanswered when its upstream is lost, it is not over: it goes to the next one.
+        let mut b = Book::new(5);
+        b.request(&close_session(1), true);
+        assert!(!b.closed);
+        assert_eq!(b.reattach_frames().last(), Some(&close_session(1)));
     }
 
     #[test]

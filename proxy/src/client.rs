@@ -338,6 +338,11 @@ async fn relay(
         }
         counted = now;
         if let Some(why) = lost {
+            if book.closed {
+                // The client closed its session and has the answer: the upstream ends
+                // the connection, and so does the proxy; nothing to move, no one to blame.
+                break Ok(());
+            }
             let Some(u) = up.take() else { continue };
             shared.detach(u.index);
             shared.suspect(u.index, &why);
