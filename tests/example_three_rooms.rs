@@ -47,6 +47,33 @@ fn upstream_of(proxy: SocketAddr, id: i64) -> Option<String> {
         .map(|u| u.trim_end_matches(')').to_string())
 }
 
+/// The endpoint a proxy's upstream address stands for: itself, or the server a WAN link
+/// leads to (the link to host base+k listens on port N+100+k, N the client port).
+fn endpoint_behind(t: &Deployment, upstream: &str) -> String {
+    let Ok(addr) = upstream.parse::<SocketAddr>() else {
+        return upstream.to_string();
+    };
+    let base = t.endpoint("proxy-a");
+    let target = match addr.port().checked_sub(base.port() + 100) {
+        Some(k) if addr.port() != base.port() => {
+            let std::net::IpAddr::V4(ip) = base.ip() else {
+                return upstream.to_string();
+            };
+            // proxy-a is host base+5.
+            let [a, b, c, d] = ip.octets();
+            let host = u16::from(d) - 5 + k;
+            SocketAddr::from(([a, b, c, u8::try_from(host).unwrap_or(0)], base.port()))
+        }
+        _ => addr,
+    };
+    t.endpoints
+        .iter()
+        .filter(|(_, a)| **a == target)
+        .map(|(n, _)| n.clone())
+        .next()
+        .unwrap_or_else(|| upstream.to_string())
+}
+
 /// The walk-through: writes across the rooms through the proxies, the WAN in the write
 /// path, a session outliving observer-b1, and a clean stop on SIGINT.
 fn proxies_serve_every_room_and_a_session_outlives_observer_b1(zk: bool) {
@@ -184,7 +211,10 @@ fn proxies_serve_every_room_and_a_session_outlives_observer_b1(zk: bool) {
     assert_eq!(z.session_id(), id);
     let now_on = upstream_of(pb, id).expect("the session in proxy B's cons");
     assert_ne!(now_on, b1.to_string(), "still on the killed b1");
-    eprintln!("the session moved to {now_on} in {moved:?}");
+    eprintln!(
+        "the session moved to {} ({now_on}) in {moved:?}",
+        endpoint_behind(&t, &now_on)
+    );
     // The session lives: its ephemeral is still there, owned by it, seen from room C.
     assert_eq!(sync(&mut zc, "/three-rooms"), 0);
     let (err, _, stat) = get(&mut zc, "/three-rooms/eph");
