@@ -1,23 +1,24 @@
 #!/usr/bin/env bash
 # Three rooms on one machine: the write site (room A) and two remote rooms (B and C), each
 # 25 ms from the others, every "host" on a loopback address of its own, and one client
-# proxy per room. Arrows point from the subscriber to what it follows over the QUIC relay
-# (the committed transactions flow back along them); each room has one WAN stream.
+# proxy per room. Arrows point from a subscriber to what it follows over the QUIC relay
+# (the committed transactions flow back along them); each remote room has one WAN stream.
 #
-#   room A                          room B                           room C
-#   leader .11 (leaderServes=no)    observer-b1 .21 (room relay)     observer-c1 .31
-#     relay udp :2190 ◄──── WAN ────── ┘   ▲                          │
-#           ▲                         observer-b2 .22                 │
-#           └───────────────────────── WAN ───────────────────────────┘
-#   proxy-a .15                     proxy-b .25                      proxy-c .35
+#   room A (write site)          room B                             room C
+#   leader .11                   observer-b1 .21 (room relay)       observer-c1 .31
+#     leaderServes=no              relay udp :2190                      │
+#     relay udp :2190 ◄── WAN ──── ┘        ▲                           │
+#           ▲                      observer-b2 .22                      │
+#           └──────────────────────────── WAN ──────────────────────────┘
+#   proxy-a .15                  proxy-b .25                        proxy-c .35
 #
-# (.11 is 127.0.0.11 with the default --base-ip). b2 follows b1 and,
-# when b1 is gone, room A directly over room B's WAN link. The leader takes no client
-# sessions (leaderServes=no): every proxy lists every server, its own room's first, and
-# learns which serve. A proxy's path to another room's server crosses the WAN too (a
-# delayed TCP link). With --zk, room A is a 3-participant Apache ZooKeeper 3.8 ensemble
-# (zk-1..3 on .11-.13, leaderServes=no: its leader takes no clients, its followers do) and
-# a geokeeper gateway (.14, leaderServes=no) that joins it as an observer and publishes to
+# (.11 is 127.0.0.11 with the default --base-ip.) b2 follows b1 and, once b1 is gone,
+# room A directly over room B's WAN link. The leader takes no client sessions
+# (leaderServes=no): every proxy lists every server, its own room's first, and learns
+# which serve. A proxy's connections to another room's servers cross the WAN too (delayed
+# TCP links). With --zk, room A is a 3-participant Apache ZooKeeper 3.8 ensemble (zk-1..3
+# on .11-.13, leaderServes=no: its leader takes no clients, its followers do) and a
+# geokeeper gateway (.14, leaderServes=no) that joins it as an observer and publishes to
 # rooms B and C.
 #
 # Once every server serves (the observers in sync) and every proxy sees its servers, it
