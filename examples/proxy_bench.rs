@@ -95,14 +95,14 @@ const SESSION_TIMEOUT_MS: i32 = 30_000;
 #[derive(Parser, Debug, Clone)]
 #[command(name = "proxy_bench")]
 struct Args {
-    /// A short run (~1 minute) to validate the bench: fewer samples, one throughput
+    /// A short run (~40 s) to validate the bench: fewer samples, one throughput
     /// shape, fewer sessions. Explicit flags still win.
     #[arg(long)]
     quick: bool,
     /// One-way delay of the WAN link between room A and room B, ms.
     #[arg(long, default_value_t = 25)]
     delay_ms: u64,
-    /// Figure 1: reads measured on each side, after as many again / 10 of warm-up
+    /// Figure 1: reads measured on each side, after a tenth as many of warm-up
     /// [default: 5000; quick: 1000].
     #[arg(long)]
     read_samples: Option<usize>,
@@ -136,6 +136,7 @@ struct Args {
     /// unless --keep.
     #[arg(long)]
     work: Option<PathBuf>,
+    /// Keep the work directory (servers' and proxies' logs) after the run.
     #[arg(long)]
     keep: bool,
 }
