@@ -39,9 +39,9 @@
 //! ```
 //!
 //! Between figures the bench waits until the proxy sees its upstreams healthy (and notes
-//! it when it had to): a session closed through the proxy can leave its upstream marked
-//! down until the next probe, and new sessions are closed unanswered meanwhile (their
-//! handshakes are tried again and counted).
+//! it when it had to): before 3233084 a session closed through the proxy left its upstream
+//! marked down until the next probe, and new sessions were closed unanswered meanwhile
+//! (a load session's handshake is still tried again, and counted).
 //!
 //! Addresses 127.0.0.110–119, free ports on them. The load generator of 3 and the
 //! sessions of 4 are tokio tasks in this process; on a machine of few cores they compete
