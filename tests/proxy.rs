@@ -130,6 +130,37 @@ fn a_session_through_the_proxy_is_the_upstreams_own() {
     drop(z);
 }
 
+/// A client that closes its session (closeSession) gets the answer, then the end of its
+/// connection, as from a server. The upstream ending the connection after the answer is how
+/// ZooKeeper ends a closed session: the proxy neither blames the upstream (which would send
+/// the next sessions to another upstream, or another room) nor moves the session.
+#[test]
+fn a_closed_session_ends_its_connection_and_its_upstream_stays_healthy() {
+    use geokeeper_core::proto::OpCode;
+    use geokeeper_core::request::Request;
+
+    let gk = Geokeeper::start("4lw.commands.whitelist=*\n");
+    let p = Proxy::start("B", &[upstream(gk.addr, "B", 1)], "");
+    p.wait_healthy(1, WAIT);
+    for _ in 0..3 {
+        let mut z = RawZk::connect(p.addr, 0, &[0; 16], 0, 30_000).expect("session");
+        let e = z.call(OpCode::CloseSession, &Request::CloseSession);
+        assert_eq!(e.reply.map(|f| f.header.err), Ok(0), "closeSession");
+        assert_eq!(
+            z.closed_within(Duration::from_secs(5)),
+            Ok(true),
+            "the connection ends after closeSession"
+        );
+        let m = p.mntr();
+        assert_eq!(m["zk_proxy_upstream_0_state"], "serving", "{m:?}");
+    }
+    let m = p.mntr();
+    assert_eq!(m["zk_proxy_sessions_reattached"], "0", "{m:?}");
+    assert_eq!(m["zk_proxy_sessions_reattach_failed"], "0", "{m:?}");
+    let log = p.log();
+    assert!(!log.contains("failed a session"), "{log}");
+}
+
 /// `leaderServes=no`: a leader (here a standalone geokeeper leader others follow over the
 /// relay) refuses client sessions as ZooKeeper's leader does, and its `srvr` says it is not
 /// serving; the proxy, told nothing about who leads, places no session on it. A server that

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod example_script;
 pub mod gateway;
 pub mod gk;
 pub mod history;
