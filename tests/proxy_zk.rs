@@ -832,3 +832,48 @@ fn with_leader_serves_no_no_session_lands_on_a_leader_before_or_after_an_electio
         );
     }
 }
+
+/// Found with the election above: a ping in flight when the session's upstream is lost
+/// was answered by no one (pings were not counted), and a client that sees a ping go
+/// unanswered drops its connection (kazoo does). The proxy now answers it itself at
+/// once. Here the upstream is a geokeeper server behind a slow forwarder that is cut
+/// while the ping is on its way; the session moves to the same server's other address.
+#[test]
+fn a_ping_in_flight_when_the_upstream_is_lost_is_answered_by_the_proxy() {
+    use support::gk::Geokeeper;
+    use support::tcp_cut::TcpCut;
+
+    let gk = Geokeeper::start("maxClientCnxns=0\n");
+    let slow = TcpCut::start_delayed(gk.addr, Duration::from_millis(300));
+    let p = Proxy::start(
+        "A",
+        &[
+            upstream(slow.addr, "A", 1_000_000),
+            upstream(gk.addr, "A", 1),
+        ],
+        "",
+    );
+    p.wait_healthy(2, WAIT);
+    let mut z = RawZk::connect(p.addr, 0, &[0; 16], 0, SESSION_MS).expect("a session");
+    let id = z.session_id();
+    assert!(
+        four_letter(p.addr, "cons").contains(&format!("upstream={}", slow.addr)),
+        "not on the slow path"
+    );
+    z.send(PING_XID, OpCode::Ping, &Request::Ping)
+        .expect("send a ping");
+    std::thread::sleep(Duration::from_millis(50));
+    slow.refuse(true);
+    slow.cut();
+    let t = Instant::now();
+    let f = z
+        .read_frame()
+        .expect("the ping's answer, on the same connection");
+    assert_eq!(f.header.xid, PING_XID);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // The session lives on at the other address.
+    let (err, _, _) = get(&mut z, "/");
+    assert_eq!(err, 0);
+    assert_eq!(z.session_id(), id);
+    assert_eq!(p.mntr()["zk_proxy_sessions_reattached"], "1");
+}

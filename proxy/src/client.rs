@@ -341,6 +341,9 @@ async fn relay(
             let Some(u) = up.take() else { continue };
             shared.detach(u.index);
             shared.suspect(u.index, &why);
+            for f in book.lost_pings() {
+                cw.write_all(&f).await?;
+            }
             if book.sasl {
                 // A SASL login cannot be replayed to another server.
                 break Err(other(&format!("{why}; a SASL session cannot move")));
