@@ -89,6 +89,21 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Prints how long a test took once it had the machine to itself.
+struct Took(&'static str, Instant);
+
+impl Took {
+    fn new(what: &'static str) -> Took {
+        Took(what, Instant::now())
+    }
+}
+
+impl Drop for Took {
+    fn drop(&mut self) {
+        eprintln!("{}: {:?}", self.0, self.1.elapsed());
+    }
+}
+
 /// The 2+2+1 ensemble over the WAN. Behind a proxy every session comes from one address:
 /// `maxClientCnxns=0`.
 fn ensemble(extra: &str) -> JavaEnsemble {
@@ -228,6 +243,23 @@ impl Drop for RoomProxy {
             if std::fs::write(&kept, self.p.log()).is_ok() {
                 eprintln!("proxy {}'s log: {}", self.room, kept.display());
             }
+        }
+    }
+}
+
+/// Waits until every proxy's `srvr` names `leader` (at the address its room reaches it
+/// by): what the proxy learned from its upstreams' `srvr` Mode.
+fn wait_named_leader(e: &JavaEnsemble, proxies: &[RoomProxy], leader: usize) {
+    let t = Instant::now();
+    for rp in proxies {
+        let named = format!("Leader: {}\n", e.client_from(leader, rp.room));
+        loop {
+            let srvr = four_letter(rp.p.addr, "srvr");
+            if srvr.contains(&named) {
+                break;
+            }
+            assert!(t.elapsed() < WAIT, "{}: {srvr}", rp.room);
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
@@ -396,17 +428,13 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 #[test]
 fn each_rooms_proxy_reads_in_its_room_and_its_writes_reach_the_leader_across_the_wan() {
     let _serial = one_at_a_time();
+    let _took = Took::new("in-room reads, writes to the leader");
     let e = ensemble("");
     let leader = e.leader().expect("a leader");
     let leader_room = ROOMS[leader];
     eprintln!("leader: id {} in room {leader_room}", leader + 1);
     let proxies = start_proxies(&e, 5);
-
-    for rp in &proxies {
-        let srvr = four_letter(rp.p.addr, "srvr");
-        let named = format!("Leader: {}\n", e.client_from(leader, rp.room));
-        assert!(srvr.contains(&named), "{}: {srvr}", rp.room);
-    }
+    wait_named_leader(&e, &proxies, leader);
 
     // Sessions through each proxy: on a server of its room (the proxy's `cons` and the
     // server's own say so); createSession, writes and sync take the WAN to the leader,
@@ -596,11 +624,17 @@ fn lose_room_b(with_leader: bool) {
     const SESSIONS: usize = 50;
     const OTHERS: usize = 5;
     let _serial = one_at_a_time();
+    let _took = Took::new(if with_leader {
+        "room B lost with the leader"
+    } else {
+        "room B lost"
+    });
     let mut e = ensemble("");
     lead_in_room_b(&mut e, with_leader);
     let leader = e.leader().expect("a leader");
     eprintln!("leader: id {} in room {}", leader + 1, ROOMS[leader]);
     let proxies = start_proxies(&e, 5);
+    wait_named_leader(&e, &proxies, leader);
     let pb = &proxies[1];
 
     let mut setup = Client::through(&proxies[0]);
@@ -649,6 +683,8 @@ fn lose_room_b(with_leader: bool) {
     let now_leading = e.leader().expect("a leader");
     assert_ne!(ROOMS[now_leading], "B");
     assert_eq!(now_leading != leader, with_leader, "an election iff B led");
+    // The proxies follow the leader by themselves.
+    wait_named_leader(&e, &proxies, now_leading);
     eprintln!(
         "{SESSIONS} sessions re-attached {moved:?} after room B was lost; leader id {}",
         now_leading + 1
@@ -729,6 +765,7 @@ fn lose_room_b(with_leader: bool) {
 fn with_leader_serves_no_no_session_lands_on_a_leader_before_or_after_an_election() {
     const PER_PROXY: usize = 8;
     let _serial = one_at_a_time();
+    let _took = Took::new("leaderServes=no");
     let mut e = ensemble("leaderServes=no");
     let old = e.leader().expect("a leader");
     assert_eq!(
@@ -797,6 +834,14 @@ fn with_leader_serves_no_no_session_lands_on_a_leader_before_or_after_an_electio
     for rp in &proxies {
         assert_eq!(rp.state_of(new), "not_serving", "{}", rp.room);
     }
+    // (A leader that does not serve answers srvr with no Mode: the proxies cannot name it.)
+    let srvr = four_letter(proxies[0].p.addr, "srvr");
+    eprintln!(
+        "proxy A's srvr: {}",
+        srvr.lines()
+            .find(|l| l.starts_with("Leader:"))
+            .unwrap_or("-")
+    );
 
     let survivor = (0..ROOMS.len())
         .find(|&i| i != old && i != new)
