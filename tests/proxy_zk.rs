@@ -226,6 +226,24 @@ impl RoomProxy {
         self.p.mntr()[&format!("zk_proxy_upstream_{k}_state")].clone()
     }
 
+    /// Waits until the proxy gives `member` the state `want`.
+    fn wait_state(&self, member: usize, want: &str) {
+        let t = Instant::now();
+        loop {
+            let now = self.state_of(member);
+            if now == want {
+                return;
+            }
+            assert!(
+                t.elapsed() < WAIT,
+                "{}: id {} is {now}, not {want}",
+                self.room,
+                member + 1
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn mntr_u64(&self, key: &str) -> u64 {
         self.p.mntr()[key].parse().expect("a number")
     }
@@ -775,7 +793,7 @@ fn with_leader_serves_no_no_session_lands_on_a_leader_before_or_after_an_electio
     eprintln!("leader: id {} in room {}", old + 1, ROOMS[old]);
     let proxies = start_proxies(&e, 4);
     for rp in &proxies {
-        assert_eq!(rp.state_of(old), "not_serving", "{}", rp.room);
+        rp.wait_state(old, "not_serving");
     }
 
     let mut setup = Client::through(&proxies[0]);
@@ -832,7 +850,7 @@ fn with_leader_serves_no_no_session_lands_on_a_leader_before_or_after_an_electio
         new + 1
     );
     for rp in &proxies {
-        assert_eq!(rp.state_of(new), "not_serving", "{}", rp.room);
+        rp.wait_state(new, "not_serving");
     }
     // (A leader that does not serve answers srvr with no Mode: the proxies cannot name it.)
     let srvr = four_letter(proxies[0].p.addr, "srvr");
