@@ -97,6 +97,8 @@ pub struct Book {
     /// Answers still to come for requests the proxy sent itself (auth, SetWatches).
     own_auth: usize,
     own_set_watches: usize,
+    /// The client's pings relayed to the upstream and not answered yet.
+    pings: usize,
 }
 
 /// A reply frame (length prefix included) with only a header.
@@ -129,7 +131,7 @@ impl Book {
     }
 
     /// A request frame from the client (length prefix included), relayed now (`sent`) or
-    /// once the session has an upstream again. Pings are not booked: every client takes
+    /// once the session has an upstream again. Pings are only counted: every client takes
     /// their answers out of order.
     pub fn request(&mut self, frame: &Bytes, sent: bool) {
         let Some((xid, op)) = header(frame) else {
@@ -137,6 +139,9 @@ impl Book {
         };
         let body = &frame[12..];
         if xid == PING_XID {
+            if sent {
+                self.pings += 1;
+            }
             return;
         }
         let req = Request::decode(op, body);
@@ -216,7 +221,10 @@ impl Book {
                 self.fired(&e);
                 return Ok(Relay::Forward);
             }
-            PING_XID => return Ok(Relay::Forward),
+            PING_XID => {
+                self.pings = self.pings.saturating_sub(1);
+                return Ok(Relay::Forward);
+            }
             AUTH_XID if self.own_auth > 0 => {
                 self.own_auth -= 1;
                 return Ok(Relay::Swallow);
@@ -350,6 +358,17 @@ impl Book {
             }
         }
         out
+    }
+
+    /// Answers for the pings a lost upstream will never answer, to send to the client at
+    /// once (pings are answered out of order anyway). A client that sees a ping go
+    /// unanswered drops its connection (kazoo: "outstanding heartbeat ping not received"),
+    /// which the proxy is there to keep up.
+    pub fn lost_pings(&mut self) -> Vec<Bytes> {
+        let n = std::mem::take(&mut self.pings);
+        (0..n)
+            .map(|_| reply_frame(PING_XID, self.last_zxid, 0))
+            .collect()
     }
 
     /// The proxy's own answers whose turn has come: lost requests with no request still
@@ -614,6 +633,26 @@ mod tests {
         assert_eq!(b.due_local(), vec![reply_frame(3, 8, CONNECTION_LOSS)]);
         assert_eq!(b.reply(&reply(4, 8, 0)), Ok(Relay::Forward));
         assert_eq!(b.reply(&reply(5, 9, 0)), Ok(Relay::Forward));
+        assert_eq!(b.in_flight(), 0);
+    }
+
+    #[test]
+    fn pings_a_lost_upstream_never_answered_are_the_proxys_to_answer() {
+        let mut b = Book::new(4);
+        let mut ping = BytesMut::new();
+        ping.put_i32(8);
+        ping.put_i32(PING_XID);
+        ping.put_i32(OpCode::Ping as i32);
+        let ping = ping.freeze();
+        b.request(&ping, true);
+        b.request(&ping, true);
+        assert_eq!(b.reply(&reply(PING_XID, 4, 0)), Ok(Relay::Forward));
+        // One still unanswered when the upstream is lost: answered once, by the proxy.
+        assert_eq!(b.lost_pings(), vec![reply_frame(PING_XID, 4, 0)]);
+        assert!(b.lost_pings().is_empty());
+        // A ping that came while there was no upstream is answered as it comes.
+        b.request(&ping, false);
+        assert!(b.lost_pings().is_empty());
         assert_eq!(b.in_flight(), 0);
     }
 

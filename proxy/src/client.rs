@@ -458,6 +458,9 @@ async fn relay(
                 }
                 Lost::Evicted => "the upstream is down".to_string(),
             };
+            for f in book.lost_pings() {
+                cw.write_all(&f).await?;
+            }
             if book.sasl {
                 // A SASL login cannot be replayed to another server.
                 break Err(other(&format!("{why}; a SASL session cannot move")));

@@ -2,6 +2,16 @@
 //! `java -cp … QuorumPeerMain`, each on its own 127.0.0.x address with its client,
 //! quorum (learner) and election ports, small heaps, and a `myid` in its data directory.
 //! `start` returns once every member serves and one of them leads.
+//!
+//! [`JavaEnsemble::start_in_rooms`] lays the members out over rooms joined by a WAN: each
+//! member's zoo.cfg names the peers of other rooms at delaying TCP forwarders
+//! ([`TcpCut::start_delayed`]) in front of their quorum and election ports, so that the
+//! learners' traffic with a leader of another room crosses the delay; the forwarders in
+//! front of the client ports are there for clients of other rooms
+//! ([`JavaEnsemble::client_from`]). One path is not delayed: ZooKeeper's election keeps
+//! only connections opened by the higher server id, and when a lower id connects first the
+//! higher one connects back to the address the lower one announces, its own, direct
+//! (`QuorumCnxManager.handleConnection`); election messages of such a pair skip the delay.
 
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
@@ -11,6 +21,11 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use super::java_zk::{four_letter_within, free_loopback_addr, zk_classpath, JVM_FLAGS};
+use super::tcp_cut::TcpCut;
+
+/// The answer of `srvr` (and most words) from a server that takes no clients: a leader
+/// with `leaderServes=no`, a server out of its quorum.
+pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
 
 pub struct Member {
     pub id: u64,
@@ -21,8 +36,27 @@ pub struct Member {
     /// The learner port (`server.N=host:QUORUM:election`): the leader listens here.
     pub quorum: SocketAddr,
     pub election: SocketAddr,
+    /// Its room, in an ensemble laid out over rooms.
+    pub room: Option<String>,
+    /// Its `server.N` lines as it sees its peers (those of other rooms at their
+    /// forwarders); `None`: the ensemble's `server_lines`.
+    peer_lines: Option<String>,
     dir: PathBuf,
     child: Option<Child>,
+}
+
+/// The one-way delay between two rooms.
+pub type OneWay = dyn Fn(&str, &str) -> Duration;
+
+/// A member's ports as another room reaches them: delaying forwarders to its client,
+/// quorum and election ports (the last two on one address, as a `server.N` line wants).
+pub struct RoomLink {
+    pub member: usize,
+    /// The room on the other side.
+    pub from: String,
+    pub client: TcpCut,
+    pub quorum: TcpCut,
+    pub election: TcpCut,
 }
 
 pub struct JavaEnsemble {
@@ -33,6 +67,8 @@ pub struct JavaEnsemble {
     pub server_lines: String,
     /// JVM flags after the harness's own (a larger -Xmx, say).
     jvm_extra: Vec<String>,
+    /// The WAN between rooms (empty unless started in rooms).
+    pub links: Vec<RoomLink>,
 }
 
 /// A free port on `ip` besides those already taken.
@@ -63,7 +99,51 @@ impl JavaEnsemble {
 
     /// `ips.len()` participants on these addresses.
     pub fn start_on_addresses(ips: &[String], extra_cfg: &str) -> JavaEnsemble {
-        Self::start_inner(ips.len(), 0, extra_cfg, &[], Some(ips))
+        Self::start_inner(ips.len(), 0, extra_cfg, &[], Some(ips), None)
+    }
+
+    /// One participant per entry of `rooms` (its room), each with `jvm_extra` flags; the
+    /// traffic between members of rooms `a` and `b` is delayed by `delay(a, b)` each way.
+    pub fn start_in_rooms(
+        rooms: &[&str],
+        delay: &OneWay,
+        extra_cfg: &str,
+        jvm_extra: &[&str],
+    ) -> JavaEnsemble {
+        Self::start_inner(
+            rooms.len(),
+            0,
+            extra_cfg,
+            jvm_extra,
+            None,
+            Some((rooms, delay)),
+        )
+    }
+
+    /// Member `i`'s client address as clients in `room` reach it: its own in its room,
+    /// else the forwarder from `room`.
+    pub fn client_from(&self, i: usize, room: &str) -> SocketAddr {
+        match self.members[i].room.as_deref() {
+            None => self.members[i].client,
+            Some(r) if r == room => self.members[i].client,
+            Some(_) => {
+                self.links
+                    .iter()
+                    .find(|l| l.member == i && l.from == room)
+                    .expect("a link from that room")
+                    .client
+                    .addr
+            }
+        }
+    }
+
+    /// Bytes the quorum and election forwarders carried between rooms, both ways.
+    pub fn quorum_bytes_between_rooms(&self) -> u64 {
+        self.links
+            .iter()
+            .flat_map(|l| [l.quorum.bytes(), l.election.bytes()])
+            .map(|(a, b)| a + b)
+            .sum()
     }
 
     /// [`JavaEnsemble::start_with_observers`], each JVM with `jvm_extra` flags too.
@@ -73,7 +153,7 @@ impl JavaEnsemble {
         extra_cfg: &str,
         jvm_extra: &[&str],
     ) -> JavaEnsemble {
-        Self::start_inner(n, observers, extra_cfg, jvm_extra, None)
+        Self::start_inner(n, observers, extra_cfg, jvm_extra, None, None)
     }
 
     fn start_inner(
@@ -82,6 +162,7 @@ impl JavaEnsemble {
         extra_cfg: &str,
         jvm_extra: &[&str],
         ips: Option<&[String]>,
+        rooms: Option<(&[&str], &OneWay)>,
     ) -> JavaEnsemble {
         let base = tempfile::Builder::new()
             .prefix("javaensemble-")
@@ -107,28 +188,78 @@ impl JavaEnsemble {
                 client,
                 quorum: SocketAddr::new(ip.into(), free_port_on(ip)),
                 election: SocketAddr::new(ip.into(), free_port_on(ip)),
+                room: None,
+                peer_lines: None,
                 dir: base.path().join(format!("zk{}", i + 1)),
                 child: None,
             });
         }
+        let line = |m: &Member, quorum: SocketAddr, election: SocketAddr| {
+            format!(
+                "server.{}={}:{}:{}{}\n",
+                m.id,
+                quorum.ip(),
+                quorum.port(),
+                election.port(),
+                if m.observer { ":observer" } else { "" }
+            )
+        };
         let server_lines: String = members
             .iter()
-            .map(|m| {
-                format!(
-                    "server.{}={}:{}:{}{}\n",
-                    m.id,
-                    m.quorum.ip(),
-                    m.quorum.port(),
-                    m.election.port(),
-                    if m.observer { ":observer" } else { "" }
-                )
-            })
+            .map(|m| line(m, m.quorum, m.election))
             .collect();
+        let mut links = Vec::new();
+        if let Some((rooms, delay)) = rooms {
+            for (m, r) in members.iter_mut().zip(rooms) {
+                m.room = Some(r.to_string());
+            }
+            let mut names: Vec<&str> = rooms.to_vec();
+            names.sort_unstable();
+            names.dedup();
+            for (i, m) in members.iter().enumerate() {
+                for from in names.iter().filter(|r| **r != rooms[i]) {
+                    let d = delay(from, rooms[i]);
+                    let ip = match free_loopback_addr().ip() {
+                        std::net::IpAddr::V4(ip) => ip,
+                        _ => unreachable!("loopback v4"),
+                    };
+                    let on = |ip: Ipv4Addr| SocketAddr::new(ip.into(), free_port_on(ip));
+                    links.push(RoomLink {
+                        member: i,
+                        from: from.to_string(),
+                        client: TcpCut::start_delayed(m.client, d),
+                        // A follower may connect before a new leader listens: it must
+                        // see its connection wait, not close (see `start_patient_on`).
+                        quorum: TcpCut::start_patient_on(
+                            on(ip),
+                            m.quorum,
+                            d,
+                            Duration::from_secs(5),
+                        ),
+                        election: TcpCut::start_delayed_on(on(ip), m.election, d),
+                    });
+                }
+            }
+            for i in 0..members.len() {
+                let lines: String = members
+                    .iter()
+                    .enumerate()
+                    .map(|(j, m)| {
+                        match links.iter().find(|l| l.member == j && l.from == rooms[i]) {
+                            Some(l) => line(m, l.quorum.addr, l.election.addr),
+                            None => line(m, m.quorum, m.election),
+                        }
+                    })
+                    .collect();
+                members[i].peer_lines = Some(lines);
+            }
+        }
         let mut e = JavaEnsemble {
             members,
             _base: base,
             server_lines,
             jvm_extra: jvm_extra.iter().map(|s| s.to_string()).collect(),
+            links,
         };
         for i in 0..n + observers {
             e.write_config(i, extra_cfg);
@@ -155,7 +286,7 @@ impl JavaEnsemble {
             data.display(),
             m.client.port(),
             m.client.ip(),
-            self.server_lines,
+            m.peer_lines.as_ref().unwrap_or(&self.server_lines),
             // `{id}` stands for the member's id (its own key store, say).
             extra_cfg.trim().replace("{id}", &m.id.to_string())
         );
@@ -195,17 +326,43 @@ impl JavaEnsemble {
             .map(str::to_owned)
     }
 
-    /// Index of the member that leads now.
+    /// Index of the member that leads now (one with `leaderServes=no` included).
     pub fn leader(&self) -> Option<usize> {
-        (0..self.members.len())
-            .find(|&i| self.is_up(i) && self.mode(i).as_deref() == Some("leader"))
+        (0..self.members.len()).find(|&i| {
+            self.is_up(i)
+                && (self.mode(i).as_deref() == Some("leader") || self.leads_without_serving(i))
+        })
     }
 
-    fn is_up(&self, i: usize) -> bool {
+    /// Whether member `i` leads but takes no clients (`leaderServes=no`): its `srvr` says it
+    /// is not serving, and its log's last state change is to leading in the broadcast
+    /// phase (ZooKeeper's words give no mode for a server that does not serve).
+    pub fn leads_without_serving(&self, i: usize) -> bool {
+        let not_serving =
+            four_letter_within(self.members[i].client, "srvr", Duration::from_secs(1))
+                .is_ok_and(|a| a.trim_end() == NOT_SERVING);
+        not_serving
+            && self
+                .peer_state(i)
+                .is_some_and(|s| s.starts_with("leading") && s.contains("broadcast"))
+    }
+
+    /// Member `i`'s last state change in its log (`QuorumPeer`'s "Peer state changed:
+    /// following - broadcast", say).
+    pub fn peer_state(&self, i: usize) -> Option<String> {
+        let log = fs::read_to_string(self.members[i].dir.join("zookeeper.log")).ok()?;
+        log.lines()
+            .rev()
+            .find_map(|l| l.split_once("Peer state changed: "))
+            .map(|(_, s)| s.trim().to_string())
+    }
+
+    pub fn is_up(&self, i: usize) -> bool {
         self.members[i].child.is_some()
     }
 
-    /// Waits until every running member serves and one leads.
+    /// Waits until every running member serves and one leads (with `leaderServes=no`:
+    /// every running member but the leader serves).
     pub fn wait_serving(&self, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
@@ -216,6 +373,17 @@ impl JavaEnsemble {
             let serving = up.clone().all(|i| modes[i].is_some());
             if serving && modes.iter().any(|m| m.as_deref() == Some("leader")) {
                 return;
+            }
+            let quiet: Vec<usize> = up.clone().filter(|&i| modes[i].is_none()).collect();
+            if let [l] = quiet[..] {
+                if modes
+                    .iter()
+                    .flatten()
+                    .all(|m| m == "follower" || m == "observer")
+                    && self.leads_without_serving(l)
+                {
+                    return;
+                }
             }
             if Instant::now() > deadline {
                 let logs: String = (0..self.members.len())

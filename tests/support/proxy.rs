@@ -77,7 +77,11 @@ impl Proxy {
             .arg("proxy")
             .arg("--config")
             .arg(self.dir.path().join("proxy.toml"))
-            .env("GEOKEEPER_LOG", "info")
+            // GEOKEEPER_PROXY_LOG=debug, say, to follow each connection's end.
+            .env(
+                "GEOKEEPER_LOG",
+                std::env::var("GEOKEEPER_PROXY_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -22,6 +22,9 @@ struct Shared {
     stopped: AtomicBool,
     /// One-way delay of each direction; zero relays at once.
     delay: Duration,
+    /// How long a connection whose target refuses is held while the target is asked
+    /// again; zero: closed at once.
+    patience: Duration,
     /// Bytes carried towards the target and back to the clients, over all connections.
     to_target: Arc<AtomicU64>,
     to_client: Arc<AtomicU64>,
@@ -47,6 +50,21 @@ impl TcpCut {
 
     /// Like `start_delayed`, listening on `listen`.
     pub fn start_delayed_on(listen: SocketAddr, target: SocketAddr, delay: Duration) -> TcpCut {
+        Self::start_patient_on(listen, target, delay, Duration::ZERO)
+    }
+
+    /// Like `start_delayed_on`, but a connection whose target refuses (not listening yet)
+    /// is held open for up to `patience` while the target is asked again, as a real
+    /// network would retransmit a SYN, instead of being accepted and closed at once. A
+    /// ZooKeeper follower retries a leader that refuses its connection, but takes one
+    /// that is accepted and then closed for a failed leader and elects again; a forwarder
+    /// between the two must not turn the first into the second.
+    pub fn start_patient_on(
+        listen: SocketAddr,
+        target: SocketAddr,
+        delay: Duration,
+        patience: Duration,
+    ) -> TcpCut {
         let listener = TcpListener::bind(listen).expect("bind forwarder");
         let addr = listener.local_addr().expect("forwarder address");
         let shared = Arc::new(Shared {
@@ -54,6 +72,7 @@ impl TcpCut {
             refusing: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             delay,
+            patience,
             to_target: Arc::new(AtomicU64::new(0)),
             to_client: Arc::new(AtomicU64::new(0)),
         });
@@ -114,30 +133,56 @@ fn accept_loop(listener: TcpListener, target: SocketAddr, shared: Arc<Shared>) {
             let _ = client.shutdown(Shutdown::Both);
             continue;
         }
-        let Ok(server) = TcpStream::connect_timeout(&target, Duration::from_secs(2)) else {
-            let _ = client.shutdown(Shutdown::Both);
-            continue;
-        };
-        client.set_nodelay(true).ok();
-        server.set_nodelay(true).ok();
-        let (Ok(c2), Ok(s2), Ok(c3), Ok(s3)) = (
-            client.try_clone(),
-            server.try_clone(),
-            client.try_clone(),
-            server.try_clone(),
-        ) else {
-            continue;
-        };
-        shared.live.lock().unwrap().push((c3, s3));
-        let delay = shared.delay;
-        let (up, down) = (shared.to_target.clone(), shared.to_client.clone());
-        if delay.is_zero() {
-            thread::spawn(move || pump(client, server, up));
-            thread::spawn(move || pump(s2, c2, down));
+        if shared.patience.is_zero() {
+            relay_one(client, target, &shared);
         } else {
-            thread::spawn(move || pump_delayed(client, server, delay, up));
-            thread::spawn(move || pump_delayed(s2, c2, delay, down));
+            let shared = shared.clone();
+            thread::spawn(move || relay_one(client, target, &shared));
         }
+    }
+}
+
+/// Connects `client` to `target` (asking again while it refuses, within the patience)
+/// and starts relaying between them.
+fn relay_one(client: TcpStream, target: SocketAddr, shared: &Arc<Shared>) {
+    let give_up = Instant::now() + shared.patience;
+    let server = loop {
+        match TcpStream::connect_timeout(&target, Duration::from_secs(2)) {
+            Ok(server) => break server,
+            Err(_) if Instant::now() < give_up && !shared.stopped.load(Ordering::SeqCst) => {
+                thread::sleep(Duration::from_millis(50))
+            }
+            Err(_) => {
+                let _ = client.shutdown(Shutdown::Both);
+                return;
+            }
+        }
+    };
+    client.set_nodelay(true).ok();
+    server.set_nodelay(true).ok();
+    let (Ok(c2), Ok(s2), Ok(c3), Ok(s3)) = (
+        client.try_clone(),
+        server.try_clone(),
+        client.try_clone(),
+        server.try_clone(),
+    ) else {
+        return;
+    };
+    {
+        // Connections that ended are forgotten here, so that a forwarder carrying many
+        // short ones (a proxy's probes) holds no descriptors for them.
+        let mut live = shared.live.lock().unwrap();
+        live.retain(|(c, _)| c.peer_addr().is_ok());
+        live.push((c3, s3));
+    }
+    let delay = shared.delay;
+    let (up, down) = (shared.to_target.clone(), shared.to_client.clone());
+    if delay.is_zero() {
+        thread::spawn(move || pump(client, server, up));
+        thread::spawn(move || pump(s2, c2, down));
+    } else {
+        thread::spawn(move || pump_delayed(client, server, delay, up));
+        thread::spawn(move || pump_delayed(s2, c2, delay, down));
     }
 }
 
