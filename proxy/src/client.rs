@@ -290,8 +290,14 @@ async fn relay(
                                 to_up.extend_from_slice(&frame);
                             }
                         }
-                        let added = book.in_flight().saturating_sub(counted);
-                        if shared.outstanding.load(Ordering::Relaxed) + added < limit.max(1) {
+                        // Counted at once, so that the proxy's other connections see it
+                        // before they take more.
+                        let now = book.in_flight();
+                        if now > counted {
+                            shared.outstanding.fetch_add(now - counted, Ordering::Relaxed);
+                            counted = now;
+                        }
+                        if shared.outstanding.load(Ordering::Relaxed) < limit.max(1) {
                             match buffered_frame(&mut cbuf, max) {
                                 Ok(f) => next = f,
                                 Err(e) => break_err = Some(e),
