@@ -817,3 +817,81 @@ fn the_sessions_of_a_hung_replica_move() {
     eprintln!("{on_b1} sessions of a hung replica served again within {took:?}");
     drop(session(b2.addr()));
 }
+
+/// Health and lag: an observer that falls behind (its WAN link cut while the leader takes
+/// writes) gets no new session once it has been behind the newest zxid the proxy saw for
+/// longer than `maxLagMs`, while it still says it serves; once caught up it gets them
+/// again.
+#[test]
+fn an_upstream_lagging_past_max_lag_gets_no_new_sessions() {
+    use support::relay::{create, session, set_data, wait_zxid};
+    use support::wan::{LinkSpec, UdpWan};
+
+    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B"), ("b2", 12, "B")]);
+    let limits = "maxClientCnxns=0\n";
+    let leader = Publisher::start(PubKind::Leader, &certs, "leader", "11@B,12@B", limits);
+    let link = UdpWan::start(
+        leader.relay(),
+        LinkSpec {
+            delay: Duration::from_millis(1),
+            jitter: Duration::ZERO,
+            loss: 0.0,
+            bandwidth: 0,
+        },
+        43,
+    );
+    let b1 = start_observer(&certs, "b1", 11, &[link.addr()], None, limits);
+    let b2 = start_observer(&certs, "b2", 12, &[leader.relay()], None, limits);
+    wait_synced(&b1, WAIT);
+    wait_synced(&b2, WAIT);
+    let p = Proxy::start(
+        "B",
+        &[
+            upstream(leader.leader_addr(), "A", 1),
+            upstream(b1.addr(), "B", 100),
+            upstream(b2.addr(), "B", 1),
+        ],
+        "max_lag_ms = 300\n",
+    );
+    p.wait_healthy(3, WAIT);
+    let mut lz = session(leader.leader_addr());
+    assert_eq!(create(&mut lz, "/lag", b"0", 0).0, 0);
+
+    // b1 cut off while the leader writes on.
+    link.cut_for(Duration::from_secs(4));
+    let t = std::time::Instant::now();
+    let lagging = loop {
+        assert_eq!(set_data(&mut lz, "/lag", b"x").0, 0);
+        let m = p.mntr();
+        let lag: u64 = m["zk_proxy_upstream_1_lag_ms"].parse().expect("lag");
+        if m["zk_proxy_upstream_1_state"] == "serving" && lag > 300 {
+            break m;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "b1 never lagged: {m:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let got = place(&p, 20);
+    assert_eq!(
+        (got[&1], got[&2]),
+        (0, 20),
+        "sessions on a lagging upstream: {got:?}; {lagging:?}"
+    );
+
+    // Caught up: it takes sessions again (weight 100 against 1).
+    link.heal();
+    wait_zxid(&b1, leader.zxid(), WAIT);
+    let t = std::time::Instant::now();
+    loop {
+        let m = p.mntr();
+        if m["zk_proxy_upstream_1_state"] == "serving" && m["zk_proxy_upstream_1_lag_ms"] == "0" {
+            break;
+        }
+        assert!(t.elapsed() < WAIT, "b1 never caught up: {m:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = place(&p, 20);
+    assert!(got[&1] >= 19, "{got:?}");
+}
