@@ -419,6 +419,11 @@ fn a_snapshot_transfer_to_one_subscriber_does_not_delay_anothers_live_stream(kin
         "relay.retainTxns=10\nrelay.diffMaxTxns=10\nsnapCount=100\n",
     );
     let mut lz = session(leader.leader_addr());
+    // 3 MB written with a snapshot every 100 transactions: a Java ensemble (three JVMs
+    // taking snapshots and fsyncs on a busy 2-core machine) once took longer than the
+    // default 10 s to answer one of these creates in CI. What this test measures comes
+    // after; the setup may be slow.
+    lz.set_reply_timeout(Duration::from_secs(60));
     assert_eq!(create(&mut lz, "/tick", b"", 0).0, 0);
     // A snapshot of about 3 MB that compression cannot shrink.
     for i in 0..300 {

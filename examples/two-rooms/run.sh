@@ -45,12 +45,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=../lib/rooms.sh
+source "$ROOT/examples/lib/rooms.sh"
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() {
-    log "$*"
-    exit 1
-}
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
     exit "${1:-2}"
@@ -78,7 +75,6 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-number() { [[ $1 =~ ^[0-9]+$ ]] || die "$2: not a number: $1"; }
 number "$PORT" --port
 number "$DELAY" --delay
 number "$TIMEOUT" --timeout
@@ -132,110 +128,9 @@ else
     DIR=$(mktemp -d "${TMPDIR:-/tmp}/two-rooms.XXXXXX")
 fi
 
-# --- processes --------------------------------------------------------------------------
-# Each child runs in a session of its own (setsid), so a Ctrl-C in the terminal reaches
-# only this script, which stops them in order; its pid is its process group's id.
-PIDS=()
-NAMES=()
-LOGS=()
-READY=0
-SLEEPER=
-
-start() { # name log command...
-    local name=$1 out=$2
-    shift 2
-    setsid "$@" </dev/null >"$out" 2>&1 &
-    PIDS+=("$!")
-    NAMES+=("$name")
-    LOGS+=("$out")
-}
-
-stop_all() {
-    local i p deadline
-    [ -z "$SLEEPER" ] || kill "$SLEEPER" 2>/dev/null || true
-    # Room B first, then the WAN, then room A: nothing is left following a dead upstream.
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        kill -TERM -- "-${PIDS[i]}" 2>/dev/null || kill -TERM "${PIDS[i]}" 2>/dev/null || true
-    done
-    deadline=$((SECONDS + 10))
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        p=${PIDS[i]}
-        while kill -0 "$p" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
-            sleep 0.1
-        done
-        if kill -0 "$p" 2>/dev/null; then
-            log "${NAMES[i]} did not stop on SIGTERM: SIGKILL"
-        fi
-        # Whatever is left of its group (a JVM's children, a process stuck in shutdown).
-        kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    PIDS=()
-}
-
-on_exit() {
-    local rc=$?
-    # A second Ctrl-C must not cut the stopping short and leave servers behind.
-    trap - EXIT
-    trap '' INT TERM HUP
-    stop_all
-    if [ "$KEEP" = 1 ]; then
-        log "kept $DIR"
-    else
-        [ -z "$DIR" ] || rm -rf "$DIR"
-    fi
-    exit "$rc"
-}
 trap on_exit EXIT
 # Interrupted once serving: a normal end. Interrupted while starting: 130.
 trap 'if [ "$READY" = 1 ]; then log "stopping"; exit 0; else exit 130; fi' INT TERM HUP
-
-# The log tail of every child that is not running any more (or of all, with "all").
-report() {
-    local i
-    for i in "${!PIDS[@]}"; do
-        if [ "${1:-}" = all ] || ! kill -0 "${PIDS[i]}" 2>/dev/null; then
-            log "${NAMES[i]}: ${LOGS[i]} (last 40 lines):"
-            tail -n 40 "${LOGS[i]}" >&2 || true
-        fi
-    done
-}
-
-all_running() {
-    local i
-    for i in "${!PIDS[@]}"; do
-        kill -0 "${PIDS[i]}" 2>/dev/null || return 1
-    done
-}
-
-# A four-letter word's answer (the server closes the connection after it).
-four() { # host word
-    timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/$2" && printf %s "$3" >&3 && cat <&3' \
-        _ "$1" "$CLIENT_PORT" "$2" 2>/dev/null
-}
-
-# Polls `what` (a function) until it succeeds; gives up with the logs when a child has
-# exited or after TIMEOUT seconds from the start.
-wait_for() { # description function args...
-    local what=$1
-    shift
-    until "$@"; do
-        if ! all_running; then
-            report
-            die "a process exited while waiting for $what"
-        fi
-        if [ "$SECONDS" -ge "$TIMEOUT" ]; then
-            report all
-            die "timed out after ${TIMEOUT}s waiting for $what"
-        fi
-        sleep 0.2
-    done
-}
-
-# grep reads all of the answer (no -q): with pipefail, a `four` cut short by SIGPIPE
-# would count as a failed probe.
-synced() { four "$1" mntr | grep "^zk_observer_synced[[:space:]]1\$" >/dev/null; }
-mode_is() { four "$1" srvr | grep "^Mode: $2\$" >/dev/null; }
 
 # --- certificates -----------------------------------------------------------------------
 # A development CA and one key store per relay node; each certificate also names every
@@ -249,13 +144,6 @@ fi
 GEOKEEPER_LOG=warn "$GEOKEEPER_BIN" certs --dir "$DIR/certs" "${NODES[@]}" \
     --host "$LEADER_IP" --host "$GATEWAY_IP" --host "$WAN_IP" --host "$B1_IP" >/dev/null ||
     die "geokeeper certs failed"
-
-# A node's room and relay PEM files (geokeeper certs puts key and chain in one file,
-# which serves as both).
-relay_stores() { # node-name room
-    printf 'room=%s\nrelay.ssl.cert=%s\nrelay.ssl.key=%s\nrelay.ssl.ca=%s\n' \
-        "$2" "$DIR/certs/$1.pem" "$DIR/certs/$1.pem" "$DIR/certs/ca.pem"
-}
 
 # A geokeeper server: DIR/NAME/zoo.cfg from the lines on stdin, its log in
 # DIR/NAME/geokeeper.log.

@@ -262,6 +262,11 @@ impl RawZk {
         self.await_reply(xid)
     }
 
+    /// How long a reply may take on this connection (default [`REPLY_TIMEOUT`]).
+    pub fn set_reply_timeout(&mut self, within: Duration) {
+        self.stream.set_read_timeout(Some(within)).ok();
+    }
+
     /// Whether the server closes the connection within `within` without sending more.
     /// `Err` carries a frame that arrived instead.
     pub fn closed_within(&mut self, within: Duration) -> Result<bool, Frame> {
