@@ -59,6 +59,9 @@ fn writer(
 ) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
         let mut z = session(addr);
+        // A load generator, not what is measured: a Java leader among six JVMs on two
+        // cores has taken over 10 s to answer one create (seen three times, never alone).
+        z.set_reply_timeout(Duration::from_secs(60));
         let mut n = 0u64;
         while !stop.load(Ordering::Relaxed) {
             let (err, _) = create(&mut z, &format!("/{prefix}-{n}"), &[n as u8; 64], 0);
@@ -516,6 +519,8 @@ fn a_room_relay_killed_in_the_middle_of_a_snapshot_transfer_leaves_its_subscribe
         "relay.retainTxns=10\nrelay.diffMaxTxns=10\nsnapCount=100\n",
     );
     let mut lz = session(leader.leader_addr());
+    // 3 MB of setup: may be slow on a busy machine (see the test above).
+    lz.set_reply_timeout(Duration::from_secs(60));
     for i in 0..300 {
         assert_eq!(
             create(&mut lz, &format!("/big-{i}"), &noise(10_000), 0).0,
