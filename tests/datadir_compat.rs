@@ -1286,10 +1286,16 @@ async fn gzip_snapshots_restore_both_ways() {
     let v = v2.clone();
     let newest_before = zk_newest.clone();
     blocking(move || {
+        // One taken after the creates began: the one geokeeper may write as it starts (as
+        // ZooKeeper does after loading) can land after `newest_before` was read.
         eventually(Duration::from_secs(10), "a geokeeper gzip snapshot", || {
-            snapshot_paths(&v)
-                .last()
-                .is_some_and(|p| *p != newest_before && is_gz(p))
+            snapshot_paths(&v).last().is_some_and(|p| {
+                *p != newest_before
+                    && is_gz(p)
+                    && gk_tool(&["snapshot", "dump", &path_arg(p)])
+                        .1
+                        .contains("/g/k0")
+            })
         })
     });
     let written = blocking(|| dump(gk.addr));
