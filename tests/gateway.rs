@@ -31,6 +31,9 @@ type Dump = BTreeMap<String, (Stat, Option<Vec<u8>>)>;
 /// and returns the last zxid seen.
 fn write(addr: SocketAddr, prefix: &str, n: usize) -> i64 {
     let mut z = session(addr);
+    // Setup, not what is measured: a Java leader on a busy 2-core machine has taken over
+    // 10 s for one create in a CI run.
+    z.set_reply_timeout(std::time::Duration::from_secs(60));
     let _ = z.call(
         OpCode::Create,
         &Request::Create {

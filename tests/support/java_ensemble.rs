@@ -78,7 +78,9 @@ fn free_port_on(ip: Ipv4Addr) -> u16 {
 }
 
 impl JavaEnsemble {
-    /// Starts `n` participants (tickTime 500 ms, initLimit 20, syncLimit 10) with
+    /// Starts `n` participants (tickTime 500 ms, initLimit 20, syncLimit 10, no fsync per
+    /// commit: the tests kill processes, never the machine, and right after a fresh
+    /// build the disk's writeback made one Java commit wait over 10 s in CI runs) with
     /// `extra_cfg` lines, and waits until they serve with a leader.
     pub fn start(n: usize, extra_cfg: &str) -> JavaEnsemble {
         Self::start_with_observers(n, 0, extra_cfg)
@@ -275,7 +277,7 @@ impl JavaEnsemble {
         fs::create_dir_all(&data).expect("mkdir data");
         fs::write(data.join("myid"), format!("{}\n", m.id)).expect("myid");
         let cfg = format!(
-            "{}tickTime=500\ninitLimit=20\nsyncLimit=10\ndataDir={}\nclientPort={}\n\
+            "{}tickTime=500\ninitLimit=20\nsyncLimit=10\nforceSync=no\ndataDir={}\nclientPort={}\n\
              clientPortAddress={}\n4lw.commands.whitelist=*\nadmin.enableServer=false\n\
              {}{}\n",
             if m.observer {

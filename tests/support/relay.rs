@@ -443,14 +443,7 @@ impl Publisher {
             PubKind::Gateway => {
                 // Sessions of up to 60 s, as a standalone geokeeper allows by default: the
                 // tests' clients ask for 30 s and ride out WAN cuts of several seconds.
-                // No fsync per commit in the Java servers: right after a fresh build the
-                // disk's writeback made a Java commit wait over 10 s in two CI runs (these
-                // tests kill processes, never the machine: what was written stays in the
-                // page cache).
-                let e = super::java_ensemble::JavaEnsemble::start(
-                    3,
-                    "maxSessionTimeout=60000\nforceSync=no\n",
-                );
+                let e = super::java_ensemble::JavaEnsemble::start(3, "maxSessionTimeout=60000\n");
                 let data_dir = tempfile::tempdir().expect("tempdir");
                 let data = data_dir.path().to_path_buf();
                 let relay = free_udp_addr();
