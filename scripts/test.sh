@@ -94,5 +94,6 @@ case " ${test_args[*]-} " in
 *) test_args=("--test-threads=$threads" "${test_args[@]}") ;;
 esac
 
-log "cargo test --workspace --release ${cargo_args[*]-} -- ${test_args[*]}"
-exec cargo test --workspace --release "${cargo_args[@]}" -- "${test_args[@]}"
+# --no-fail-fast: one red test binary does not hide how the others fare.
+log "cargo test --workspace --release --no-fail-fast ${cargo_args[*]-} -- ${test_args[*]}"
+exec cargo test --workspace --release --no-fail-fast "${cargo_args[@]}" -- "${test_args[@]}"

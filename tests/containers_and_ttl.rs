@@ -75,8 +75,9 @@ async fn container_that_never_had_a_child_stays() {
 async fn ttl_node_without_children_expires_after_its_ttl() {
     let gk = Geokeeper::start(CFG);
     let c = connect(gk.addr).await;
-    let (st, _) = c.create("/t", b"", &ttl(1000)).await.unwrap();
+    // Before the request: the server stamps the node's mtime when the create arrives.
     let created = Instant::now();
+    let (st, _) = c.create("/t", b"", &ttl(1000)).await.unwrap();
     assert_eq!(st.ephemeral_owner, 0);
     let (_, w) = c.check_and_watch_stat("/t").await.unwrap();
     assert_eq!(
@@ -101,8 +102,10 @@ async fn set_data_renews_a_ttl_node() {
     c.create("/t", b"", &ttl(1500)).await.unwrap();
     let created = Instant::now();
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    c.set_data("/t", b"touch", None).await.unwrap();
+    // The server stamps the setData's mtime when the request arrives, which is after
+    // this instant; its reply can come much later (an fsync on a busy disk).
     let touched = Instant::now();
+    c.set_data("/t", b"touch", None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1900).saturating_sub(created.elapsed())).await;
     // 1.9 s after the create, 0.9 s after the setData: still there.
     assert!(c.check_stat("/t").await.unwrap().is_some());

@@ -916,11 +916,12 @@ async fn geokeeper_killed_and_restarted_keeps_everything_and_carries_on() {
     let live = workload(gk.addr, false).await;
     // A TTL node that expires only after the restart.
     let ttl_ms = 6000;
+    // Before the request: the node's mtime is stamped when the create arrives.
+    let ttl_made = Instant::now();
     live.main
         .create("/ttl-6s", b"", &ttl(ttl_ms))
         .await
         .unwrap();
-    let ttl_made = Instant::now();
     let before = blocking(|| dump(gk.addr));
     // SIGKILL; the clients go too, so that no session is resumed.
     blocking(|| gk.kill());

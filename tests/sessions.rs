@@ -140,8 +140,9 @@ async fn session_expires_when_its_client_stops_pinging() {
     assert_eq!(silent.response.time_out, MIN_TIMEOUT_MS);
     let sid = silent.session_id();
     let passwd = silent.response.passwd.to_vec();
-    raw_ok(raw_create(&mut silent, "/silent", 1));
+    // The session's clock starts when the create arrives, before its (fsynced) reply.
     let last_touch = Instant::now();
+    raw_ok(raw_create(&mut silent, "/silent", 1));
 
     // A crate client with the same short timeout keeps itself alive by pinging.
     let alive = connect_with_timeout(gk.addr, Duration::from_millis(4000)).await;
