@@ -391,6 +391,151 @@ fn a_session_outlives_its_replica() {
     assert_eq!(m["zk_proxy_sessions_reattach_failed"], "0", "{m:?}");
 }
 
+/// Sessions placed in another room while their own had no healthy upstream go back home
+/// once it has one again for `returnHomeMs`, paced, each at a moment it has nothing in
+/// flight, without the client seeing anything: same connection, same session, and a
+/// change made while they move fires each one-shot watch exactly once. A session holding
+/// a persistent watch stays (its events could not be carried over without a gap).
+#[test]
+fn sessions_placed_in_another_room_go_home_once_it_is_back() {
+    use geokeeper_core::proto::records::{AddWatchRequest, GetDataRequest, SyncRequest};
+    use geokeeper_core::proto::OpCode;
+    use geokeeper_core::request::Request;
+    use support::relay::{create, session, set_data};
+
+    const SESSIONS: usize = 20;
+    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B"), ("c1", 21, "C")]);
+    let limits = "maxClientCnxns=0\n";
+    let leader = Publisher::start(PubKind::Leader, &certs, "leader", "11@B,21@C", limits);
+    let mut b1 = start_observer(&certs, "b1", 11, &[leader.relay()], None, limits);
+    let c1 = start_observer(&certs, "c1", 21, &[leader.relay()], None, limits);
+    wait_synced(&b1, WAIT);
+    wait_synced(&c1, WAIT);
+    let mut lz = session(leader.leader_addr());
+    assert_eq!(create(&mut lz, "/w", b"v1", 0).0, 0);
+    // 20 sessions at 10 a second: their moves take about 2 s.
+    let p = Proxy::start(
+        "B",
+        &[upstream(b1.addr(), "B", 1), upstream(c1.addr(), "C", 1)],
+        "return_home_ms = 1000\nreattach_per_second = 10\n",
+    );
+    p.wait_healthy(2, WAIT);
+    b1.gk.kill();
+    p.wait_healthy(1, WAIT);
+
+    let ok =
+        |e: &support::rawzk::Exchange| e.reply.as_ref().map(|f| f.header.err).map_err(Clone::clone);
+    let watch = Request::GetData(GetDataRequest {
+        path: "/w".into(),
+        watch: true,
+    });
+    let mut sessions: Vec<RawZk> = (0..SESSIONS)
+        .map(|_| {
+            let mut z = RawZk::connect(p.addr, 0, &[0; 16], 0, 30_000).expect("session");
+            assert_eq!(ok(&z.call(OpCode::GetData, &watch)), Ok(0));
+            z
+        })
+        .collect();
+    let mut persistent = RawZk::connect(p.addr, 0, &[0; 16], 0, 30_000).expect("session");
+    let add = Request::AddWatch(AddWatchRequest {
+        path: "/w".into(),
+        mode: 0,
+    });
+    assert_eq!(ok(&persistent.call(OpCode::AddWatch, &add)), Ok(0));
+    let m = p.mntr();
+    assert_eq!(
+        m["zk_proxy_upstream_1_sessions"],
+        (SESSIONS + 1).to_string(),
+        "all in room C: {m:?}"
+    );
+
+    // B is back: after a second of health the sessions move, ten a second; /w changes
+    // while they do.
+    b1.gk.restart();
+    wait_synced(&b1, WAIT);
+    let moved =
+        |p: &Proxy| -> usize { p.mntr()["zk_proxy_sessions_moved_home"].parse().expect("n") };
+    let t = std::time::Instant::now();
+    while moved(&p) == 0 {
+        assert!(
+            t.elapsed() < WAIT,
+            "none moved home: {:?}\n{}",
+            p.mntr(),
+            p.log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(set_data(&mut lz, "/w", b"v2").0, 0);
+    let during = moved(&p);
+    while moved(&p) < SESSIONS {
+        assert!(
+            t.elapsed() < WAIT,
+            "{} moved home: {:?}\n{}",
+            moved(&p),
+            p.mntr(),
+            p.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("{during} of {SESSIONS} had moved home when /w changed");
+    // Past every pacing slot (a tenth of a second each): the persistent watch's session
+    // would have had its turn by now.
+    std::thread::sleep(Duration::from_secs(1));
+
+    // Each session: one NodeDataChanged for /w, on its own connection, then its reads.
+    let sync = Request::Sync(SyncRequest { path: "/w".into() });
+    let read = Request::GetData(GetDataRequest {
+        path: "/w".into(),
+        watch: false,
+    });
+    for z in sessions.iter_mut() {
+        let id = z.session_id();
+        let s = z.call(OpCode::Sync, &sync);
+        assert_eq!(ok(&s), Ok(0), "session {id:#x}: {s:?}");
+        let r = z.call(OpCode::GetData, &read);
+        assert_eq!(ok(&r), Ok(0), "session {id:#x}: {r:?}");
+        let events: Vec<(i32, String)> = s
+            .notifications
+            .iter()
+            .chain(&r.notifications)
+            .map(|n| (n.event.r#type, n.event.path.clone()))
+            .collect();
+        assert_eq!(events, [(3, "/w".to_string())], "session {id:#x}");
+        assert!(
+            s.strays.is_empty() && r.strays.is_empty(),
+            "session {id:#x}: {s:?} {r:?}"
+        );
+        assert_eq!(z.session_id(), id);
+    }
+    // The persistent watch's session stayed in C and got its event there.
+    let s = persistent.call(OpCode::Sync, &sync);
+    assert_eq!(ok(&s), Ok(0));
+    let events: Vec<(i32, String)> = s
+        .notifications
+        .iter()
+        .map(|n| (n.event.r#type, n.event.path.clone()))
+        .collect();
+    assert_eq!(events, [(3, "/w".to_string())]);
+    let m = p.mntr();
+    assert_eq!(
+        (
+            m["zk_proxy_upstream_0_sessions"].as_str(),
+            m["zk_proxy_upstream_1_sessions"].as_str(),
+            m["zk_proxy_sessions_moved_home"].as_str(),
+            m["zk_proxy_sessions_reattached"].as_str(),
+            m["zk_proxy_sessions_reattach_failed"].as_str(),
+        ),
+        (
+            SESSIONS.to_string().as_str(),
+            "1",
+            SESSIONS.to_string().as_str(),
+            "0",
+            "0"
+        ),
+        "{m:?}"
+    );
+}
+
 /// A replica with 2,000 sessions dies: every session moves to the room's other replica on
 /// its own client connection, paced at `reattachPerSecond`, none expired, none
 /// disconnected, each answering reads again with its own session id.

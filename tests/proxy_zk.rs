@@ -148,7 +148,11 @@ impl RoomProxy {
         let p = Proxy::start(
             room,
             &ups,
-            &format!("prefer_rooms = [{}]\n", prefer.join(", ")),
+            // Sessions placed away from their room go back 2 s after it serves again.
+            &format!(
+                "prefer_rooms = [{}]\nreturn_home_ms = 2000\n",
+                prefer.join(", ")
+            ),
         );
         RoomProxy {
             room,
@@ -605,7 +609,8 @@ fn each_rooms_proxy_reads_in_its_room_and_its_writes_reach_the_leader_across_the
 /// (three of five) goes on. Every session of B's proxy moves to the nearest room, A, on its
 /// own client connection, with its id (its ephemeral lives on), its watches restored so
 /// that changes made after the loss fire, and reads answered; none expires. New sessions
-/// through B's proxy go to room A meanwhile, and home to B once its servers serve again.
+/// through B's proxy go to room A meanwhile, and home to B once its servers serve again;
+/// B's sessions follow them home `returnHomeMs` later, each on its own connection still.
 #[test]
 fn a_room_lost_whole_moves_its_proxys_sessions_to_the_nearest_room_and_none_is_lost() {
     lose_room_b(false);
@@ -617,7 +622,8 @@ fn a_room_lost_whole_moves_its_proxys_sessions_to_the_nearest_room_and_none_is_l
 /// and watches; as do the sessions of the other proxies, whose servers went through the
 /// election too. (A re-attaching session goes to the first room in the proxy's order that
 /// has a server serving at that moment: the new leader, in C, may serve before A's
-/// followers have synced with it, so some of B's sessions may land in C, and stay there.)
+/// followers have synced with it, so some of B's sessions may land in C.) Once B serves
+/// again, every one of B's sessions goes home.
 #[test]
 fn a_room_lost_with_the_leader_moves_every_session_through_the_election() {
     lose_room_b(true);
@@ -773,6 +779,76 @@ fn lose_room_b(with_leader: bool) {
     }
     let ids: BTreeMap<usize, u64> = got.iter().map(|(m, n)| (m + 1, *n)).collect();
     eprintln!("room B back: new sessions through its proxy went to server ids {ids:?}");
+
+    // And B's sessions go home too, each at a quiet moment once B has served for
+    // returnHomeMs: on the same connection, with the same session, its ephemeral and
+    // its watch.
+    for c in clients.iter_mut() {
+        c.events.clear();
+        assert_eq!(c.get_watch("/lost/w"), 0);
+    }
+    let back = Instant::now();
+    loop {
+        for c in clients.iter_mut() {
+            c.ping();
+        }
+        let n = pb.mntr_u64("zk_proxy_sessions_moved_home");
+        if n >= SESSIONS as u64 {
+            break;
+        }
+        assert!(back.elapsed() < WAIT, "{n} of {SESSIONS} moved home");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "{SESSIONS} sessions back in room B {:?} after it served again",
+        back.elapsed()
+    );
+    let mut w = session(e.members[0].client);
+    assert_eq!(set_data(&mut w, "/lost/w", b"v3").0, 0);
+    let mut home = BTreeMap::new();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.await_events(&[(DATA_CHANGED, "/lost/w")], WAIT);
+        let (err, data, _) = get(&mut c.z, "/lost/w");
+        assert_eq!((err, data.as_slice()), (0, &b"v3"[..]));
+        assert_eq!(c.z.session_id(), c.id);
+        let m = pb.member_of(c.id).expect("attached");
+        assert_eq!(ROOMS[m], "B", "session {:#x} on id {}", c.id, m + 1);
+        *home.entry(m + 1).or_insert(0) += 1;
+        let (err, _, stat) = get(&mut w, &format!("/lost/eph-{i}"));
+        assert_eq!(err, 0, "session {:#x} lost its ephemeral", c.id);
+        assert_eq!(stat.expect("stat").ephemeral_owner, c.id);
+    }
+    eprintln!("B's sessions back home on server ids {home:?}");
+    // The other proxies' sessions end in their own rooms too: with the leader in B, A's
+    // and C's servers went through the election, some of their sessions may have moved
+    // to another room, and they go home as well; without, they never left.
+    let t = Instant::now();
+    for (k, c) in others.iter_mut() {
+        let rp = &proxies[*k];
+        loop {
+            let m = rp.member_of(c.id).expect("attached");
+            if ROOMS[m] == rp.room {
+                break;
+            }
+            assert!(
+                t.elapsed() < WAIT,
+                "session {:#x} of proxy {} still on id {}",
+                c.id,
+                rp.room,
+                m + 1
+            );
+            c.ping();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if !with_leader {
+            assert_eq!(
+                rp.mntr_u64("zk_proxy_sessions_moved_home"),
+                0,
+                "{}",
+                rp.room
+            );
+        }
+    }
 }
 
 /// `leaderServes=no`: the Java leader takes no clients and its `srvr` says it does not

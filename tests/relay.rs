@@ -27,7 +27,7 @@ with_both_publishers!(
 fn a_remote_observer_serves_reads_forwards_writes_and_resumes_by_diff(kind: PubKind) {
     let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B"), ("b2", 12, "B")]);
     let leader = Publisher::start(kind, &certs, "leader", "11@B,12@B", "");
-    let mut lz = session(leader.leader_addr());
+    let mut lz = leader.session();
     assert_eq!(create(&mut lz, "/before", b"x", 0).0, 0);
 
     // b1 follows the leader and re-publishes to b2 (one WAN stream for the room).
@@ -111,7 +111,7 @@ fn an_observer_too_far_behind_catches_up_by_snapshot_and_ends_identical(kind: Pu
         "21@C",
         "relay.retainTxns=10\nrelay.diffMaxTxns=50\nsnapCount=100\n",
     );
-    let mut lz = session(leader.leader_addr());
+    let mut lz = leader.session();
     for i in 0..30 {
         assert_eq!(create(&mut lz, &format!("/a{i}"), b"1", 0).0, 0);
     }
@@ -163,7 +163,7 @@ fn an_observer_moves_to_its_next_upstream_when_its_relay_dies(kind: PubKind) {
     );
     let mut z2 = session(b2.addr());
     assert_eq!(create(&mut z2, "/via-b1", b"", 0).0, 0);
-    let mut lz = session(leader.leader_addr());
+    let mut lz = leader.session();
 
     b1.gk.kill();
     for i in 0..10 {
@@ -223,7 +223,7 @@ fn a_stalled_subscriber_is_dropped_without_slowing_the_leader_or_its_sibling(kin
     // c1's link stalls (nothing acknowledged, nothing read) while the leader writes
     // megabytes: its queue passes the bound and it is let go; b1 keeps up.
     link.cut();
-    let mut lz = session(leader.leader_addr());
+    let mut lz = leader.session();
     let t = std::time::Instant::now();
     let mut dropped = false;
     for i in 0..600 {
@@ -270,7 +270,7 @@ fn sessions_are_global_kept_alive_by_batched_touches_and_move_with_their_watches
         assert!(f.reply.is_ok(), "ping through b1");
         std::thread::sleep(Duration::from_millis(1_000));
     }
-    let mut lz = session(leader.leader_addr());
+    let mut lz = leader.session();
     let (err, _, stat) = get(&mut lz, "/eph");
     assert_eq!(
         err, 0,
@@ -367,7 +367,7 @@ fn local_sessions_of_a_remote_observer_never_cross_the_wan_until_they_need_to(ki
     // A reading client: its session is b1's own.
     let mut r = session(b1.addr());
     assert_eq!(get(&mut r, "/").0, 0);
-    let mut lz = session(leader.leader_addr());
+    let mut lz = leader.session();
     let (_, z) = create(&mut lz, "/seen", b"", 0);
     wait_zxid(&b1, z, SYNC);
     assert_eq!(get(&mut r, "/seen").0, 0);

@@ -493,7 +493,7 @@ fn round(
     eprintln!("relay_history: topology up in {:?}", started.elapsed());
     // The paths every client works on exist before the history starts.
     let h = Arc::new(History::new());
-    let mut lz = session(leader.leader_addr());
+    let mut lz = leader.session();
     for p in PATHS {
         assert_eq!(create(&mut lz, p, b"init", 0).0, 0, "create {p}");
         let (err, data, stat) = get(&mut lz, p);

@@ -133,7 +133,7 @@ fn a_cut_within_retention_resumes_by_diff_and_a_longer_one_by_snapshot(kind: Pub
     let link = UdpWan::start(leader.relay(), wan(25, 0.0), 12);
     let c1 = start_observer(&certs, "c1", 21, &[link.addr()], None, "");
     wait_synced(&c1, SYNC);
-    let mut lz = session(leader.leader_addr());
+    let mut lz = leader.session();
 
     // (A gateway's subscriber may start with a snapshot: the gateway's own log begins
     // where it joined the ensemble.)
@@ -186,7 +186,7 @@ fn a_cut_in_the_middle_of_a_snapshot_transfer_resumes_it(kind: PubKind) {
         "21@C",
         "relay.retainTxns=10\nrelay.diffMaxTxns=10\nsnapCount=100\n",
     );
-    let mut lz = session(leader.leader_addr());
+    let mut lz = leader.session();
     for i in 0..400 {
         assert_eq!(
             create(&mut lz, &format!("/big-{i}"), &[i as u8; 10_000], 0).0,
@@ -281,7 +281,7 @@ fn through_a_wan_cut_a_read_only_observer_keeps_its_clients_and_serves_reads(kin
     assert_eq!(f.header.err, 0);
 
     link.cut();
-    let mut lz = session(leader.leader_addr());
+    let mut lz = leader.session();
     assert_eq!(set_data(&mut lz, "/cfg", b"v2").0, 0);
     // The observer notices (QUIC idle timeout) and goes read-only, keeping the client.
     let t = Instant::now();
@@ -344,7 +344,7 @@ fn a_backlogged_subscriber_still_knows_its_lag() {
     let link = UdpWan::start(leader.relay(), spec, 17);
     let b1 = start_observer(&certs, "b1", 11, &[link.addr()], None, "");
     wait_synced(&b1, SYNC);
-    let mut z = session(leader.leader_addr());
+    let mut z = leader.session();
     for i in 0..32 {
         let (err, _) = create(&mut z, &format!("/big-{i}"), &noise(500_000), 0);
         assert_eq!(err, 0);
@@ -421,12 +421,8 @@ fn a_snapshot_transfer_to_one_subscriber_does_not_delay_anothers_live_stream(kin
         "11@B,21@C",
         "relay.retainTxns=10\nrelay.diffMaxTxns=10\nsnapCount=100\n",
     );
-    let mut lz = session(leader.leader_addr());
-    // 3 MB written with a snapshot every 100 transactions: a Java ensemble (three JVMs
-    // taking snapshots and fsyncs on a busy 2-core machine) once took longer than the
-    // default 10 s to answer one of these creates in CI. What this test measures comes
-    // after; the setup may be slow.
-    lz.set_reply_timeout(Duration::from_secs(60));
+    // 3 MB of setup: may be slow on a busy machine (see `Publisher::session`).
+    let mut lz = leader.session();
     assert_eq!(create(&mut lz, "/tick", b"", 0).0, 0);
     // A snapshot of about 3 MB that compression cannot shrink.
     for i in 0..300 {
@@ -518,9 +514,7 @@ fn a_room_relay_killed_in_the_middle_of_a_snapshot_transfer_leaves_its_subscribe
         "11@B,12@B",
         "relay.retainTxns=10\nrelay.diffMaxTxns=10\nsnapCount=100\n",
     );
-    let mut lz = session(leader.leader_addr());
-    // 3 MB of setup: may be slow on a busy machine (see the test above).
-    lz.set_reply_timeout(Duration::from_secs(60));
+    let mut lz = leader.session();
     for i in 0..300 {
         assert_eq!(
             create(&mut lz, &format!("/big-{i}"), &noise(10_000), 0).0,

@@ -17,6 +17,7 @@ pub(crate) const UPSTREAMS: &str = "proxy.upstreams";
 pub(crate) const PREFER_ROOMS: &str = "proxy.preferRooms";
 pub(crate) const PROBE_MS: &str = "proxy.probeMs";
 pub(crate) const REATTACH_PER_SECOND: &str = "proxy.reattachPerSecond";
+pub(crate) const RETURN_HOME_MS: &str = "proxy.returnHomeMs";
 
 /// zoo.cfg key → geokeeper.toml key, for every proxy setting of its own.
 pub(crate) const KEYS: &[(&str, &str)] = &[
@@ -24,6 +25,7 @@ pub(crate) const KEYS: &[(&str, &str)] = &[
     (PREFER_ROOMS, "proxy.prefer_rooms"),
     (PROBE_MS, "proxy.probe_ms"),
     (REATTACH_PER_SECOND, "proxy.reattach_per_second"),
+    (RETURN_HOME_MS, "proxy.return_home_ms"),
 ];
 
 /// Whether a zoo.cfg key is a proxy setting.
@@ -39,6 +41,7 @@ pub(crate) fn is_proxy_config(cfg: &Config) -> bool {
 
 pub(crate) const DEFAULT_PROBE_MS: u64 = 500;
 pub(crate) const DEFAULT_REATTACH_PER_SECOND: u64 = 200;
+pub(crate) const DEFAULT_RETURN_HOME_MS: u64 = 10_000;
 
 /// Everything the proxy runs with. See [`Config::proxy`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +67,11 @@ pub struct ProxyConfig {
     /// `proxy.reattachPerSecond` (`proxy.reattach_per_second`): at most this many sessions
     /// are moved to another upstream per second when theirs is lost. Default 200.
     pub reattach_per_second: u64,
+    /// `proxy.returnHomeMs` (`proxy.return_home_ms`): a session placed in another room
+    /// because its own (or a more preferred one) had no healthy upstream moves back once
+    /// that room has been healthy this long, at a moment it has no request in flight,
+    /// paced with the re-attachments. 0: sessions stay where they are. Default 10000.
+    pub return_home_ms: u64,
     /// `maxClientCnxns`: connections per client address (0: no limit). Default 60.
     pub max_client_cnxns: u32,
     /// `jute.maxbuffer`: the largest frame a client may send. Default 1 MiB - 1.
@@ -152,6 +160,7 @@ pub(crate) fn read(cfg: &Config) -> Result<ProxyConfig, ConfigError> {
         probe_ms: number(cfg, PROBE_MS, 1)?.unwrap_or(DEFAULT_PROBE_MS),
         reattach_per_second: number(cfg, REATTACH_PER_SECOND, 1)?
             .unwrap_or(DEFAULT_REATTACH_PER_SECOND),
+        return_home_ms: number(cfg, RETURN_HOME_MS, 0)?.unwrap_or(DEFAULT_RETURN_HOME_MS),
         max_client_cnxns: cfg.max_client_cnxns,
         max_buffer: cfg.jute_maxbuffer,
         outstanding_limit: cfg.global_outstanding_limit,
@@ -194,12 +203,13 @@ upstreams = [
 prefer_rooms = ["C"]
 max_lag_ms = 250
 probe_ms = 100
+return_home_ms = 0
 "#,
         )
         .expect("toml");
         let z = zoo("dataDir=/tmp/x\nclientPort=2281\nclientPortAddress=127.0.0.9\nroom=B\nmaxClientCnxns=100\n\
              proxy.upstreams=zk-b1.example:2181;room=B;weight=10, zk-b2.example:2181;weight=5,10.0.0.1:2181;room=A,10.0.2.1:2181;room=C\n\
-             proxy.preferRooms=C\nmaxLagMs=250\nproxy.probeMs=100\n")
+             proxy.preferRooms=C\nmaxLagMs=250\nproxy.probeMs=100\nproxy.returnHomeMs=0\n")
         .expect("zoo.cfg");
         assert_eq!(t, z);
         assert_eq!(t.listen, "127.0.0.9:2281".parse().expect("addr"));
@@ -212,6 +222,10 @@ probe_ms = 100
         assert_eq!(t.prefer_rooms, ["C", "A"]);
         assert_eq!((t.max_lag_ms, t.probe_ms), (250, 100));
         assert_eq!(t.reattach_per_second, DEFAULT_REATTACH_PER_SECOND);
+        assert_eq!(
+            t.return_home_ms, 0,
+            "0 is allowed: sessions stay where they are"
+        );
         assert_eq!(t.max_client_cnxns, 100);
     }
 
@@ -249,6 +263,10 @@ probe_ms = 100
             (
                 "[server]\nroom = \"B\"\n[proxy]\nupstreams = [\"a:1\"]\nprefer_rooms = [\"B\"]\n",
                 "proxy.toml:5: proxy.prefer_rooms: \"B\" is the proxy's own room",
+            ),
+            (
+                "[server]\nroom = \"B\"\n[proxy]\nupstreams = [\"a:1\"]\nreturn_home_ms = -1\n",
+                "proxy.toml:5: proxy.return_home_ms: must not be negative",
             ),
         ];
         for (text, want) in cases {

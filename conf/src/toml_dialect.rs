@@ -274,6 +274,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "max_lag_ms",
             "probe_ms",
             "reattach_per_second",
+            "return_home_ms",
         ],
     ),
     ("system_properties", &[]),
@@ -610,6 +611,10 @@ impl Ctx<'_> {
             ("proxy", "reattach_per_second") => {
                 let n = int(v, &loc)?;
                 self.other(proxy::REATTACH_PER_SECOND, n.to_string(), &loc);
+            }
+            ("proxy", "return_home_ms") => {
+                let n = int(v, &loc)?;
+                self.other(proxy::RETURN_HOME_MS, n.to_string(), &loc);
             }
             ("relay" | "proxy", "max_lag_ms") => {
                 let n = int(v, &loc)?;

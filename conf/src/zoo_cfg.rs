@@ -83,6 +83,7 @@ const UNMODELED: &[(&str, Kind)] = &[
     (proxy::PREFER_ROOMS, Kind::Text),
     (proxy::PROBE_MS, Kind::Long),
     (proxy::REATTACH_PER_SECOND, Kind::Long),
+    (proxy::RETURN_HOME_MS, Kind::Long),
     (relay::HEARTBEAT_MS, Kind::Long),
 ];
 

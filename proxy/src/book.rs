@@ -388,6 +388,21 @@ impl Book {
     pub fn in_flight(&self) -> usize {
         self.pending.len()
     }
+
+    /// Whether the session can move to another upstream by choice, now, without the
+    /// client seeing anything: no request of its own or of the proxy's in flight, no SASL
+    /// login (it cannot be replayed), not closed, and no persistent watch (SetWatches2
+    /// registers those again without the events of the changes made in between, which
+    /// one-shot watches get through its relative zxid).
+    pub fn can_move_quietly(&self) -> bool {
+        self.pending.is_empty()
+            && self.own_auth == 0
+            && self.own_set_watches == 0
+            && !self.sasl
+            && !self.closed
+            && self.watches.persistent.is_empty()
+            && self.watches.recursive.is_empty()
+    }
 }
 
 /// The most path bytes one SetWatches frame carries, length prefixes included (the Java
@@ -536,6 +551,32 @@ mod tests {
         b.request(&close_session(1), true);
         assert!(!b.closed);
         assert_eq!(b.reattach_frames().last(), Some(&close_session(1)));
+    }
+
+    #[test]
+    fn a_session_moves_by_choice_only_when_nothing_is_in_flight_and_no_watch_is_persistent() {
+        use geokeeper_core::proto::records::AddWatchRequest;
+        let mut b = Book::new(5);
+        assert!(b.can_move_quietly());
+        b.request(&req(1, OpCode::GetData, &get("/a", true)), true);
+        assert!(!b.can_move_quietly(), "a read in flight");
+        assert_eq!(b.reply(&reply(1, 5, 0)), Ok(Relay::Forward));
+        assert!(
+            b.can_move_quietly(),
+            "a one-shot watch moves with its relative zxid"
+        );
+        // The proxy's own SetWatches after a move, until answered.
+        b.reattach_frames();
+        assert!(!b.can_move_quietly());
+        assert_eq!(b.reply(&reply(SET_WATCHES_XID, 5, 0)), Ok(Relay::Swallow));
+        assert!(b.can_move_quietly());
+        let add = AddWatchRequest {
+            path: "/p".into(),
+            mode: 0,
+        };
+        b.request(&req(2, OpCode::AddWatch, &add), true);
+        assert_eq!(b.reply(&reply(2, 5, 0)), Ok(Relay::Forward));
+        assert!(!b.can_move_quietly(), "a persistent watch");
     }
 
     #[test]

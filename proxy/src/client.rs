@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use crate::book::{reply_frame, Book, Relay, PING_XID};
+use crate::home::Homeward;
 use crate::probe::{self, Srvr};
 use crate::state::{ConnStats, Shared};
 use crate::words;
@@ -185,15 +186,19 @@ async fn place(
 }
 
 /// Re-attaches the session to another upstream, within its timeout: paced by the proxy's
-/// re-attachment rate, then any eligible upstream that has `last_zxid`, each tried once per
-/// probe interval. `Ok(None)`: the session expired (the upstream said so).
+/// re-attachment rate (unless it took its turn already), then any eligible upstream that
+/// has `last_zxid`, each tried once per probe interval. `Ok(None)`: the session expired
+/// (the upstream said so).
 async fn reattach(
     shared: Arc<Shared>,
     s: Resume,
     last_zxid: i64,
     lost_at: Instant,
+    pace: bool,
 ) -> std::io::Result<Option<(usize, TcpStream)>> {
-    tokio::time::sleep(shared.reattach_slot(s.session_id)).await;
+    if pace {
+        tokio::time::sleep(shared.reattach_slot(s.session_id)).await;
+    }
     let connect = s.frame(last_zxid);
     let every = Duration::from_millis(shared.cfg.probe_ms);
     loop {
@@ -254,7 +259,13 @@ async fn relay(
     let mut untrusted = 0u32;
     let mut break_err: Option<std::io::Error> = None;
     let mut pause = tokio::time::interval(Duration::from_millis(5));
+    let mut home = Homeward::new(shared);
+    if let Some(h) = home.as_mut() {
+        h.review(shared, Some(index));
+    }
+    let mut moving_home = false;
     let r = loop {
+        let on = up.as_ref().map(|u| u.index);
         // Past globalOutstandingLimit the proxy stops reading requests (the clients' TCP
         // windows fill) until answers bring it back under.
         let room = shared.outstanding.load(Ordering::Relaxed) < limit.max(1);
@@ -401,8 +412,15 @@ async fn relay(
                             cw.write_all(&f).await?;
                         }
                         conn.on(s.session_id, index);
-                        shared.reattached.fetch_add(1, Ordering::Relaxed);
+                        if std::mem::take(&mut moving_home) {
+                            shared.moved_home.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            shared.reattached.fetch_add(1, Ordering::Relaxed);
+                        }
                         info!(session = format_args!("{:#x}", s.session_id), upstream = index, resent = frames.len(), "session re-attached");
+                        if let Some(h) = home.as_mut() {
+                            h.review(shared, Some(index));
+                        }
                         up = Some(u);
                         evict = shared.evictions(index);
                         lost = failed;
@@ -417,6 +435,12 @@ async fn relay(
                     }
                 }
             },
+            _ = async {
+                match home.as_mut() {
+                    Some(h) => h.next(shared, on, s.session_id).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
             _ = pause.tick(), if !room => {}
         }
         // Requests this connection has in flight, for globalOutstandingLimit.
@@ -431,6 +455,14 @@ async fn relay(
                 .fetch_sub(counted - now, Ordering::Relaxed);
         }
         counted = now;
+        // Back home, at a moment the client cannot tell.
+        if lost.is_none()
+            && up.is_some()
+            && home.as_ref().is_some_and(Homeward::due)
+            && book.can_move_quietly()
+        {
+            lost = Some(Lost::Home);
+        }
         if let Some(lost) = lost {
             let Some(u) = up.take() else { continue };
             evict = None;
@@ -463,7 +495,18 @@ async fn relay(
                     why
                 }
                 Lost::Evicted => "the upstream is down".to_string(),
+                Lost::Home => {
+                    moving_home = true;
+                    "a better room has an upstream again".to_string()
+                }
             };
+            if let Some(h) = home.as_mut() {
+                if moving_home {
+                    h.moving();
+                } else {
+                    h.review(shared, None);
+                }
+            }
             for f in book.lost_pings() {
                 cw.write_all(&f).await?;
             }
@@ -474,13 +517,15 @@ async fn relay(
             info!(
                 session = format_args!("{:#x}", s.session_id),
                 upstream = u.index,
-                "session lost its upstream ({why}); re-attaching"
+                "session leaves its upstream ({why}); re-attaching"
             );
             reattaching = Some(Box::pin(reattach(
                 shared.clone(),
                 s.clone(),
                 book.last_zxid,
                 Instant::now(),
+                // A move home took its turn already.
+                !moving_home,
             )));
         }
     };
@@ -499,6 +544,8 @@ enum Lost {
     Untrusted(String),
     /// The probes found the upstream down while its connections stayed open.
     Evicted,
+    /// Not lost: a better room has an upstream again, and the session goes there.
+    Home,
 }
 
 /// Whether upstream `index` answers its probe as a serving server, now.

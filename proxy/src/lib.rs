@@ -5,7 +5,9 @@
 //! session's frames both ways unchanged: session ids, passwords, zxids, stats, errors and
 //! watch events are the upstream's own. Reads are answered by that upstream, in the room;
 //! writes are forwarded by it to the leader (one WAN round trip from an observer). Health
-//! and lag come from probing the upstreams ([`probe`]).
+//! and lag come from probing the upstreams ([`probe`]). A session that lost its upstream
+//! moves to another without the client noticing; one placed outside its room goes back
+//! once the room is healthy again.
 //!
 //! Limits as on a server: `maxClientCnxns` per client address, `jute.maxbuffer` on what
 //! clients send, `globalOutstandingLimit` on requests in flight through the proxy; a
@@ -15,6 +17,7 @@
 
 mod book;
 mod client;
+mod home;
 pub mod place;
 pub mod probe;
 mod state;

@@ -41,6 +41,20 @@ impl Placement {
         }
     }
 
+    /// Where `room` comes in the order sessions go to rooms: 0 for the proxy's own, then
+    /// the preferred others; a room not listed comes after them all.
+    pub fn rank(&self, room: &str) -> usize {
+        self.rooms
+            .iter()
+            .position(|r| r == room)
+            .unwrap_or(self.rooms.len())
+    }
+
+    /// How many ranks there are (the listed rooms, and one for any other).
+    pub fn ranks(&self) -> usize {
+        self.rooms.len() + 1
+    }
+
     /// The room new sessions go to: the first with an eligible upstream.
     pub fn room<'a>(&'a self, candidates: &[Candidate]) -> Option<&'a str> {
         self.rooms
@@ -141,6 +155,14 @@ mod tests {
         assert_eq!(p.pick(&cands), Some(1), "home again");
         cands.iter_mut().for_each(|c| c.eligible = false);
         assert_eq!(p.pick(&cands), None);
+    }
+
+    #[test]
+    fn rooms_rank_in_the_order_sessions_go_to_them() {
+        let p = Placement::new("B", &["C".into(), "A".into()]);
+        let ranks: Vec<usize> = ["B", "C", "A", "D"].iter().map(|r| p.rank(r)).collect();
+        assert_eq!(ranks, [0, 1, 2, 3]);
+        assert_eq!(p.ranks(), 4);
     }
 
     #[test]

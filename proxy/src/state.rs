@@ -114,8 +114,18 @@ pub struct Shared {
     /// Sessions moved to another upstream, and those that could not be.
     pub(crate) reattached: AtomicU64,
     pub(crate) reattach_failed: AtomicU64,
+    /// Sessions moved back to a better room (`proxy.returnHomeMs`).
+    pub(crate) moved_home: AtomicU64,
     /// The next free slot for a re-attachment (`proxy.reattachPerSecond`).
     next_reattach: Mutex<Instant>,
+    /// Each upstream's room rank (0: the proxy's own room, then the preferred others).
+    ranks: Vec<usize>,
+    /// For each rank r: since when an eligible upstream of rank r or better has been there
+    /// without a break (`None`: there is none now).
+    ranked_since: Mutex<Vec<Option<Instant>>>,
+    /// Bumped when `ranked_since` changes: sessions placed outside the best room look
+    /// again whether to move back.
+    rerank: watch::Sender<u64>,
     pub(crate) started: Instant,
 }
 
@@ -141,8 +151,18 @@ impl Shared {
                 evict: watch::channel(0).0,
             })
             .collect();
+        let place = Placement::new(&cfg.room, &cfg.prefer_rooms);
+        let ranks = cfg
+            .upstreams
+            .iter()
+            .map(|e| place.rank(e.room.as_deref().unwrap_or(&cfg.room)))
+            .collect();
         Shared {
-            place: Mutex::new(Placement::new(&cfg.room, &cfg.prefer_rooms)),
+            ranked_since: Mutex::new(vec![None; place.ranks()]),
+            ranks,
+            rerank: watch::channel(0).0,
+            moved_home: AtomicU64::new(0),
+            place: Mutex::new(place),
             cfg,
             ups: Mutex::new(ups),
             per_ip: Mutex::new(HashMap::new()),
@@ -210,6 +230,43 @@ impl Shared {
             }
         }
         u.health = health;
+        self.rerank(&ups);
+    }
+
+    /// Brings `ranked_since` up to date with the upstreams' health.
+    fn rerank(&self, ups: &[Upstream]) {
+        let best = ups
+            .iter()
+            .zip(&self.ranks)
+            .filter(|(u, _)| self.eligible(u, 0))
+            .map(|(_, r)| *r)
+            .min();
+        let now = Instant::now();
+        let mut since = lock(&self.ranked_since);
+        let mut changed = false;
+        for (r, s) in since.iter_mut().enumerate() {
+            let there = best.is_some_and(|b| b <= r);
+            if there != s.is_some() {
+                *s = there.then_some(now);
+                changed = true;
+            }
+        }
+        if changed {
+            self.rerank.send_modify(|g| *g += 1);
+        }
+    }
+
+    /// For a session on upstream `index`: since when a better room (one earlier in the
+    /// order of placement) has had an eligible upstream, or `None`.
+    pub(crate) fn better_since(&self, index: usize) -> Option<Instant> {
+        let rank = *self.ranks.get(index)?;
+        let better = rank.checked_sub(1)?;
+        lock(&self.ranked_since).get(better).copied().flatten()
+    }
+
+    /// Changes when a room gains or loses its last eligible upstream.
+    pub(crate) fn reranks(&self) -> watch::Receiver<u64> {
+        self.rerank.subscribe()
     }
 
     fn eligible(&self, u: &Upstream, min_zxid: i64) -> bool {
@@ -259,12 +316,14 @@ impl Shared {
     /// An upstream that failed a session's handshake or its stream is suspect until its
     /// next probe says otherwise.
     pub(crate) fn suspect(&self, index: usize, why: &str) {
-        if let Some(u) = lock(&self.ups).get_mut(index) {
+        let mut ups = lock(&self.ups);
+        if let Some(u) = ups.get_mut(index) {
             if matches!(u.health, Health::Serving { .. }) {
                 warn!(upstream = %u.entry.address, "upstream failed a session: {why}");
                 u.health = Health::Down(why.to_string());
             }
         }
+        self.rerank(&ups);
     }
 
     /// How long a session that lost its upstream waits before it re-attaches: sessions

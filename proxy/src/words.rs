@@ -100,6 +100,7 @@ fn mntr(shared: &Shared) -> String {
         ("proxy_connections_refused", &shared.refused_cnxns),
         ("proxy_sessions_reattached", &shared.reattached),
         ("proxy_sessions_reattach_failed", &shared.reattach_failed),
+        ("proxy_sessions_moved_home", &shared.moved_home),
     ] {
         line(key, &counter.load(Ordering::Relaxed));
     }

@@ -488,6 +488,16 @@ impl Publisher {
         }
     }
 
+    /// A session at the leader for a test's own writes. It waits up to 60 s for each
+    /// reply: a Java leader among several JVMs on a loaded two-core machine has taken over
+    /// 10 s to answer one create (four times in fresh-clone CI runs, in the gateway
+    /// variants); what the tests measure is the replicas, not the leader's latency.
+    pub fn session(&self) -> RawZk {
+        let mut z = session(self.leader_addr());
+        z.set_reply_timeout(Duration::from_secs(60));
+        z
+    }
+
     /// The leader's last zxid: what every replica must reach.
     pub fn zxid(&self) -> i64 {
         srvr_zxid(self.leader_addr())
