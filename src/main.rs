@@ -514,6 +514,7 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             four_letter: four_letter_settings(&cfg, &snap_dir, &log_dir),
             limits: client_limits(&cfg),
             publish: None,
+            own_clock: None,
         };
         let mut net = net;
         // Autopurge (`DatadirCleanupManager`): at start, then every purgeInterval hours.
@@ -650,6 +651,9 @@ fn run_serve(config: Option<PathBuf>) -> ExitCode {
             ps.start_zxid = start_zxid;
             ps.leader = !replica;
             ps.own_clock = !relay_observer;
+            if ps.own_clock {
+                net.own_clock = Some(clock.clone());
+            }
             ps.retain_txns = relay_cfg.retain_txns;
             ps.diff_max_txns = relay_cfg.diff_max_txns;
             ps.buffer_bytes = relay_cfg.buffer_bytes;

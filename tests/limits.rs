@@ -861,6 +861,7 @@ fn reads_pause_while_the_server_is_over_the_outstanding_limit() {
             ..ClientLimits::default()
         },
         publish: None,
+        own_clock: None,
     };
     let server = Server::new(Settings::default(), DataTree::new(), Clock::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -31,7 +31,7 @@ use crate::limits::{
     answers_counted_request, ClientLimits, ConnLimits, ConnSlot, ConnThrottle, Throttle,
 };
 use crate::proto::frame;
-use crate::publish::Published;
+use crate::publish::{LeaderClock, Published};
 use crate::server::{Clock, ConnId, Input, LogEntry, Output, Server};
 use crate::storage::TxnLog;
 
@@ -51,6 +51,10 @@ pub struct NetSettings {
     pub limits: ClientLimits,
     /// Where the log thread publishes what it made durable, for the relay's subscribers.
     pub publish: Option<mpsc::UnboundedSender<Published>>,
+    /// The leader's clock when this server keeps it itself (a leader, a gateway): the log
+    /// thread moves it as it publishes, so that heartbeats tell subscribers where the log
+    /// is, not how far the publisher's task has got with its queue.
+    pub own_clock: Option<Arc<LeaderClock>>,
 }
 
 #[derive(Debug, Clone)]
@@ -389,6 +393,7 @@ pub async fn serve_replica(
         done_tx,
         Publishing {
             to: settings.publish.clone(),
+            clock: settings.own_clock.clone(),
             on_receipt: upstream.is_some(),
         },
         snap_count,
@@ -463,6 +468,8 @@ pub async fn serve_replica(
 /// Where the log thread publishes, and when.
 struct Publishing {
     to: Option<mpsc::UnboundedSender<Published>>,
+    /// Moved to each batch as it is published, when the server keeps its own.
+    clock: Option<Arc<LeaderClock>>,
     /// A replica's transactions are committed upstream before they reach it: it passes
     /// them on as it hands them to its log, not after its own fsync, so a chain of
     /// relays costs no fsync per hop on the way down (its own clients still read only
@@ -484,8 +491,17 @@ fn spawn_log_thread(
         .spawn(move || {
             let Publishing {
                 to: publish,
+                clock,
                 on_receipt,
             } = publishing;
+            let publish_txns = |batch: Arc<[LogEntry]>| {
+                if let Some(c) = &clock {
+                    c.published(&batch);
+                }
+                if let Some(tx) = &publish {
+                    let _ = tx.send(Published::Txns(batch));
+                }
+            };
             raise_priority("txnlog");
             // Timed waits of tens of microseconds need a timer slack below the default 50.
             // SAFETY: prctl with PR_SET_TIMERSLACK takes an integer and touches no memory.
@@ -577,18 +593,14 @@ fn spawn_log_thread(
                 // Published before the core hears of it: whatever the core then
                 // acknowledges or answers is behind it in every subscriber's stream.
                 if on_receipt {
-                    if let Some(tx) = &publish {
-                        let _ = tx.send(Published::Txns(Arc::from(batch.clone())));
-                    }
+                    publish_txns(Arc::from(batch.clone()));
                 }
                 match log.append(&batch) {
                     Ok(()) => {
                         let bytes = batch.iter().map(|e| e.bytes.len() as u64).sum();
                         let n = batch.len() as u64;
                         if !on_receipt {
-                            if let Some(tx) = &publish {
-                                let _ = tx.send(Published::Txns(Arc::from(std::mem::take(&mut batch))));
-                            }
+                            publish_txns(Arc::from(std::mem::take(&mut batch)));
                         }
                         if core
                             .send(Msg::Input(Input::Durable { zxid: last }))

@@ -5,6 +5,7 @@
 //! logged before it. The log thread emits them ([`crate::net`]); the relay's publisher
 //! fans them out.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use crate::proto::txn::LogEntry;
@@ -33,6 +34,29 @@ pub enum SubscriberAnswer {
     Synced,
     /// REVALIDATE: whether the session is live at the leader.
     Revalidated { session: i64, valid: bool },
+}
+
+/// The leader's commit position as this server knows it: its own (a leader or gateway,
+/// set by the log thread as it publishes), or the latest heartbeat from its upstream (an
+/// observer). Read for the heartbeats a publisher sends and for an observer's lag.
+#[derive(Debug, Default)]
+pub struct LeaderClock {
+    pub zxid: AtomicI64,
+    pub time_ms: AtomicI64,
+}
+
+impl LeaderClock {
+    pub fn set(&self, zxid: i64, time_ms: i64) {
+        self.zxid.fetch_max(zxid, Ordering::Relaxed);
+        self.time_ms.fetch_max(time_ms, Ordering::Relaxed);
+    }
+
+    /// Moves the clock to the last of `batch`, published now.
+    pub fn published(&self, batch: &[LogEntry]) {
+        if let Some(last) = batch.last() {
+            self.set(last.zxid, entry_time(last).unwrap_or(0));
+        }
+    }
 }
 
 /// The header time (leader wall ms) of a logged transaction, read from its bytes

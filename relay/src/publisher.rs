@@ -89,20 +89,7 @@ impl PublisherSettings {
     }
 }
 
-/// The leader's commit position as this server knows it: its own (a leader), or the
-/// latest heartbeat from its upstream (an observer). Shared with the observer driver.
-#[derive(Debug, Default)]
-pub struct LeaderClock {
-    pub zxid: AtomicI64,
-    pub time_ms: AtomicI64,
-}
-
-impl LeaderClock {
-    pub fn set(&self, zxid: i64, time_ms: i64) {
-        self.zxid.fetch_max(zxid, Ordering::Relaxed);
-        self.time_ms.fetch_max(time_ms, Ordering::Relaxed);
-    }
-}
+pub use geokeeper_core::publish::LeaderClock;
 
 /// What `mntr` shows of one subscriber, read live when `mntr` runs.
 #[derive(Debug, Clone)]
@@ -258,6 +245,9 @@ impl Hub {
             Published::Txns(batch) => {
                 let Some(last) = batch.last() else { return };
                 self.last = last.zxid;
+                // The server's log thread moved the clock as it published this batch
+                // (`core::net::Settings::own_clock`); a publisher fed otherwise has only
+                // this. Never backwards, so the later of the two is what heartbeats say.
                 if self.s.own_clock {
                     self.clock.set(last.zxid, entry_time(last).unwrap_or(0));
                 }
