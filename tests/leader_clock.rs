@@ -12,31 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use geokeeper_core::net::{serve, NetSettings};
-use geokeeper_core::proto::records::{Acl, CreateRequest, Id};
-use geokeeper_core::proto::OpCode;
 use geokeeper_core::publish::LeaderClock;
-use geokeeper_core::request::Request;
 use geokeeper_core::server::{Clock, Server, Settings};
 use geokeeper_core::tree::DataTree;
 use support::rawzk::RawZk;
-
-fn create(path: &str) -> Request {
-    Request::Create {
-        op: OpCode::Create,
-        req: CreateRequest {
-            path: path.into(),
-            data: Some(b"v".to_vec().into()),
-            acl: vec![Acl {
-                perms: 31,
-                id: Id {
-                    scheme: "world".into(),
-                    id: "anyone".into(),
-                },
-            }],
-            flags: 0,
-        },
-    }
-}
+use support::relay::create;
 
 #[test]
 fn the_log_thread_moves_the_leaders_clock_before_the_publisher_reads_its_queue() {
@@ -70,14 +50,10 @@ fn the_log_thread_moves_the_leaders_clock_before_the_publisher_reads_its_queue()
     let session_zxid = clock.zxid.load(Ordering::Relaxed);
     assert!(session_zxid > 0, "the createSession moved it");
     for i in 0..5 {
-        let h = z
-            .call(OpCode::Create, &create(&format!("/n{i}")))
-            .reply
-            .expect("reply")
-            .header;
-        assert_eq!(h.err, 0);
+        let (err, zxid) = create(&mut z, &format!("/n{i}"), b"v", 0);
+        assert_eq!(err, 0);
         // The reply comes after the fsync, and the clock moved before it.
-        assert_eq!(clock.zxid.load(Ordering::Relaxed), h.zxid, "create {i}");
+        assert_eq!(clock.zxid.load(Ordering::Relaxed), zxid, "create {i}");
         let t = clock.time_ms.load(Ordering::Relaxed);
         assert!(
             t >= before_ms - 1_000 && t <= before_ms + 60_000,

@@ -13,7 +13,7 @@ use support::gk::Geokeeper;
 use support::java_zk::four_letter;
 use support::proxy::{upstream, Proxy};
 use support::rawzk::RawZk;
-use support::relay::{start_observer, wait_synced, Certs, PubKind, Publisher};
+use support::relay::{start_observer, wait_synced, Certs, Node, PubKind, Publisher};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -46,25 +46,43 @@ fn placed(p: &Proxy) -> BTreeMap<usize, u64> {
         .collect()
 }
 
+/// Whatever is not connections from one address: behind a proxy every session comes from
+/// the proxy's, so the servers take more than `maxClientCnxns`' default 60 from one.
+const LIMITS: &str = "maxClientCnxns=0\n";
+
+/// A geokeeper leader in room A and observers following it directly, each named with its
+/// node id and room; returned once every observer is in sync. The certificates are the
+/// first element: keep them while the servers run.
+fn rooms<const N: usize>(observers: [(&str, u64, &str); N]) -> (Certs, Publisher, [Node; N]) {
+    let mut names = vec![("leader", 1, "A")];
+    names.extend(observers);
+    let certs = Certs::new(&names);
+    let subscribers: Vec<String> = observers
+        .iter()
+        .map(|(_, id, room)| format!("{id}@{room}"))
+        .collect();
+    let leader = Publisher::start(
+        PubKind::Leader,
+        &certs,
+        "leader",
+        &subscribers.join(","),
+        LIMITS,
+    );
+    let nodes = observers
+        .map(|(name, id, _)| start_observer(&certs, name, id, &[leader.relay()], None, LIMITS));
+    for o in &nodes {
+        wait_synced(o, WAIT);
+    }
+    (certs, leader, nodes)
+}
+
 #[test]
 fn sessions_spread_by_weight_in_the_own_room_and_move_rooms_only_when_it_has_none() {
     // A leader in room A; room B: observers weighted 10 and 5; room C: one observer.
     // The proxy is B's, and prefers C to A. (Behind a proxy every session comes from
     // the proxy's address: the servers take more than 60 connections from one address.)
-    let certs = Certs::new(&[
-        ("leader", 1, "A"),
-        ("b1", 11, "B"),
-        ("b2", 12, "B"),
-        ("c1", 21, "C"),
-    ]);
-    let limits = "maxClientCnxns=0\n";
-    let leader = Publisher::start(PubKind::Leader, &certs, "leader", "11@B,12@B,21@C", limits);
-    let mut b1 = start_observer(&certs, "b1", 11, &[leader.relay()], None, limits);
-    let mut b2 = start_observer(&certs, "b2", 12, &[leader.relay()], None, limits);
-    let c1 = start_observer(&certs, "c1", 21, &[leader.relay()], None, limits);
-    for o in [&b1, &b2, &c1] {
-        wait_synced(o, WAIT);
-    }
+    let (_certs, leader, [mut b1, mut b2, c1]) =
+        rooms([("b1", 11, "B"), ("b2", 12, "B"), ("c1", 21, "C")]);
     let p = Proxy::start(
         "B",
         &[
@@ -287,13 +305,7 @@ fn a_session_outlives_its_replica() {
     use geokeeper_core::request::Request;
     use support::relay::{create, session, Node};
 
-    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B"), ("b2", 12, "B")]);
-    let limits = "maxClientCnxns=0\n";
-    let leader = Publisher::start(PubKind::Leader, &certs, "leader", "11@B,12@B", limits);
-    let mut b1 = start_observer(&certs, "b1", 11, &[leader.relay()], None, limits);
-    let mut b2 = start_observer(&certs, "b2", 12, &[leader.relay()], None, limits);
-    wait_synced(&b1, WAIT);
-    wait_synced(&b2, WAIT);
+    let (_certs, leader, [mut b1, mut b2]) = rooms([("b1", 11, "B"), ("b2", 12, "B")]);
     let p = Proxy::start(
         "B",
         &[upstream(b1.addr(), "B", 1), upstream(b2.addr(), "B", 1)],
@@ -404,13 +416,7 @@ fn sessions_placed_in_another_room_go_home_once_it_is_back() {
     use support::relay::{create, session, set_data};
 
     const SESSIONS: usize = 20;
-    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B"), ("c1", 21, "C")]);
-    let limits = "maxClientCnxns=0\n";
-    let leader = Publisher::start(PubKind::Leader, &certs, "leader", "11@B,21@C", limits);
-    let mut b1 = start_observer(&certs, "b1", 11, &[leader.relay()], None, limits);
-    let c1 = start_observer(&certs, "c1", 21, &[leader.relay()], None, limits);
-    wait_synced(&b1, WAIT);
-    wait_synced(&c1, WAIT);
+    let (_certs, leader, [mut b1, c1]) = rooms([("b1", 11, "B"), ("c1", 21, "C")]);
     let mut lz = session(leader.leader_addr());
     assert_eq!(create(&mut lz, "/w", b"v1", 0).0, 0);
     // 20 sessions at 10 a second: their moves take about 2 s.
@@ -546,13 +552,7 @@ fn two_thousand_sessions_of_a_dead_replica_move_paced_and_none_is_lost() {
     use geokeeper_core::request::Request;
 
     const SESSIONS: usize = 2_000;
-    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B"), ("b2", 12, "B")]);
-    let limits = "maxClientCnxns=0\n";
-    let leader = Publisher::start(PubKind::Leader, &certs, "leader", "11@B,12@B", limits);
-    let mut b1 = start_observer(&certs, "b1", 11, &[leader.relay()], None, limits);
-    let b2 = start_observer(&certs, "b2", 12, &[leader.relay()], None, limits);
-    wait_synced(&b1, WAIT);
-    wait_synced(&b2, WAIT);
+    let (_certs, _leader, [mut b1, b2]) = rooms([("b1", 11, "B"), ("b2", 12, "B")]);
     // Weights of a million to one: all 2,000 sessions go to b1.
     let p = Proxy::start(
         "B",
@@ -625,8 +625,7 @@ fn writes_in_flight_when_the_replica_dies_are_answered_once_and_never_sent_twice
     use support::wan::{LinkSpec, UdpWan};
 
     let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B"), ("b2", 12, "B")]);
-    let limits = "maxClientCnxns=0\n";
-    let leader = Publisher::start(PubKind::Leader, &certs, "leader", "11@B,12@B", limits);
+    let leader = Publisher::start(PubKind::Leader, &certs, "leader", "11@B,12@B", LIMITS);
     // b1 reaches the leader over a 25 ms one-way link: its writes are in flight for 50 ms.
     let link = UdpWan::start(
         leader.relay(),
@@ -638,8 +637,8 @@ fn writes_in_flight_when_the_replica_dies_are_answered_once_and_never_sent_twice
         },
         41,
     );
-    let mut b1 = start_observer(&certs, "b1", 11, &[link.addr()], None, limits);
-    let b2 = start_observer(&certs, "b2", 12, &[leader.relay()], None, limits);
+    let mut b1 = start_observer(&certs, "b1", 11, &[link.addr()], None, LIMITS);
+    let b2 = start_observer(&certs, "b2", 12, &[leader.relay()], None, LIMITS);
     wait_synced(&b1, WAIT);
     wait_synced(&b2, WAIT);
     let mut lz = session(leader.leader_addr());
@@ -916,13 +915,7 @@ fn the_proxy_keeps_global_outstanding_limit() {
 fn the_sessions_of_a_hung_replica_move() {
     use support::relay::{get, session};
 
-    let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B"), ("b2", 12, "B")]);
-    let limits = "maxClientCnxns=0\n";
-    let leader = Publisher::start(PubKind::Leader, &certs, "leader", "11@B,12@B", limits);
-    let b1 = start_observer(&certs, "b1", 11, &[leader.relay()], None, limits);
-    let b2 = start_observer(&certs, "b2", 12, &[leader.relay()], None, limits);
-    wait_synced(&b1, WAIT);
-    wait_synced(&b2, WAIT);
+    let (_certs, _leader, [b1, b2]) = rooms([("b1", 11, "B"), ("b2", 12, "B")]);
     let p = Proxy::start(
         "B",
         &[upstream(b1.addr(), "B", 1), upstream(b2.addr(), "B", 1)],
@@ -973,8 +966,7 @@ fn an_upstream_lagging_past_max_lag_gets_no_new_sessions() {
     use support::wan::{LinkSpec, UdpWan};
 
     let certs = Certs::new(&[("leader", 1, "A"), ("b1", 11, "B"), ("b2", 12, "B")]);
-    let limits = "maxClientCnxns=0\n";
-    let leader = Publisher::start(PubKind::Leader, &certs, "leader", "11@B,12@B", limits);
+    let leader = Publisher::start(PubKind::Leader, &certs, "leader", "11@B,12@B", LIMITS);
     let link = UdpWan::start(
         leader.relay(),
         LinkSpec {
@@ -985,8 +977,8 @@ fn an_upstream_lagging_past_max_lag_gets_no_new_sessions() {
         },
         43,
     );
-    let b1 = start_observer(&certs, "b1", 11, &[link.addr()], None, limits);
-    let b2 = start_observer(&certs, "b2", 12, &[leader.relay()], None, limits);
+    let b1 = start_observer(&certs, "b1", 11, &[link.addr()], None, LIMITS);
+    let b2 = start_observer(&certs, "b2", 12, &[leader.relay()], None, LIMITS);
     wait_synced(&b1, WAIT);
     wait_synced(&b2, WAIT);
     let p = Proxy::start(
