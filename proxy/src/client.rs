@@ -250,136 +250,52 @@ async fn relay(
 ) -> std::io::Result<()> {
     let max = shared.cfg.max_buffer as usize;
     let limit = shared.cfg.outstanding_limit as usize;
-    let (mut cr, mut cw) = client.into_split();
-    let mut up = Some(Upstream::new(upstream, index));
+    let (mut cr, cw) = client.into_split();
     let mut evict = shared.evictions(index);
     let mut reattaching: Option<Reattaching> = None;
-    let mut book = Book::new(s.request.last_zxid_seen);
-    let mut counted = 0usize;
-    let mut untrusted = 0u32;
-    let mut break_err: Option<std::io::Error> = None;
     let mut pause = tokio::time::interval(Duration::from_millis(5));
     let mut home = Homeward::new(shared);
     if let Some(h) = home.as_mut() {
         h.review(shared, Some(index));
     }
-    let mut moving_home = false;
+    let mut x = Session {
+        shared,
+        conn,
+        book: Book::new(s.request.last_zxid_seen),
+        s,
+        cw,
+        up: Some(Upstream::new(upstream, index)),
+        counted: 0,
+        untrusted: 0,
+        moving_home: false,
+    };
     let r = loop {
-        let on = up.as_ref().map(|u| u.index);
+        let on = x.up.as_ref().map(|u| u.index);
         // Past globalOutstandingLimit the proxy stops reading requests (the clients' TCP
         // windows fill) until answers bring it back under.
         let room = shared.outstanding.load(Ordering::Relaxed) < limit.max(1);
-        let mut lost: Option<Lost> = None;
-        tokio::select! {
+        let lost: Option<Lost> = tokio::select! {
             f = next_frame(&mut cr, &mut cbuf, max), if room => match f {
-                Ok(Some(first)) => {
-                    // This frame and every whole one behind it already read, within
-                    // globalOutstandingLimit, go on in one write.
-                    let mut to_up = BytesMut::new();
-                    let mut to_client = BytesMut::new();
-                    let mut next = Some(first);
-                    let mut malformed = false;
-                    while let Some(frame) = next.take() {
-                        shared.received.fetch_add(1, Ordering::Relaxed);
-                        conn.received.fetch_add(1, Ordering::Relaxed);
-                        // A request is at least its header (xid, opcode): anything shorter
-                        // is malformed and closes this connection, as on a server.
-                        let Some(mut head) = frame.get(4..12) else {
-                            malformed = true;
-                            break;
-                        };
-                        let xid = head.get_i32();
-                        match up {
-                            // Between upstreams, pings are the proxy's to answer: the
-                            // session lives on at the leader within its timeout.
-                            None if xid == PING_XID => {
-                                to_client.extend_from_slice(&reply_frame(PING_XID, book.last_zxid, 0));
-                            }
-                            None => book.request(&frame, false),
-                            Some(_) => {
-                                book.request(&frame, true);
-                                to_up.extend_from_slice(&frame);
-                            }
-                        }
-                        // Counted at once, so that the proxy's other connections see it
-                        // before they take more.
-                        let now = book.in_flight();
-                        if now > counted {
-                            shared.outstanding.fetch_add(now - counted, Ordering::Relaxed);
-                            counted = now;
-                        }
-                        if shared.outstanding.load(Ordering::Relaxed) < limit.max(1) {
-                            match buffered_frame(&mut cbuf, max) {
-                                Ok(f) => next = f,
-                                Err(e) => break_err = Some(e),
-                            }
-                        }
-                    }
-                    release_if_empty(&mut cbuf);
-                    if let Some(u) = up.as_mut() {
-                        if !to_up.is_empty() {
-                            if let Err(e) = u.w.write_all(&to_up).await {
-                                lost = Some(Lost::Closed(format!("write: {e}")));
-                            }
-                        }
-                    }
-                    if !to_client.is_empty() {
-                        cw.write_all(&to_client).await?;
-                    }
-                    if malformed {
-                        break Err(other("a request frame shorter than its header"));
-                    }
-                    if let Some(e) = break_err.take() {
-                        break Err(e);
-                    }
-                }
+                Ok(Some(first)) => match x.requests(first, &mut cbuf).await {
+                    Ok(lost) => lost,
+                    Err(e) => break Err(e),
+                },
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
             },
             f = async {
-                match up.as_mut() {
+                match x.up.as_mut() {
                     Some(u) => next_frame(&mut u.r, &mut u.buf, MAX_UPSTREAM_FRAME).await,
                     None => std::future::pending().await,
                 }
             } => match f {
-                Ok(Some(first)) => {
-                    // This frame and every whole one behind it already read go to the
-                    // client in one write.
-                    let mut out = BytesMut::new();
-                    let mut next = Some(first);
-                    while let Some(frame) = next.take() {
-                        match book.reply(&frame) {
-                            Ok(Relay::Forward) => {
-                                out.extend_from_slice(&frame);
-                                for f in book.due_local() {
-                                    out.extend_from_slice(&f);
-                                }
-                                shared.sent.fetch_add(1, Ordering::Relaxed);
-                                conn.sent.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Ok(Relay::Swallow) => {}
-                            Err(why) => {
-                                lost = Some(Lost::Untrusted(why));
-                                break;
-                            }
-                        }
-                        if let Some(u) = up.as_mut() {
-                            match buffered_frame(&mut u.buf, MAX_UPSTREAM_FRAME) {
-                                Ok(f) => next = f,
-                                Err(e) => lost = Some(Lost::Untrusted(e.to_string())),
-                            }
-                        }
-                    }
-                    if let Some(u) = up.as_mut() {
-                        release_if_empty(&mut u.buf);
-                    }
-                    if !out.is_empty() {
-                        cw.write_all(&out).await?;
-                    }
-                }
-                Ok(None) => lost = Some(Lost::Closed("the upstream closed the connection".into())),
-                Err(e) if e.kind() == std::io::ErrorKind::Other => lost = Some(Lost::Untrusted(e.to_string())),
-                Err(e) => lost = Some(Lost::Closed(e.to_string())),
+                Ok(Some(first)) => match x.replies(first).await {
+                    Ok(lost) => lost,
+                    Err(e) => break Err(e),
+                },
+                Ok(None) => Some(Lost::Closed("the upstream closed the connection".into())),
+                Err(e) if e.kind() == std::io::ErrorKind::Other => Some(Lost::Untrusted(e.to_string())),
+                Err(e) => Some(Lost::Closed(e.to_string())),
             },
             _ = async {
                 let changed = match evict.as_mut() {
@@ -389,7 +305,7 @@ async fn relay(
                 if !changed {
                     std::future::pending::<()>().await;
                 }
-            } => lost = Some(Lost::Evicted),
+            } => Some(Lost::Evicted),
             r = async {
                 match reattaching.as_mut() {
                     Some(f) => f.await,
@@ -399,31 +315,14 @@ async fn relay(
                 reattaching = None;
                 match r {
                     Ok(Some((index, stream))) => {
-                        let mut u = Upstream::new(stream, index);
-                        let frames = book.reattach_frames();
-                        let mut failed = None;
-                        for f in &frames {
-                            if let Err(e) = u.w.write_all(f).await {
-                                failed = Some(Lost::Closed(format!("write: {e}")));
-                                break;
-                            }
-                        }
-                        for f in book.due_local() {
-                            cw.write_all(&f).await?;
-                        }
-                        conn.on(s.session_id, index);
-                        if std::mem::take(&mut moving_home) {
-                            shared.moved_home.fetch_add(1, Ordering::Relaxed);
-                        } else {
-                            shared.reattached.fetch_add(1, Ordering::Relaxed);
-                        }
-                        info!(session = format_args!("{:#x}", s.session_id), upstream = index, resent = frames.len(), "session re-attached");
+                        evict = shared.evictions(index);
                         if let Some(h) = home.as_mut() {
                             h.review(shared, Some(index));
                         }
-                        up = Some(u);
-                        evict = shared.evictions(index);
-                        lost = failed;
+                        match x.attached(index, stream).await {
+                            Ok(lost) => lost,
+                            Err(e) => break Err(e),
+                        }
                     }
                     Ok(None) => {
                         shared.reattach_failed.fetch_add(1, Ordering::Relaxed);
@@ -437,103 +336,286 @@ async fn relay(
             },
             _ = async {
                 match home.as_mut() {
-                    Some(h) => h.next(shared, on, s.session_id).await,
+                    Some(h) => h.next(shared, on, x.s.session_id).await,
                     None => std::future::pending().await,
                 }
-            } => {}
-            _ = pause.tick(), if !room => {}
-        }
-        // Requests this connection has in flight, for globalOutstandingLimit.
-        let now = book.in_flight();
-        if now > counted {
-            shared
-                .outstanding
-                .fetch_add(now - counted, Ordering::Relaxed);
-        } else {
-            shared
-                .outstanding
-                .fetch_sub(counted - now, Ordering::Relaxed);
-        }
-        counted = now;
+            } => None,
+            _ = pause.tick(), if !room => None,
+        };
+        x.recount();
         // Back home, at a moment the client cannot tell.
-        if lost.is_none()
-            && up.is_some()
-            && home.as_ref().is_some_and(Homeward::due)
-            && book.can_move_quietly()
-        {
-            lost = Some(Lost::Home);
+        let lost = lost.or_else(|| {
+            (x.up.is_some()
+                && home.as_ref().is_some_and(Homeward::due)
+                && x.book.can_move_quietly())
+            .then_some(Lost::Home)
+        });
+        let Some(lost) = lost else { continue };
+        if x.up.is_none() {
+            continue;
         }
-        if let Some(lost) = lost {
-            let Some(u) = up.take() else { continue };
-            evict = None;
-            shared.detach(u.index);
-            let why = match lost {
-                // The answer to the client's closeSession came: the session is over.
-                Lost::Closed(_) if book.closed => break Ok(()),
-                Lost::Closed(why) => {
-                    // A server closes a session's connection on purpose too (a malformed
-                    // request, a failed auth, the session expired or taken over by another
-                    // connection): then the client's connection closes as it would have,
-                    // and the upstream is not suspect. Only a server that is gone or no
-                    // longer serves makes the session move.
-                    if still_serving(shared, u.index).await {
-                        break Err(other(&format!("the upstream closed the session ({why})")));
-                    }
-                    shared.suspect(u.index, &why);
-                    why
-                }
-                Lost::Untrusted(why) => {
-                    // Once, the upstream is suspect and the session moves; twice, the
-                    // session itself is what the upstreams answer unexpectedly (a client
-                    // the proxy does not understand): it is closed, and no upstream is
-                    // suspect for it any more.
-                    untrusted += 1;
-                    if untrusted > 1 {
-                        break Err(other(&format!("{why}, again after a move")));
-                    }
-                    shared.suspect(u.index, &why);
-                    why
-                }
-                Lost::Evicted => "the upstream is down".to_string(),
-                Lost::Home => {
-                    moving_home = true;
-                    "a better room has an upstream again".to_string()
-                }
-            };
-            if let Some(h) = home.as_mut() {
-                if moving_home {
-                    h.moving();
-                } else {
-                    h.review(shared, None);
-                }
+        evict = None;
+        let going_home = matches!(lost, Lost::Home);
+        if let Some(h) = home.as_mut() {
+            if going_home {
+                h.moving();
+            } else {
+                h.review(shared, None);
             }
-            for f in book.lost_pings() {
-                cw.write_all(&f).await?;
-            }
-            if book.sasl {
-                // A SASL login cannot be replayed to another server.
-                break Err(other(&format!("{why}; a SASL session cannot move")));
-            }
-            info!(
-                session = format_args!("{:#x}", s.session_id),
-                upstream = u.index,
-                "session leaves its upstream ({why}); re-attaching"
-            );
-            reattaching = Some(Box::pin(reattach(
-                shared.clone(),
-                s.clone(),
-                book.last_zxid,
-                Instant::now(),
-                // A move home took its turn already.
-                !moving_home,
-            )));
+        }
+        match x.leave(lost).await {
+            Ok(Some(f)) => reattaching = Some(f),
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
         }
     };
-    if let Some(u) = up {
+    if let Some(u) = x.up.take() {
         shared.detach(u.index);
     }
-    shared.outstanding.fetch_sub(counted, Ordering::Relaxed);
+    shared.outstanding.fetch_sub(x.counted, Ordering::Relaxed);
     r
+}
+
+/// A session's state in its relay loop, between frames.
+struct Session<'a> {
+    shared: &'a Arc<Shared>,
+    conn: &'a ConnStats,
+    s: Resume,
+    cw: OwnedWriteHalf,
+    /// The upstream now; `None` while the session moves.
+    up: Option<Upstream>,
+    book: Book,
+    /// This connection's requests counted in the proxy's outstanding total.
+    counted: usize,
+    /// Upstreams that answered this session out of order.
+    untrusted: u32,
+    /// The move under way is one home, by choice.
+    moving_home: bool,
+}
+
+impl Session<'_> {
+    /// Relays `first` and every whole client frame behind it already read, within
+    /// `globalOutstandingLimit`, in one write; while the session has no upstream they
+    /// wait in the book (pings are answered). `Err`: the client's connection ends.
+    async fn requests(
+        &mut self,
+        first: Bytes,
+        cbuf: &mut BytesMut,
+    ) -> std::io::Result<Option<Lost>> {
+        let (shared, conn) = (self.shared, self.conn);
+        let max = shared.cfg.max_buffer as usize;
+        let limit = shared.cfg.outstanding_limit as usize;
+        let mut to_up = BytesMut::new();
+        let mut to_client = BytesMut::new();
+        let mut next = Some(first);
+        let mut malformed = false;
+        let mut broken = None;
+        while let Some(frame) = next.take() {
+            shared.received.fetch_add(1, Ordering::Relaxed);
+            conn.received.fetch_add(1, Ordering::Relaxed);
+            // A request is at least its header (xid, opcode): anything shorter is
+            // malformed and closes this connection, as on a server.
+            let Some(mut head) = frame.get(4..12) else {
+                malformed = true;
+                break;
+            };
+            let xid = head.get_i32();
+            match self.up {
+                // Between upstreams, pings are the proxy's to answer: the session lives
+                // on at the leader within its timeout.
+                None if xid == PING_XID => {
+                    to_client.extend_from_slice(&reply_frame(PING_XID, self.book.last_zxid, 0));
+                }
+                None => self.book.request(&frame, false),
+                Some(_) => {
+                    self.book.request(&frame, true);
+                    to_up.extend_from_slice(&frame);
+                }
+            }
+            // Counted at once, so that the proxy's other connections see it before they
+            // take more.
+            let now = self.book.in_flight();
+            if now > self.counted {
+                shared
+                    .outstanding
+                    .fetch_add(now - self.counted, Ordering::Relaxed);
+                self.counted = now;
+            }
+            if shared.outstanding.load(Ordering::Relaxed) < limit.max(1) {
+                match buffered_frame(cbuf, max) {
+                    Ok(f) => next = f,
+                    Err(e) => broken = Some(e),
+                }
+            }
+        }
+        release_if_empty(cbuf);
+        let mut lost = None;
+        if let Some(u) = self.up.as_mut() {
+            if !to_up.is_empty() {
+                if let Err(e) = u.w.write_all(&to_up).await {
+                    lost = Some(Lost::Closed(format!("write: {e}")));
+                }
+            }
+        }
+        if !to_client.is_empty() {
+            self.cw.write_all(&to_client).await?;
+        }
+        if malformed {
+            return Err(other("a request frame shorter than its header"));
+        }
+        if let Some(e) = broken {
+            return Err(e);
+        }
+        Ok(lost)
+    }
+
+    /// Passes `first` and every whole upstream frame behind it already read to the client
+    /// in one write, with the proxy's own answers whose turn came.
+    async fn replies(&mut self, first: Bytes) -> std::io::Result<Option<Lost>> {
+        let (shared, conn) = (self.shared, self.conn);
+        let mut out = BytesMut::new();
+        let mut next = Some(first);
+        let mut lost = None;
+        while let Some(frame) = next.take() {
+            match self.book.reply(&frame) {
+                Ok(Relay::Forward) => {
+                    out.extend_from_slice(&frame);
+                    for f in self.book.due_local() {
+                        out.extend_from_slice(&f);
+                    }
+                    shared.sent.fetch_add(1, Ordering::Relaxed);
+                    conn.sent.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Relay::Swallow) => {}
+                Err(why) => {
+                    lost = Some(Lost::Untrusted(why));
+                    break;
+                }
+            }
+            if let Some(u) = self.up.as_mut() {
+                match buffered_frame(&mut u.buf, MAX_UPSTREAM_FRAME) {
+                    Ok(f) => next = f,
+                    Err(e) => lost = Some(Lost::Untrusted(e.to_string())),
+                }
+            }
+        }
+        if let Some(u) = self.up.as_mut() {
+            release_if_empty(&mut u.buf);
+        }
+        if !out.is_empty() {
+            self.cw.write_all(&out).await?;
+        }
+        Ok(lost)
+    }
+
+    /// The session re-attached to upstream `index`: the book's auth, watches and
+    /// requests go to it, and the proxy's answers whose turn came to the client.
+    async fn attached(&mut self, index: usize, stream: TcpStream) -> std::io::Result<Option<Lost>> {
+        let shared = self.shared;
+        let mut u = Upstream::new(stream, index);
+        let frames = self.book.reattach_frames();
+        let mut failed = None;
+        for f in &frames {
+            if let Err(e) = u.w.write_all(f).await {
+                failed = Some(Lost::Closed(format!("write: {e}")));
+                break;
+            }
+        }
+        for f in self.book.due_local() {
+            self.cw.write_all(&f).await?;
+        }
+        self.conn.on(self.s.session_id, index);
+        if std::mem::take(&mut self.moving_home) {
+            shared.moved_home.fetch_add(1, Ordering::Relaxed);
+        } else {
+            shared.reattached.fetch_add(1, Ordering::Relaxed);
+        }
+        info!(
+            session = format_args!("{:#x}", self.s.session_id),
+            upstream = index,
+            resent = frames.len(),
+            "session re-attached"
+        );
+        self.up = Some(u);
+        Ok(failed)
+    }
+
+    /// Brings this connection's share of the proxy's requests in flight up to date
+    /// (`globalOutstandingLimit`).
+    fn recount(&mut self) {
+        let now = self.book.in_flight();
+        let outstanding = &self.shared.outstanding;
+        if now > self.counted {
+            outstanding.fetch_add(now - self.counted, Ordering::Relaxed);
+        } else {
+            outstanding.fetch_sub(self.counted - now, Ordering::Relaxed);
+        }
+        self.counted = now;
+    }
+
+    /// Leaves the upstream for `lost`: the re-attachment to start, `None` when the
+    /// session is over (its closeSession was answered), `Err` when the client's
+    /// connection must close.
+    async fn leave(&mut self, lost: Lost) -> std::io::Result<Option<Reattaching>> {
+        let shared = self.shared;
+        let Some(u) = self.up.take() else {
+            return Err(other("no upstream to leave"));
+        };
+        shared.detach(u.index);
+        let why = match lost {
+            // The answer to the client's closeSession came: the session is over.
+            Lost::Closed(_) if self.book.closed => return Ok(None),
+            Lost::Closed(why) => {
+                // A server closes a session's connection on purpose too (a malformed
+                // request, a failed auth, the session expired or taken over by another
+                // connection): then the client's connection closes as it would have, and
+                // the upstream is not suspect. Only a server that is gone or no longer
+                // serves makes the session move.
+                if still_serving(shared, u.index).await {
+                    return Err(other(&format!("the upstream closed the session ({why})")));
+                }
+                shared.suspect(u.index, &why);
+                why
+            }
+            Lost::Untrusted(why) => {
+                // Once, the upstream is suspect and the session moves; twice, the session
+                // itself is what the upstreams answer unexpectedly (a client the proxy
+                // does not understand): it is closed, and no upstream is suspect for it
+                // any more.
+                self.untrusted += 1;
+                if self.untrusted > 1 {
+                    return Err(other(&format!("{why}, again after a move")));
+                }
+                shared.suspect(u.index, &why);
+                why
+            }
+            Lost::Evicted => "the upstream is down".to_string(),
+            Lost::Home => {
+                self.moving_home = true;
+                "a better room has an upstream again".to_string()
+            }
+        };
+        for f in self.book.lost_pings() {
+            self.cw.write_all(&f).await?;
+        }
+        if self.book.sasl {
+            // A SASL login cannot be replayed to another server.
+            return Err(other(&format!("{why}; a SASL session cannot move")));
+        }
+        info!(
+            session = format_args!("{:#x}", self.s.session_id),
+            upstream = u.index,
+            "session leaves its upstream ({why}); re-attaching"
+        );
+        Ok(Some(Box::pin(reattach(
+            shared.clone(),
+            self.s.clone(),
+            self.book.last_zxid,
+            Instant::now(),
+            // A move home took its turn already.
+            !self.moving_home,
+        ))))
+    }
 }
 
 /// How a session lost its upstream.
