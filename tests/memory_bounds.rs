@@ -85,6 +85,47 @@ fn read_reply(s: &mut TcpStream) -> (ReplyHeader, usize) {
     (h, body.len())
 }
 
+/// What a client that reads nothing did to the process serving it.
+struct SlowReader {
+    /// The process's resident memory 3 s after the client sent its requests.
+    held_kb: u64,
+    /// Another client's slowest of 50 small reads meanwhile, and whether all succeeded.
+    worst: Duration,
+    others_ok: bool,
+}
+
+/// A client pipelines `n` getData of the 1 MB znode at `addr` and reads nothing for 3 s,
+/// while process `pid` takes what it will (the rest waits in TCP) and another client
+/// reads. Then it reads (each reply within `patience`): every reply arrives, in order,
+/// whole, none dropped or failed.
+fn slow_reader(addr: SocketAddr, pid: u32, n: i32, patience: Duration) -> SlowReader {
+    let mut slow = session(addr).into_stream();
+    let mut w = slow.try_clone().expect("clone");
+    let writer = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        for xid in 1..=n {
+            buf.extend_from_slice(&frame(xid, OpCode::GetData, &get_big()));
+        }
+        // Blocks once the server stops reading; the bytes wait in TCP.
+        w.write_all(&buf).expect("requests written");
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let (held_kb, _) = rss_kb(pid).expect("rss");
+    let (worst, others_ok) = small_reads(addr, 50);
+    slow.set_read_timeout(Some(patience)).expect("timeout");
+    for xid in 1..=n {
+        let (h, len) = read_reply(&mut slow);
+        assert_eq!((h.xid, h.err), (xid, 0), "reply {xid}");
+        assert_eq!(len, 16 + 4 + BIG + 68, "reply {xid}");
+    }
+    writer.join().expect("writer");
+    SlowReader {
+        held_kb,
+        worst,
+        others_ok,
+    }
+}
+
 #[test]
 fn a_client_that_never_reads_cannot_exhaust_the_server() {
     let gk = Geokeeper::start("");
@@ -93,44 +134,23 @@ fn a_client_that_never_reads_cannot_exhaust_the_server() {
     let (before_kb, _) = rss_kb(pid).expect("rss");
 
     // 3,000 pipelined getData of the 1 MB znode, and not one byte read.
-    const N: i32 = 3_000;
-    let mut slow = session(gk.addr).into_stream();
-    let mut w = slow.try_clone().expect("clone");
-    let writer = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        for xid in 1..=N {
-            buf.extend_from_slice(&frame(xid, OpCode::GetData, &get_big()));
-        }
-        // Blocks once the server stops reading; the bytes wait in TCP.
-        w.write_all(&buf).expect("requests written");
-    });
-    // Let the server take what it will.
-    std::thread::sleep(Duration::from_secs(3));
-    let (held_kb, _) = rss_kb(pid).expect("rss");
-    let (worst, ok) = small_reads(gk.addr, 50);
+    let slow = slow_reader(gk.addr, pid, 3_000, Duration::from_secs(30));
     eprintln!(
-        "slow reader: RSS {before_kb} KiB before, {held_kb} KiB while it reads nothing; \
-         another client's slowest of 50 reads {worst:?}"
+        "slow reader: RSS {before_kb} KiB before, {} KiB while it reads nothing; \
+         another client's slowest of 50 reads {:?}",
+        slow.held_kb, slow.worst
     );
-    assert!(ok, "another client's reads failed");
+    assert!(slow.others_ok, "another client's reads failed");
     assert!(
-        held_kb < RSS_BOUND_KB,
-        "RSS {held_kb} KiB while a client reads nothing"
+        slow.held_kb < RSS_BOUND_KB,
+        "RSS {} KiB while a client reads nothing",
+        slow.held_kb
     );
     assert!(
-        worst < Duration::from_secs(2),
-        "another client waited {worst:?}"
+        slow.worst < Duration::from_secs(2),
+        "another client waited {:?}",
+        slow.worst
     );
-
-    // Now it reads: every reply arrives, in order, none dropped or failed.
-    slow.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    for xid in 1..=N {
-        let (h, len) = read_reply(&mut slow);
-        assert_eq!((h.xid, h.err), (xid, 0), "reply {xid}");
-        assert_eq!(len, 16 + 4 + BIG + 68, "reply {xid}");
-    }
-    writer.join().expect("writer");
     let (_, peak_kb) = rss_kb(pid).expect("rss");
     assert!(peak_kb < RSS_BOUND_KB, "peak RSS {peak_kb} KiB");
 }
@@ -227,36 +247,17 @@ fn the_proxys_memory_is_bounded_by_idle_sessions_and_a_slow_reader() {
     );
 
     // A client that reads nothing.
-    const N: i32 = 300;
-    let mut slow = session(p.addr).into_stream();
-    let mut w = slow.try_clone().expect("clone");
-    let writer = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        for xid in 1..=N {
-            buf.extend_from_slice(&frame(xid, OpCode::GetData, &get_big()));
-        }
-        w.write_all(&buf).expect("requests written");
-    });
-    std::thread::sleep(Duration::from_secs(3));
-    let (held_kb, _) = rss_kb(pid).expect("rss");
-    let (worst, ok) = small_reads(p.addr, 50);
+    let slow = slow_reader(p.addr, pid, 300, Duration::from_secs(60));
     eprintln!(
-        "slow reader through the proxy: RSS {idle_kb} KiB before, {held_kb} KiB while it reads nothing; another client's slowest of 50 reads {worst:?}"
+        "slow reader through the proxy: RSS {idle_kb} KiB before, {} KiB while it reads nothing; another client's slowest of 50 reads {:?}",
+        slow.held_kb, slow.worst
     );
-    assert!(ok, "another client's reads failed");
+    assert!(slow.others_ok, "another client's reads failed");
     assert!(
-        held_kb.saturating_sub(idle_kb) < SLOW_READER_KB,
+        slow.held_kb.saturating_sub(idle_kb) < SLOW_READER_KB,
         "the proxy grew by {} KiB for a client that reads nothing",
-        held_kb - idle_kb
+        slow.held_kb.saturating_sub(idle_kb)
     );
-    slow.set_read_timeout(Some(Duration::from_secs(60)))
-        .expect("timeout");
-    for xid in 1..=N {
-        let (h, len) = read_reply(&mut slow);
-        assert_eq!((h.xid, h.err), (xid, 0), "reply {xid}");
-        assert_eq!(len, 16 + 4 + BIG + 68, "reply {xid}");
-    }
-    writer.join().expect("writer");
     drop(idle);
     drop(first);
 }
