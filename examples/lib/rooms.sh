@@ -24,6 +24,44 @@ die() {
 
 number() { [[ $1 =~ ^[0-9]+$ ]] || die "$2: not a number: $1"; }
 
+# The room scripts' arguments (see their headers), checked: sets ZK, BASE_IP, PORT, DELAY,
+# DIR, KEEP, TIMEOUT and IP1..IP4 (the --base-ip octets). $1 is the highest number the
+# script adds to the last octet (see `host`); the rest are the script's arguments. Help
+# and mistakes go to the script's own `usage`.
+parse_args() {
+    local top=$1
+    shift
+    ZK=0 BASE_IP=127.0.0.10 PORT=2181 DELAY=25 DIR= KEEP=0 TIMEOUT=120
+    while [ $# -gt 0 ]; do
+        case $1 in
+        --zk) ZK=1 ;;
+        --base-ip) BASE_IP=${2:?--base-ip needs an address}; shift ;;
+        --port) PORT=${2:?--port needs a number}; shift ;;
+        --delay) DELAY=${2:?--delay needs milliseconds}; shift ;;
+        --dir) DIR=${2:?--dir needs a directory}; shift ;;
+        --keep) KEEP=1 ;;
+        --timeout) TIMEOUT=${2:?--timeout needs seconds}; shift ;;
+        -h | --help) usage 0 ;;
+        *) log "unknown argument: $1"; usage ;;
+        esac
+        shift
+    done
+    number "$PORT" --port
+    number "$DELAY" --delay
+    number "$TIMEOUT" --timeout
+    [ "$PORT" -ge 1 ] && [ $((PORT + 1707)) -le 65535 ] || die "--port must be in 1..$((65535 - 1707))"
+    IFS=. read -r IP1 IP2 IP3 IP4 <<<"$BASE_IP"
+    local o
+    for o in "$IP1" "$IP2" "$IP3" "$IP4"; do
+        [[ $o =~ ^[0-9]+$ ]] && [ "$o" -le 255 ] || die "--base-ip: not an IPv4 address: $BASE_IP"
+    done
+    [ "$IP4" -le $((254 - top)) ] ||
+        die "--base-ip: its last number must leave room for +$top (at most $((254 - top)))"
+}
+
+# The address of host number $1 (added to the last octet of --base-ip).
+host() { printf '%s.%s.%s.%s' "$IP1" "$IP2" "$IP3" $((IP4 + $1)); }
+
 start() { # name log command...
     local name=$1 out=$2
     shift 2

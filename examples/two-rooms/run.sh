@@ -53,38 +53,8 @@ usage() {
     exit "${1:-2}"
 }
 
-ZK=0
-BASE_IP=127.0.0.10
-PORT=2181
-DELAY=25
-DIR=
-KEEP=0
-TIMEOUT=120
-while [ $# -gt 0 ]; do
-    case $1 in
-    --zk) ZK=1 ;;
-    --base-ip) BASE_IP=${2:?--base-ip needs an address}; shift ;;
-    --port) PORT=${2:?--port needs a number}; shift ;;
-    --delay) DELAY=${2:?--delay needs milliseconds}; shift ;;
-    --dir) DIR=${2:?--dir needs a directory}; shift ;;
-    --keep) KEEP=1 ;;
-    --timeout) TIMEOUT=${2:?--timeout needs seconds}; shift ;;
-    -h | --help) usage 0 ;;
-    *) log "unknown argument: $1"; usage ;;
-    esac
-    shift
-done
-
-number "$PORT" --port
-number "$DELAY" --delay
-number "$TIMEOUT" --timeout
-[ "$PORT" -ge 1 ] && [ $((PORT + 1707)) -le 65535 ] || die "--port must be in 1..$((65535 - 1707))"
-IFS=. read -r IP1 IP2 IP3 IP4 <<<"$BASE_IP"
-for o in "$IP1" "$IP2" "$IP3" "$IP4"; do
-    [[ $o =~ ^[0-9]+$ ]] && [ "$o" -le 255 ] || die "--base-ip: not an IPv4 address: $BASE_IP"
-done
-[ "$IP4" -le 242 ] || die "--base-ip: its last number must leave room for +12 (at most 242)"
-host() { printf '%s.%s.%s.%s' "$IP1" "$IP2" "$IP3" $((IP4 + $1)); }
+# The arguments above; host numbers up to +12 are added to --base-ip.
+parse_args 12 "$@"
 
 CLIENT_PORT=$PORT
 RELAY_PORT=$((PORT + 9))
