@@ -169,7 +169,7 @@ impl JavaEnsemble {
         let base = tempfile::Builder::new()
             .prefix("javaensemble-")
             .disable_cleanup(std::env::var_os("GEOKEEPER_KEEP_JAVA_LOGS").is_some())
-            .tempdir_in(super::java_scratch())
+            .tempdir()
             .expect("tempdir");
         let mut members = Vec::new();
         for i in 0..n + observers {

@@ -234,7 +234,7 @@ impl JavaZk {
         let addr = free_loopback_addr();
         let dir = tempfile::Builder::new()
             .prefix("javazk-")
-            .tempdir_in(super::java_scratch())
+            .tempdir()
             .expect("create JavaZk temp dir");
         let data_dir = data_dir.map_or_else(|| dir.path().join("data"), Path::to_path_buf);
         fs::create_dir_all(&data_dir).expect("create dataDir");

@@ -16,22 +16,3 @@ pub mod relay;
 pub mod tcp_cut;
 pub mod wan;
 pub mod zkc;
-
-/// Where Apache ZooKeeper's data directories go: memory (/dev/shm) when the machine has
-/// it. The tests kill Java processes, never the machine, so the page cache is as durable
-/// for them as a disk; and a Java server writing its log on a disk busy with a fresh
-/// build's writeback can stall for seconds, which the tests would take for its answers
-/// being lost.
-pub fn java_scratch() -> std::path::PathBuf {
-    let shm = std::path::Path::new("/dev/shm");
-    let writable = shm.is_dir()
-        && tempfile::Builder::new()
-            .prefix("geokeeper-probe-")
-            .tempfile_in(shm)
-            .is_ok();
-    if writable {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    }
-}
