@@ -14,13 +14,15 @@
 //! (`QuorumCnxManager.handleConnection`); election messages of such a pair skip the delay.
 
 use std::fs;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use super::java_zk::{four_letter_within, free_loopback_addr, zk_classpath, JVM_FLAGS};
+use super::java_zk::{
+    four_letter_within, free_loopback_addr, free_port_on, zk_classpath, JVM_FLAGS,
+};
 use super::tcp_cut::TcpCut;
 
 /// The answer of `srvr` (and most words) from a server that takes no clients: a leader
@@ -69,12 +71,6 @@ pub struct JavaEnsemble {
     jvm_extra: Vec<String>,
     /// The WAN between rooms (empty unless started in rooms).
     pub links: Vec<RoomLink>,
-}
-
-/// A free port on `ip` besides those already taken.
-fn free_port_on(ip: Ipv4Addr) -> u16 {
-    let l = TcpListener::bind(SocketAddrV4::new(ip, 0)).expect("bind");
-    l.local_addr().expect("addr").port()
 }
 
 impl JavaEnsemble {
@@ -437,6 +433,17 @@ impl Drop for JavaEnsemble {
     fn drop(&mut self) {
         for i in 0..self.members.len() {
             self.kill(i);
+        }
+        // A test that failed with an ensemble running says what its servers last logged
+        // (sessions expired, a leader given up, connections closed).
+        if std::thread::panicking() {
+            for i in 0..self.members.len() {
+                eprintln!(
+                    "--- zk{} (last 40 lines) ---\n{}",
+                    i + 1,
+                    self.log_tail(i, 40)
+                );
+            }
         }
     }
 }

@@ -11,14 +11,15 @@
 #![allow(dead_code)]
 
 use std::collections::hash_map::RandomState;
+use std::collections::HashSet;
 use std::fs;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -80,19 +81,60 @@ fn random_u64() -> u64 {
     h.finish()
 }
 
-/// A free TCP address on a random loopback IP 127.0.0.x (x in 2..250), so that tests
-/// running in parallel (and servers that bind several ports) do not collide.
+/// Marks `addr` (`udp` or TCP) as handed out by this test process; false if it already
+/// was. A port bound to 0 and dropped is free again at once, and the kernel may give it
+/// to the next bind: once two ports of one Java ensemble member came out equal (its
+/// client and election port: the JVM refused its configuration). Test binaries run one
+/// at a time, so remembering what this process handed out keeps tests that run in
+/// parallel, and the ports of one server, apart.
+fn claim(udp: bool, addr: SocketAddr) -> bool {
+    static GIVEN: OnceLock<Mutex<HashSet<(bool, SocketAddr)>>> = OnceLock::new();
+    GIVEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert((udp, addr))
+}
+
+/// A free TCP address on a random loopback IP 127.0.0.x (x in 2..250), never handed out
+/// before in this process, so that tests running in parallel (and servers that bind
+/// several ports) do not collide.
 pub fn free_loopback_addr() -> SocketAddr {
-    for _ in 0..100 {
+    for _ in 0..1000 {
         let x = 2 + (random_u64() % 248) as u8;
         let ip = Ipv4Addr::new(127, 0, 0, x);
         if let Ok(listener) = TcpListener::bind(SocketAddrV4::new(ip, 0)) {
             if let Ok(addr) = listener.local_addr() {
-                return addr;
+                if claim(false, addr) {
+                    return addr;
+                }
             }
         }
     }
     panic!("could not find a free loopback address");
+}
+
+/// A TCP port free on `ip` a moment ago and never handed out before in this process.
+pub fn free_port_on(ip: Ipv4Addr) -> u16 {
+    loop {
+        let l = TcpListener::bind(SocketAddrV4::new(ip, 0)).expect("bind");
+        let addr = l.local_addr().expect("addr");
+        if claim(false, addr) {
+            return addr.port();
+        }
+    }
+}
+
+/// A UDP address on 127.0.0.1 free a moment ago and never handed out before in this
+/// process.
+pub fn free_udp_addr() -> SocketAddr {
+    loop {
+        let s = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let addr = s.local_addr().expect("udp addr");
+        if claim(true, addr) {
+            return addr;
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -61,11 +61,7 @@ impl Certs {
     }
 }
 
-/// A UDP port free on 127.0.0.1 a moment ago.
-pub fn free_udp_addr() -> SocketAddr {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-    s.local_addr().expect("udp addr")
-}
+pub use super::java_zk::free_udp_addr;
 
 /// A server publishing over the relay: the client port on its own address, the relay
 /// on `relay` (127.0.0.1), `subscribers` allowed (`id@room,...`).
