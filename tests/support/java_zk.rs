@@ -48,6 +48,8 @@ pub const JVM_FLAGS: &[&str] = &[
 /// log4j 1.2 configuration shared by server and clients. The root logger comes from the
 /// system property `zookeeper.root.logger` (default `WARN, CONSOLE`: warnings to stderr);
 /// the server runs with `INFO, FILE`, which writes `${zookeeper.log.dir}/zookeeper.log`.
+/// A server's client connections log why and when they close (NIOServerCnxn at DEBUG:
+/// a few lines per connection, none per request).
 const LOG4J_PROPERTIES: &str = "\
 zookeeper.root.logger=WARN, CONSOLE
 zookeeper.log.dir=.
@@ -61,6 +63,7 @@ log4j.appender.FILE=org.apache.log4j.FileAppender
 log4j.appender.FILE.File=${zookeeper.log.dir}/${zookeeper.log.file}
 log4j.appender.FILE.layout=org.apache.log4j.PatternLayout
 log4j.appender.FILE.layout.ConversionPattern=%d{ISO8601} - %-5p [%t:%C{1}@%L] - %m%n
+log4j.logger.org.apache.zookeeper.server.NIOServerCnxn=DEBUG
 ";
 
 // ---------------------------------------------------------------------------------------
