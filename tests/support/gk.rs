@@ -284,6 +284,15 @@ impl Geokeeper {
 impl Drop for Geokeeper {
     fn drop(&mut self) {
         self.kill();
+        // With GEOKEEPER_KEEP_JAVA_LOGS, a failed test keeps its servers' logs too.
+        if std::thread::panicking() && std::env::var_os("GEOKEEPER_KEEP_JAVA_LOGS").is_some() {
+            let keep = std::env::temp_dir().join(format!(
+                "geokeeper-log-{}-{}.log",
+                self.addr.ip(),
+                self.addr.port()
+            ));
+            let _ = std::fs::write(keep, self.log());
+        }
     }
 }
 

@@ -431,9 +431,6 @@ impl JavaEnsemble {
 
 impl Drop for JavaEnsemble {
     fn drop(&mut self) {
-        for i in 0..self.members.len() {
-            self.kill(i);
-        }
         // A test that failed with an ensemble running says what its servers last logged
         // (sessions expired, a leader given up, connections closed).
         if std::thread::panicking() {
@@ -444,6 +441,21 @@ impl Drop for JavaEnsemble {
                     self.log_tail(i, 40)
                 );
             }
+        }
+        // Kept logs (GEOKEEPER_KEEP_JAVA_LOGS) of a failed test end with each JVM's
+        // threads (SIGQUIT: a thread dump in its stdout.log).
+        if std::thread::panicking() && std::env::var_os("GEOKEEPER_KEEP_JAVA_LOGS").is_some() {
+            for m in &self.members {
+                if let Some(c) = &m.child {
+                    let _ = Command::new("kill")
+                        .args(["-QUIT", &c.id().to_string()])
+                        .status();
+                }
+            }
+            sleep(Duration::from_secs(1));
+        }
+        for i in 0..self.members.len() {
+            self.kill(i);
         }
     }
 }
