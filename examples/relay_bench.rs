@@ -990,7 +990,7 @@ struct Stream {
     worst_lag: Duration,
     worst_lag_txns: i64,
     end_lag: Duration,
-    /// The worst `zk_relay_lag_ms` the observer reported meanwhile.
+    /// The worst `zk_observer_lag_ms` the observer reported meanwhile.
     worst_reported_lag_ms: u64,
     catch_up: Duration,
     /// The observer's `zk_relay_snapshots_received` over the run.
@@ -1072,7 +1072,7 @@ fn sustained(
     let drops0 = counter(leader, "zk_relay_subscribers_dropped_slow");
     let rcvbuf0 = udp_rcvbuf_errors();
     let snaps0 = counter(obs, "zk_relay_snapshots_received");
-    // (when, leader's zxid, observer's zxid, observer's zk_relay_lag_ms, drops so far)
+    // (when, leader's zxid, observer's zxid, observer's zk_observer_lag_ms, drops so far)
     let mut samples: Vec<(Instant, i64, i64, u64, u64)> = Vec::new();
     let mut window = (st0, st0);
     let mut cpu = ((0, 0), (0, 0));
@@ -1685,7 +1685,7 @@ fn standalone(s: &Settings, certs: &Path, r: &mut Report) {
             "—".into(),
             "—".into(),
             format!(
-                "c1's own zk_relay_lag_ms said at most {} ms",
+                "c1's own zk_observer_lag_ms said at most {} ms",
                 st.worst_reported_lag_ms
             ),
         );
