@@ -258,7 +258,7 @@ async fn relay(
     if let Some(h) = home.as_mut() {
         h.review(shared, Some(index));
     }
-    let mut x = Session {
+    let mut session = Session {
         shared,
         conn,
         book: Book::new(s.request.last_zxid_seen),
@@ -270,13 +270,13 @@ async fn relay(
         moving_home: false,
     };
     let r = loop {
-        let on = x.up.as_ref().map(|u| u.index);
+        let on = session.up.as_ref().map(|u| u.index);
         // Past globalOutstandingLimit the proxy stops reading requests (the clients' TCP
         // windows fill) until answers bring it back under.
         let room = shared.outstanding.load(Ordering::Relaxed) < limit.max(1);
         let lost: Option<Lost> = tokio::select! {
             f = next_frame(&mut cr, &mut cbuf, max), if room => match f {
-                Ok(Some(first)) => match x.requests(first, &mut cbuf).await {
+                Ok(Some(first)) => match session.requests(first, &mut cbuf).await {
                     Ok(lost) => lost,
                     Err(e) => break Err(e),
                 },
@@ -284,12 +284,12 @@ async fn relay(
                 Err(e) => break Err(e),
             },
             f = async {
-                match x.up.as_mut() {
+                match session.up.as_mut() {
                     Some(u) => next_frame(&mut u.r, &mut u.buf, MAX_UPSTREAM_FRAME).await,
                     None => std::future::pending().await,
                 }
             } => match f {
-                Ok(Some(first)) => match x.replies(first).await {
+                Ok(Some(first)) => match session.replies(first).await {
                     Ok(lost) => lost,
                     Err(e) => break Err(e),
                 },
@@ -319,7 +319,7 @@ async fn relay(
                         if let Some(h) = home.as_mut() {
                             h.review(shared, Some(index));
                         }
-                        match x.attached(index, stream).await {
+                        match session.attached(index, stream).await {
                             Ok(lost) => lost,
                             Err(e) => break Err(e),
                         }
@@ -336,22 +336,22 @@ async fn relay(
             },
             _ = async {
                 match home.as_mut() {
-                    Some(h) => h.next(shared, on, x.s.session_id).await,
+                    Some(h) => h.next(shared, on, session.s.session_id).await,
                     None => std::future::pending().await,
                 }
             } => None,
             _ = pause.tick(), if !room => None,
         };
-        x.recount();
+        session.recount();
         // Back home, at a moment the client cannot tell.
         let lost = lost.or_else(|| {
-            (x.up.is_some()
+            (session.up.is_some()
                 && home.as_ref().is_some_and(Homeward::due)
-                && x.book.can_move_quietly())
+                && session.book.can_move_quietly())
             .then_some(Lost::Home)
         });
         let Some(lost) = lost else { continue };
-        if x.up.is_none() {
+        if session.up.is_none() {
             continue;
         }
         evict = None;
@@ -363,16 +363,18 @@ async fn relay(
                 h.review(shared, None);
             }
         }
-        match x.leave(lost).await {
+        match session.leave(lost).await {
             Ok(Some(f)) => reattaching = Some(f),
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         }
     };
-    if let Some(u) = x.up.take() {
+    if let Some(u) = session.up.take() {
         shared.detach(u.index);
     }
-    shared.outstanding.fetch_sub(x.counted, Ordering::Relaxed);
+    shared
+        .outstanding
+        .fetch_sub(session.counted, Ordering::Relaxed);
     r
 }
 

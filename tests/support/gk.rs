@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::java_zk::free_loopback_addr;
+use super::java_zk::{free_loopback_addr, keep_logs};
 use super::rawzk::RawZk;
 
 /// A session id no server hands out (server id 0x7f, counter 1): resuming it is refused.
@@ -284,8 +284,8 @@ impl Geokeeper {
 impl Drop for Geokeeper {
     fn drop(&mut self) {
         self.kill();
-        // With GEOKEEPER_KEEP_JAVA_LOGS, a failed test keeps its servers' logs too.
-        if std::thread::panicking() && std::env::var_os("GEOKEEPER_KEEP_JAVA_LOGS").is_some() {
+        // A failed test keeps its servers' logs when asked to (see `keep_logs`).
+        if std::thread::panicking() && keep_logs() {
             let keep = std::env::temp_dir().join(format!(
                 "geokeeper-log-{}-{}.log",
                 self.addr.ip(),

@@ -21,7 +21,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use super::java_zk::{
-    four_letter_within, free_loopback_addr, free_port_on, zk_classpath, JVM_FLAGS,
+    four_letter_within, free_loopback_addr, free_port_on, keep_logs, zk_classpath, JVM_FLAGS,
 };
 use super::tcp_cut::TcpCut;
 
@@ -164,7 +164,7 @@ impl JavaEnsemble {
     ) -> JavaEnsemble {
         let base = tempfile::Builder::new()
             .prefix("javaensemble-")
-            .disable_cleanup(std::env::var_os("GEOKEEPER_KEEP_JAVA_LOGS").is_some())
+            .disable_cleanup(keep_logs())
             .tempdir()
             .expect("tempdir");
         let mut members = Vec::new();
@@ -432,7 +432,8 @@ impl JavaEnsemble {
 impl Drop for JavaEnsemble {
     fn drop(&mut self) {
         // A test that failed with an ensemble running says what its servers last logged
-        // (sessions expired, a leader given up, connections closed).
+        // (sessions expired, a leader given up, connections closed); kept logs end with
+        // each JVM's threads (SIGQUIT: a thread dump in its stdout.log).
         if std::thread::panicking() {
             for i in 0..self.members.len() {
                 eprintln!(
@@ -441,18 +442,14 @@ impl Drop for JavaEnsemble {
                     self.log_tail(i, 40)
                 );
             }
-        }
-        // Kept logs (GEOKEEPER_KEEP_JAVA_LOGS) of a failed test end with each JVM's
-        // threads (SIGQUIT: a thread dump in its stdout.log).
-        if std::thread::panicking() && std::env::var_os("GEOKEEPER_KEEP_JAVA_LOGS").is_some() {
-            for m in &self.members {
-                if let Some(c) = &m.child {
+            if keep_logs() {
+                for c in self.members.iter().filter_map(|m| m.child.as_ref()) {
                     let _ = Command::new("kill")
                         .args(["-QUIT", &c.id().to_string()])
                         .status();
                 }
+                sleep(Duration::from_secs(1));
             }
-            sleep(Duration::from_secs(1));
         }
         for i in 0..self.members.len() {
             self.kill(i);

@@ -84,6 +84,12 @@ fn random_u64() -> u64 {
     h.finish()
 }
 
+/// Whether a failed test keeps its servers' logs (`GEOKEEPER_KEEP_JAVA_LOGS` set): the
+/// Java data directories with a thread dump of each JVM, and geokeeper's logs.
+pub fn keep_logs() -> bool {
+    std::env::var_os("GEOKEEPER_KEEP_JAVA_LOGS").is_some()
+}
+
 /// Marks `addr` (`udp` or TCP) as handed out by this test process; false if it already
 /// was. A port bound to 0 and dropped is free again at once, and the kernel may give it
 /// to the next bind: once two ports of one Java ensemble member came out equal (its

@@ -14,6 +14,7 @@ use geokeeper_relay::certs::{issue, NodeSpec, Options};
 
 use super::gateway::mntr;
 use super::gk::Geokeeper;
+pub use super::java_zk::free_udp_addr;
 use super::rawzk::{decode_body, Body, RawZk};
 
 /// A development CA and node certificates (`geokeeper certs`' library), in a temp dir.
@@ -60,8 +61,6 @@ impl Certs {
         )
     }
 }
-
-pub use super::java_zk::free_udp_addr;
 
 /// A server publishing over the relay: the client port on its own address, the relay
 /// on `relay` (127.0.0.1), `subscribers` allowed (`id@room,...`).
